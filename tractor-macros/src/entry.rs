@@ -1,0 +1,129 @@
+//! `#[tractor::main]` and `#[tractor::test]`: the program's (or test's)
+//! entry into the actor runtime.
+//!
+//! The generated function is deliberately boring: the user's body becomes an
+//! inner `async fn`, and one call into `tractor::__private` decides whether
+//! this process is a spawned child (which never runs the body) or the root,
+//! builds the runtime and runs the body on it.
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+use syn::ItemFn;
+
+use crate::options::{self, Options};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    Main,
+    Test,
+}
+
+impl Entry {
+    fn attribute(self) -> &'static str {
+        match self {
+            Entry::Main => "#[tractor::main]",
+            Entry::Test => "#[tractor::test]",
+        }
+    }
+
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Entry::Main => &["registrar", "loglevel", "enable_modules"],
+            Entry::Test => &["loglevel", "enable_modules"],
+        }
+    }
+}
+
+pub fn expand(args: TokenStream, item: TokenStream, entry: Entry) -> syn::Result<TokenStream> {
+    let item: ItemFn = syn::parse2(item)?;
+    let (options, option_errors) = options::parse(args, entry.options());
+    check_signature(&item, entry)?;
+    let expanded = expand_valid(&item, &options, entry);
+    // Options that did not parse are reported next to an expansion with
+    // defaults, so the only errors shown are the real ones.
+    Ok(match option_errors {
+        Some(err) => {
+            let mut tokens = expanded;
+            err.to_compile_error().to_tokens(&mut tokens);
+            tokens
+        }
+        None => expanded,
+    })
+}
+
+fn check_signature(item: &ItemFn, entry: Entry) -> syn::Result<()> {
+    let attr = entry.attribute();
+    let sig = &item.sig;
+    let mut errors: Option<syn::Error> = None;
+    let mut fail = |tokens: &dyn ToTokens, message: String| {
+        let err = syn::Error::new_spanned(tokens, message);
+        match &mut errors {
+            Some(all) => all.combine(err),
+            None => errors = Some(err),
+        }
+    };
+    if sig.asyncness.is_none() {
+        fail(
+            &sig.fn_token,
+            format!(
+                "{attr} must be on an `async fn`: its body runs as the root actor's first \
+                 task; write `async fn {}()`",
+                sig.ident
+            ),
+        );
+    }
+    if !sig.inputs.is_empty() {
+        fail(
+            &sig.inputs,
+            format!("{attr} functions take no arguments; read configuration inside the body"),
+        );
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        fail(&sig.generics, format!("{attr} functions cannot be generic"));
+    }
+    match errors {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+fn expand_valid(item: &ItemFn, options: &Options, entry: Entry) -> TokenStream {
+    let attrs = &item.attrs;
+    let vis = &item.vis;
+    let name = &item.sig.ident;
+    let output = &item.sig.output;
+    let body = &item.block;
+
+    let mut config = match entry {
+        Entry::Main => quote!(::tractor::__private::RootConfig::main()),
+        Entry::Test => quote! {
+            ::tractor::__private::RootConfig::test(
+                ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
+            )
+        },
+    };
+    if let Some(registrar) = &options.registrar {
+        config.extend(quote!(.registrar(#registrar)));
+    }
+    if let Some(level) = &options.loglevel {
+        config.extend(quote!(.loglevel(#level)));
+    }
+    if let Some(modules) = &options.enable_modules {
+        config.extend(quote!(.enable_modules(&[#(#modules),*])));
+    }
+    let test_attr = match entry {
+        Entry::Main => quote!(),
+        Entry::Test => quote!(#[::core::prelude::v1::test]),
+    };
+
+    quote! {
+        #(#attrs)*
+        #test_attr
+        #vis fn #name() #output {
+            async fn __tractor_body() #output #body
+            #[allow(unused_imports)]
+            use ::tractor::__private::{InlineBody as _, SpawnedBody as _};
+            (&&::tractor::__private::RootBody::new(__tractor_body)).run(#config)
+        }
+    }
+}

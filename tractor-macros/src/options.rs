@@ -1,0 +1,137 @@
+//! Options of `#[tractor::main(..)]` and `#[tractor::test(..)]`.
+//!
+//! Parsed into a struct with defaults; every problem (unknown option,
+//! repeated option, wrong value) is reported, each on its own tokens.
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
+
+/// Options accepted by the entry attributes; `None` means "default".
+#[derive(Default)]
+pub struct Options {
+    pub registrar: Option<LitStr>,
+    pub loglevel: Option<LitStr>,
+    pub enable_modules: Option<Vec<Expr>>,
+}
+
+/// Parses `args`, accepting only the options named in `allowed`.
+///
+/// Returns the options that parsed and, separately, all the errors, so a
+/// caller can still expand with what was understood.
+pub fn parse(args: TokenStream, allowed: &[&str]) -> (Options, Option<syn::Error>) {
+    let mut options = Options::default();
+    let mut errors: Option<syn::Error> = None;
+    let mut fail = |err: syn::Error| match &mut errors {
+        Some(all) => all.combine(err),
+        None => errors = Some(err),
+    };
+
+    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
+        Ok(metas) => metas,
+        Err(err) => {
+            fail(err);
+            return (options, errors);
+        }
+    };
+    for meta in metas {
+        let name = meta.path().to_token_stream().to_string().replace(' ', "");
+        if !allowed.contains(&name.as_str()) {
+            fail(syn::Error::new_spanned(
+                meta.path(),
+                format!(
+                    "unknown option `{name}`; the options are: {}",
+                    allowed.join(", ")
+                ),
+            ));
+            continue;
+        }
+        let Meta::NameValue(pair) = meta else {
+            fail(syn::Error::new_spanned(
+                &meta,
+                format!("write the option as `{name} = <value>`"),
+            ));
+            continue;
+        };
+        let repeated = match name.as_str() {
+            "registrar" => match string(&pair.value, "registrar = \"127.0.0.1:1616\"") {
+                Ok(lit) => match check_address(&lit) {
+                    Ok(()) => options.registrar.replace(lit).is_some(),
+                    Err(err) => {
+                        fail(err);
+                        false
+                    }
+                },
+                Err(err) => {
+                    fail(err);
+                    false
+                }
+            },
+            "loglevel" => match string(&pair.value, "loglevel = \"info\"") {
+                Ok(lit) if lit.value().trim().is_empty() => {
+                    fail(syn::Error::new_spanned(
+                        &lit,
+                        "the log level is empty; use one of trace, debug, info, warn, error \
+                         or a tracing filter such as \"tractor=debug\"",
+                    ));
+                    false
+                }
+                Ok(lit) => options.loglevel.replace(lit).is_some(),
+                Err(err) => {
+                    fail(err);
+                    false
+                }
+            },
+            "enable_modules" => match &pair.value {
+                Expr::Array(array) => options
+                    .enable_modules
+                    .replace(array.elems.iter().cloned().collect())
+                    .is_some(),
+                other => {
+                    fail(syn::Error::new_spanned(
+                        other,
+                        "expected a list of module paths: \
+                         `enable_modules = [module_path!(), \"my_crate::workers\"]`",
+                    ));
+                    false
+                }
+            },
+            _ => unreachable!("`allowed` lists only known options"),
+        };
+        if repeated {
+            fail(syn::Error::new_spanned(
+                &pair.path,
+                format!("option `{name}` is given twice; keep one"),
+            ));
+        }
+    }
+    (options, errors)
+}
+
+fn string(value: &Expr, example: &str) -> syn::Result<LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(lit.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("expected a string literal, as in `{example}`"),
+        )),
+    }
+}
+
+fn check_address(lit: &LitStr) -> syn::Result<()> {
+    let value = lit.value();
+    let port = value
+        .rsplit_once(':')
+        .map(|(host, port)| (host, port.parse::<u16>()));
+    match port {
+        Some((host, Ok(_))) if !host.is_empty() => Ok(()),
+        _ => Err(syn::Error::new_spanned(
+            lit,
+            format!("`{value}` is not a `host:port` address; write e.g. \"127.0.0.1:1616\""),
+        )),
+    }
+}

@@ -1,0 +1,122 @@
+//! The model of a `#[rpc]` / `#[stream]` function: what the macro read.
+//!
+//! Parsing never judges: anything syntactically a function becomes a
+//! [`RemoteFn`]; the rules live in `validate`.
+
+use proc_macro2::TokenStream;
+use syn::{
+    GenericArgument, ItemFn, Pat, PathArguments, ReturnType, Type, TypeImplTrait, TypeParamBound,
+};
+
+/// Which attribute is being expanded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Rpc,
+}
+
+impl Kind {
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Kind::Rpc => "#[tractor::rpc]",
+        }
+    }
+}
+
+/// A function under `#[rpc]` or `#[stream]`, as written.
+pub struct RemoteFn {
+    pub item: ItemFn,
+    /// Tokens given inside the attribute's parentheses (none are accepted).
+    pub attr_args: TokenStream,
+}
+
+impl RemoteFn {
+    pub fn parse(attr_args: TokenStream, item: TokenStream, _kind: Kind) -> syn::Result<Self> {
+        let item: ItemFn = syn::parse2(item)?;
+        Ok(RemoteFn { item, attr_args })
+    }
+}
+
+/// What a function returns, recognised by syntax only (a type alias that
+/// hides `Result` or `impl Stream` is not seen through).
+pub enum Output<'a> {
+    /// No return type: `()`.
+    Unit,
+    /// `Result<T, ..>` (any path whose last segment is `Result`): `T`.
+    Result { ok: &'a Type },
+    /// `impl Stream<Item = T>`: `T`.
+    Stream { bounds: &'a TypeImplTrait },
+    /// Any other type.
+    Value(&'a Type),
+}
+
+impl<'a> Output<'a> {
+    pub fn of(ret: &'a ReturnType) -> Self {
+        match ret {
+            ReturnType::Default => Output::Unit,
+            ReturnType::Type(_, ty) => Self::of_type(ty),
+        }
+    }
+
+    fn of_type(ty: &'a Type) -> Self {
+        match ty {
+            Type::Paren(paren) => Self::of_type(&paren.elem),
+            Type::Group(group) => Self::of_type(&group.elem),
+            Type::Tuple(tuple) if tuple.elems.is_empty() => Output::Unit,
+            Type::Path(path) if path.qself.is_none() => {
+                let Some(last) = path.path.segments.last() else {
+                    return Output::Value(ty);
+                };
+                if last.ident != "Result" {
+                    return Output::Value(ty);
+                }
+                match first_type_argument(&last.arguments) {
+                    Some(ok) => Output::Result { ok },
+                    None => Output::Value(ty),
+                }
+            }
+            Type::ImplTrait(bounds) => match stream_item(bounds) {
+                Some(_) => Output::Stream { bounds },
+                None => Output::Value(ty),
+            },
+            _ => Output::Value(ty),
+        }
+    }
+}
+
+fn first_type_argument(args: &PathArguments) -> Option<&Type> {
+    let PathArguments::AngleBracketed(args) = args else {
+        return None;
+    };
+    args.args.iter().find_map(|arg| match arg {
+        GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    })
+}
+
+/// `impl Stream<Item = T> (+ ..)` → `T`.
+fn stream_item(bounds: &TypeImplTrait) -> Option<&Type> {
+    bounds.bounds.iter().find_map(|bound| {
+        let TypeParamBound::Trait(bound) = bound else {
+            return None;
+        };
+        let last = bound.path.segments.last()?;
+        if last.ident != "Stream" {
+            return None;
+        }
+        let PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Item" => Some(&assoc.ty),
+            _ => None,
+        })
+    })
+}
+
+/// The identifier of a plain `name: Type` argument, if that is what it is.
+pub fn plain_ident(pat: &Pat) -> Option<&syn::Ident> {
+    match pat {
+        Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => Some(&ident.ident),
+        _ => None,
+    }
+}

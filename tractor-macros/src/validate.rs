@@ -1,0 +1,206 @@
+//! The rules a remote function must follow, checked all at once.
+//!
+//! Every violation becomes a `syn::Error` spanned on the offending tokens
+//! and saying what to write instead; they are combined so the user sees them
+//! all in one build.
+
+use quote::ToTokens;
+use syn::visit::{self, Visit};
+use syn::{FnArg, Ident, Lifetime, Safety, Type, TypeImplTrait, TypeReference};
+
+use crate::parse::{self, Kind, Output, RemoteFn};
+
+/// A remote function that passed validation, ready to expand.
+pub struct Signature {
+    /// Argument names and types, in order.
+    pub args: Vec<(Ident, Type)>,
+    /// What the stub's `Call<T>` carries and how the reply is built.
+    pub shape: Shape,
+}
+
+pub enum Shape {
+    /// Returns `T` (`()` when there is no return type).
+    Value(Type),
+    /// Returns `Result<T, E>`: the call yields `T`, `E` travels as an error.
+    Result(Type),
+}
+
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        let err = syn::Error::new_spanned(tokens, message);
+        match &mut self.0 {
+            Some(all) => all.combine(err),
+            None => self.0 = Some(err),
+        }
+    }
+}
+
+pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
+    let attr = kind.attribute();
+    let sig = &model.item.sig;
+    let mut errors = Errors(None);
+
+    if !model.attr_args.is_empty() {
+        errors.push(&model.attr_args, format!("{attr} takes no arguments"));
+    }
+    if let Some(receiver) = sig.receiver() {
+        errors.push(
+            receiver,
+            format!(
+                "{attr} cannot be used on a method: remote functions are free functions \
+                 found by path; move it out of the impl block and pass the state it needs \
+                 as an owned argument"
+            ),
+        );
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(
+            &sig.generics,
+            format!(
+                "{attr} functions cannot be generic: the dispatch table needs one concrete \
+                 signature per function; use concrete types (one wrapper per type if needed)"
+            ),
+        );
+    }
+    if let Safety::Unsafe(token) = &sig.safety {
+        errors.push(token, format!("{attr} functions cannot be `unsafe`: another actor could call them with any arguments; keep the unsafe block inside a safe function"));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(
+            abi,
+            format!("{attr} functions cannot declare an ABI; remove `extern`"),
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(variadic, format!("{attr} functions cannot be variadic"));
+    }
+
+    let mut args = Vec::new();
+    for arg in &sig.inputs {
+        let FnArg::Typed(typed) = arg else { continue };
+        match parse::plain_ident(&typed.pat) {
+            Some(ident) => args.push((ident.clone(), rebase(&typed.ty))),
+            None => errors.push(
+                &typed.pat,
+                format!(
+                    "{attr} arguments must be plain names, because the stub `{}::call` takes \
+                     them by name; name the argument and destructure it inside the body \
+                     (`arg: {}` then `let <pattern> = arg;`)",
+                    sig.ident,
+                    typed.ty.to_token_stream()
+                ),
+            ),
+        }
+        check_owned(&typed.ty, "argument", attr, &mut errors);
+    }
+
+    let shape = match Output::of(&sig.output) {
+        Output::Unit => Shape::Value(syn::parse_quote!(())),
+        Output::Value(ty) => {
+            check_owned(ty, "return type", attr, &mut errors);
+            Shape::Value(rebase(ty))
+        }
+        Output::Result { ok } => {
+            // Only the value travels as itself; the error travels as text.
+            check_owned(ok, "return type", attr, &mut errors);
+            Shape::Result(rebase(ok))
+        }
+        Output::Stream { bounds, .. } => {
+            errors.push(
+                bounds,
+                "this function returns a stream: use #[tractor::stream] instead of #[tractor::rpc]",
+            );
+            Shape::Value(syn::parse_quote!(()))
+        }
+    };
+
+    match errors.0 {
+        Some(err) => Err(err),
+        None => Ok(Signature { args, shape }),
+    }
+}
+
+/// Arguments are deserialized in another process and returns are sent back:
+/// neither can borrow.
+fn check_owned(ty: &Type, what: &str, attr: &str, errors: &mut Errors) {
+    struct Borrows<'a, 'e> {
+        what: &'a str,
+        attr: &'a str,
+        errors: &'e mut Errors,
+    }
+    impl<'ast> Visit<'ast> for Borrows<'_, '_> {
+        fn visit_type_reference(&mut self, reference: &'ast TypeReference) {
+            let instead = owned_alternative(&reference.elem);
+            self.errors.push(
+                reference,
+                format!(
+                    "a remote function's {} must be owned: it crosses a process boundary; \
+                     use {instead}",
+                    self.what
+                ),
+            );
+        }
+        fn visit_lifetime(&mut self, lifetime: &'ast Lifetime) {
+            if lifetime.ident != "static" {
+                self.errors.push(
+                    lifetime,
+                    format!(
+                        "a remote function's {} cannot borrow (`{lifetime}`): it crosses a \
+                         process boundary; use an owned type",
+                        self.what
+                    ),
+                );
+            }
+        }
+        fn visit_type_impl_trait(&mut self, bounds: &'ast TypeImplTrait) {
+            self.errors.push(
+                bounds,
+                format!(
+                    "{} needs a concrete {}: the value is serialized across processes; \
+                     replace `impl Trait` with a concrete type",
+                    self.attr, self.what
+                ),
+            );
+        }
+        fn visit_type(&mut self, ty: &'ast Type) {
+            visit::visit_type(self, ty);
+        }
+    }
+    Borrows { what, attr, errors }.visit_type(ty);
+}
+
+fn owned_alternative(elem: &Type) -> String {
+    match elem {
+        Type::Path(path) if path.path.is_ident("str") => "`String` instead of `&str`".into(),
+        Type::Slice(slice) => format!("`Vec<{}>` instead of a slice", slice.elem.to_token_stream()),
+        other => format!("`{}` by value", other.to_token_stream()),
+    }
+}
+
+/// The stub module sits one level below the function: paths relative to
+/// the function's module (`self::..`, `super::..`) move up one level.
+fn rebase(ty: &Type) -> Type {
+    use syn::visit_mut::{self, VisitMut};
+    struct Rebase;
+    impl VisitMut for Rebase {
+        fn visit_path_mut(&mut self, path: &mut syn::Path) {
+            if path.leading_colon.is_none() {
+                if let Some(first) = path.segments.first_mut() {
+                    if first.ident == "self" {
+                        first.ident = Ident::new("super", first.ident.span());
+                    } else if first.ident == "super" {
+                        let span = first.ident.span();
+                        path.segments
+                            .insert(0, syn::PathSegment::from(Ident::new("super", span)));
+                    }
+                }
+            }
+            visit_mut::visit_path_mut(self, path);
+        }
+    }
+    let mut ty = ty.clone();
+    Rebase.visit_type_mut(&mut ty);
+    ty
+}

@@ -1,0 +1,381 @@
+//! Errors, local and remote.
+//!
+//! An error raised in another actor travels back as a [`RemoteActorError`]:
+//! the original type name and message, where it was raised, and every actor
+//! that relayed it on the way. When an actor returns a remote error it
+//! received (say with `?`), it is relayed as itself, with that actor added
+//! to its traceback, never wrapped; several errors that ended one nursery
+//! travel as [`Error::Multi`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::uid::ActorUid;
+
+/// `Result` with [`tractor::Error`](Error) as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in tractor.
+///
+/// `Display` and `Debug` show, for every remote error nested inside, the
+/// actor that raised it and its original message, so an `Error` returned from
+/// `main` explains itself.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error raised in another actor.
+    Remote(RemoteActorError),
+    /// Several actors (or the nursery body and actors) failed together.
+    Multi(Vec<Error>),
+    /// This scope (or the actor serving the call) was cancelled from outside.
+    Cancelled,
+    /// A child actor's process ended without being asked to.
+    ActorDied {
+        /// The actor that died.
+        actor: ActorUid,
+        /// How it ended, e.g. `exit status: 3` or `signal: 9 (SIGKILL)`.
+        status: String,
+    },
+    /// The channel to an actor closed while a call was in flight.
+    Disconnected {
+        /// The actor on the other end.
+        actor: ActorUid,
+    },
+    /// A child actor could not be started.
+    Spawn {
+        /// The name it was to have.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// `RunPortal::result` was called after an earlier call took the result.
+    ResultTaken {
+        /// The actor whose result was asked for twice.
+        actor: ActorUid,
+    },
+    /// A value could not be encoded or decoded with postcard.
+    Codec {
+        /// What was being encoded or decoded.
+        what: String,
+        /// The codec's complaint.
+        reason: String,
+    },
+    /// A peer broke the wire protocol; its channel was closed.
+    Protocol(String),
+    /// Called outside any actor (no `#[tractor::main]` / `#[tractor::test]`).
+    NotInActor,
+    /// An I/O error.
+    Io(Arc<std::io::Error>),
+    /// Any other error, made with [`Error::other`].
+    Other(Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// Wraps any error (or message) as a `tractor::Error`.
+    ///
+    /// ```
+    /// let err = tractor::Error::other("the queue is full");
+    /// assert_eq!(err.to_string(), "the queue is full");
+    /// ```
+    pub fn other(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Other(Arc::from(error.into()))
+    }
+
+    /// The remote errors inside this error, depth first: itself if it is
+    /// [`Error::Remote`], the leaves of an [`Error::Multi`].
+    ///
+    /// ```
+    /// # fn check(err: tractor::Error) {
+    /// for remote in err.remote_errors() {
+    ///     println!("{} failed: {}", remote.actor().name(), remote.message());
+    /// }
+    /// # }
+    /// ```
+    pub fn remote_errors(&self) -> Vec<&RemoteActorError> {
+        let mut found = Vec::new();
+        self.collect_remote(&mut found);
+        found
+    }
+
+    fn collect_remote<'a>(&'a self, found: &mut Vec<&'a RemoteActorError>) {
+        match self {
+            Error::Remote(remote) => found.push(remote),
+            Error::Multi(errors) => errors.iter().for_each(|e| e.collect_remote(found)),
+            _ => {}
+        }
+    }
+
+    /// True for [`Error::Cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled)
+    }
+
+    /// The name under which this (local) error travels to other actors.
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            Error::Remote(_) => "tractor::Error::Remote",
+            Error::Multi(_) => "tractor::Error::Multi",
+            Error::Cancelled => "tractor::Error::Cancelled",
+            Error::ActorDied { .. } => "tractor::Error::ActorDied",
+            Error::Disconnected { .. } => "tractor::Error::Disconnected",
+            Error::Spawn { .. } => "tractor::Error::Spawn",
+            Error::ResultTaken { .. } => "tractor::Error::ResultTaken",
+            Error::Codec { .. } => "tractor::Error::Codec",
+            Error::Protocol(_) => "tractor::Error::Protocol",
+            Error::NotInActor => "tractor::Error::NotInActor",
+            Error::Io(_) => "std::io::Error",
+            Error::Other(_) => "tractor::Error::Other",
+        }
+    }
+
+    pub(crate) fn codec(what: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Error::Codec {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl PartialEq for Error {
+    /// Structural equality; `Io` and `Other` compare by identity.
+    fn eq(&self, other: &Self) -> bool {
+        use Error::*;
+        match (self, other) {
+            (Remote(a), Remote(b)) => a == b,
+            (Multi(a), Multi(b)) => a == b,
+            (Cancelled, Cancelled) | (NotInActor, NotInActor) => true,
+            (
+                ActorDied {
+                    actor: a,
+                    status: s,
+                },
+                ActorDied {
+                    actor: b,
+                    status: t,
+                },
+            ) => a == b && s == t,
+            (Disconnected { actor: a }, Disconnected { actor: b })
+            | (ResultTaken { actor: a }, ResultTaken { actor: b }) => a == b,
+            (Spawn { name: a, reason: r }, Spawn { name: b, reason: s })
+            | (Codec { what: a, reason: r }, Codec { what: b, reason: s }) => a == b && r == s,
+            (Protocol(a), Protocol(b)) => a == b,
+            (Io(a), Io(b)) => Arc::ptr_eq(a, b),
+            (Other(a), Other(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Remote(remote) => fmt::Display::fmt(remote, f),
+            Error::Multi(errors) => {
+                write!(f, "{} errors:", errors.len())?;
+                for (i, error) in errors.iter().enumerate() {
+                    let text = error.to_string().replace('\n', "\n    ");
+                    write!(f, "\n  {}) {text}", i + 1)?;
+                }
+                Ok(())
+            }
+            Error::Cancelled => f.write_str("cancelled"),
+            Error::ActorDied { actor, status } => {
+                write!(f, "actor {actor} exited unexpectedly ({status})")
+            }
+            Error::Disconnected { actor } => write!(
+                f,
+                "the channel to actor {actor} closed before it answered (the actor exited \
+                 or the connection broke)"
+            ),
+            Error::Spawn { name, reason } => write!(f, "could not spawn actor '{name}': {reason}"),
+            Error::ResultTaken { actor } => write!(
+                f,
+                "the result of actor {actor} was already taken by an earlier call to result()"
+            ),
+            Error::Codec { what, reason } => {
+                write!(f, "could not encode or decode {what}: {reason}")
+            }
+            Error::Protocol(reason) => write!(f, "protocol error: {reason}"),
+            Error::NotInActor => f.write_str(
+                "not running inside a tractor actor: start the program with \
+                 #[tractor::main] (or the test with #[tractor::test])",
+            ),
+            Error::Io(err) => fmt::Display::fmt(err, f),
+            Error::Other(err) => fmt::Display::fmt(err, f),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    /// Like `Display`, with every remote error's full traceback, so that
+    /// `main` returning an error prints where it came from.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Remote(remote) => fmt::Debug::fmt(remote, f),
+            Error::Multi(errors) => {
+                write!(f, "{} errors:", errors.len())?;
+                for (i, error) in errors.iter().enumerate() {
+                    let text = format!("{error:?}").replace('\n', "\n    ");
+                    write!(f, "\n  {}) {text}", i + 1)?;
+                }
+                Ok(())
+            }
+            other => fmt::Display::fmt(other, f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Remote(remote) => Some(remote),
+            Error::Io(err) => Some(&**err),
+            Error::Other(err) => err.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::Io(Arc::new(err))
+    }
+}
+
+impl From<RemoteActorError> for Error {
+    fn from(err: RemoteActorError) -> Self {
+        Error::Remote(err)
+    }
+}
+
+/// An error raised in another actor, as it arrived here.
+///
+/// ```
+/// # async fn example(portal: tractor::Portal, call: tractor::Call<u32>) {
+/// match portal.run(call).await {
+///     Err(tractor::Error::Remote(err)) => {
+///         eprintln!("{} raised {}: {}", err.actor(), err.type_name(), err.message());
+///         eprintln!("{}", err.traceback());
+///     }
+///     other => println!("{other:?}"),
+/// }
+/// # }
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteActorError {
+    type_name: String,
+    message: String,
+    actor: ActorUid,
+    sources: Vec<String>,
+    relays: Vec<ActorUid>,
+    traceback: String,
+}
+
+impl RemoteActorError {
+    pub(crate) fn new(
+        type_name: impl Into<String>,
+        message: impl Into<String>,
+        actor: ActorUid,
+    ) -> Self {
+        let mut error = RemoteActorError {
+            type_name: type_name.into(),
+            message: message.into(),
+            actor,
+            sources: Vec::new(),
+            relays: Vec::new(),
+            traceback: String::new(),
+        };
+        error.render();
+        error
+    }
+
+    pub(crate) fn with_sources(mut self, sources: Vec<String>) -> Self {
+        self.sources = sources;
+        self.render();
+        self
+    }
+
+    /// The same error, passed on by `relay`.
+    pub(crate) fn relayed_by(mut self, relay: &ActorUid) -> Self {
+        if self.relays.last() != Some(relay) && &self.actor != relay {
+            self.relays.push(relay.clone());
+            self.render();
+        }
+        self
+    }
+
+    /// Rebuilds the traceback from the fields (also after decoding, so a
+    /// peer cannot make the two disagree).
+    pub(crate) fn render(&mut self) {
+        let mut text = format!(
+            "{}: {}\n  raised in actor {}",
+            self.type_name, self.message, self.actor
+        );
+        for source in &self.sources {
+            text.push_str("\n  caused by: ");
+            text.push_str(source);
+        }
+        for relay in &self.relays {
+            text.push_str(&format!("\n  relayed by actor {relay}"));
+        }
+        self.traceback = text;
+    }
+
+    /// The error's type: `std::any::type_name` of the error type the remote
+    /// function returned, `"panic"` for a panic, or one of tractor's own:
+    /// `"ModuleNotExposed"`, `"NoSuchFunction"`, `"InvalidArguments"`.
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+
+    /// The error's message (its `Display`) as it was in the raising actor.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The actor in which the error was raised.
+    pub fn actor(&self) -> &ActorUid {
+        &self.actor
+    }
+
+    /// The messages of the error's `source()` chain, outermost first (empty
+    /// when the error type is not a `std::error::Error` or has no source).
+    pub fn sources(&self) -> &[String] {
+        &self.sources
+    }
+
+    /// The actors that passed the error on, in order, after the one that
+    /// raised it.
+    pub fn relays(&self) -> &[ActorUid] {
+        &self.relays
+    }
+
+    /// The whole story: the error, where it was raised, its causes and every
+    /// actor that relayed it.
+    pub fn traceback(&self) -> &str {
+        &self.traceback
+    }
+}
+
+impl fmt::Display for RemoteActorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "actor '{}' raised {}: {}",
+            self.actor.name(),
+            self.type_name,
+            self.message
+        )
+    }
+}
+
+impl fmt::Debug for RemoteActorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RemoteActorError: ")?;
+        f.write_str(&self.traceback)
+    }
+}
+
+impl std::error::Error for RemoteActorError {}

@@ -1,0 +1,16 @@
+//! Inter-process communication between actors.
+//!
+//! Actors talk over TCP on loopback (or any address, for actors on other
+//! hosts). Each connection carries length-prefixed [`frame`]s whose
+//! envelopes ([`msg`]) are postcard-encoded; after a [`handshake`] it
+//! becomes a [`Channel`] that multiplexes calls in both directions, written
+//! by one batching writer ([`outbox`]) and read by one [`reader`].
+
+pub(crate) mod channel;
+pub(crate) mod frame;
+pub(crate) mod handshake;
+pub(crate) mod msg;
+pub(crate) mod outbox;
+pub(crate) mod reader;
+
+pub(crate) use channel::{Channel, Inbound};

@@ -1,0 +1,161 @@
+//! Structured-concurrent, process-based actors.
+//!
+//! Every actor is an OS process (this program's own executable, started
+//! again) running a tokio runtime. Actors share nothing and talk through
+//! typed messages; every actor has a supervising parent, no actor outlives
+//! its parent, errors always travel back to the parent, and cancelling a
+//! nursery cancels its whole subtree.
+//!
+//! - [`#[tractor::main]`](main) / [`#[tractor::test]`](test) start the root
+//!   actor (and turn re-executed children into actors);
+//! - [`#[tractor::rpc]`](rpc) makes a plain function callable from other
+//!   actors through a typed stub, `f::call(args)`;
+//! - [`open_nursery`] spawns actors ([`ActorNursery::run_in_actor`] for one
+//!   call, [`ActorNursery::start_actor`] for a daemon) and supervises them;
+//! - a [`Portal`] calls into another actor: `portal.run(f::call(..))`.
+//!
+//! ```no_run
+//! use tractor::ActorNursery;
+//!
+//! #[tractor::rpc]
+//! async fn cellar_door() -> String {
+//!     "Dang that's beautiful".to_string()
+//! }
+//!
+//! #[tractor::main]
+//! async fn main() -> tractor::Result<()> {
+//!     let answer = tractor::open_nursery(async |n: &ActorNursery| {
+//!         let portal = n.run_in_actor("some_linguist", cellar_door::call()).await?;
+//!         portal.result().await
+//!     })
+//!     .await?;
+//!     println!("{answer}");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Things to know
+//!
+//! - Arguments and results travel as postcard. A `Vec<u8>` goes through
+//!   serde byte by byte (~320 MB/s); use `serde_bytes::ByteBuf` or
+//!   `bytes::Bytes` for bulk data (GB/s).
+//! - The macros recognise `Result<T, E>` and `impl Stream<Item = T>` by
+//!   syntax: a type alias that hides them is not seen through.
+//! - Remote functions are found through a link-time table. The linker drops
+//!   a crate that only contributes remote functions and is never otherwise
+//!   referenced; refer to something in it (`use that_crate as _;`).
+//! - An actor serves only the functions of modules enabled for it
+//!   (`enable_modules`); `run_in_actor` enables its call's module.
+
+// The crate's own remote functions (discovery) use its own macros, which
+// name `::tractor`.
+extern crate self as tractor;
+
+mod actor;
+mod call;
+mod child;
+mod discovery;
+mod error;
+mod ipc;
+mod lifeline;
+pub mod log;
+mod nursery;
+mod portal;
+mod registry;
+mod runtime;
+mod spawn;
+mod uid;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use actor::{Actor, current_actor};
+pub use call::Call;
+pub use discovery::{find_actor, get_registrar, wait_for_actor};
+pub use error::{Error, RemoteActorError, Result};
+pub use nursery::{ActorNursery, Daemon, RunIn, RunTarget, SpawnBuilder, open_nursery};
+pub use portal::{Portal, RunPortal};
+pub use runtime::{DEFAULT_REGISTRAR, REGISTRAR_ENV};
+pub use uid::ActorUid;
+
+/// Makes a free function callable from other actors.
+///
+/// The function stays as it is, callable locally. Beside it appears a module
+/// of the same name and visibility with:
+/// - `NAME`, the function's wire name (its full module path);
+/// - `call(args..) -> tractor::Call<T>`, a typed stub to pass to
+///   [`Portal::run`] or [`ActorNursery::run_in_actor`], where `T` is the
+///   return type, or `Result<T, E>`'s `T` (an `Err` travels as a
+///   [`RemoteActorError`] with `E`'s type name and message; `E: Display`).
+///
+/// Functions may be `async` or not (a plain `fn` runs on a blocking thread
+/// of the actor). Arguments must be owned (`Serialize + DeserializeOwned`),
+/// named by plain identifiers; the function cannot be generic or a method.
+///
+/// ```
+/// #[tractor::rpc]
+/// pub async fn greet(name: String, times: u32) -> String {
+///     format!("hello {name}").repeat(times as usize)
+/// }
+///
+/// #[tractor::rpc]
+/// fn parse(text: String) -> Result<u64, std::num::ParseIntError> {
+///     text.parse()
+/// }
+///
+/// let call: tractor::Call<String> = greet::call("donny".into(), 2);
+/// let call: tractor::Call<u64> = parse::call("42".into());
+/// assert_eq!(greet::NAME, concat!(module_path!(), "::greet"));
+/// ```
+pub use tractor_macros::rpc;
+
+/// Starts a program as a tree of actors.
+///
+/// On `async fn main() -> R` where `R` is `()` or `Result<(), E>`. In a
+/// spawned child the attribute turns the process into that child actor (the
+/// body never runs there); in the root it finds the registrar (the
+/// `registrar` option, else the `TRACTOR_REGISTRAR` environment variable,
+/// else `127.0.0.1:1616`) or becomes it, then runs the body as the root
+/// actor's first task.
+///
+/// Options: `registrar = "host:port"`, `loglevel = "info"` (installs
+/// [`log::console`]), `enable_modules = [module_path!(), ..]` (modules the
+/// root serves).
+///
+/// ```no_run
+/// #[tractor::main(loglevel = "info", enable_modules = [module_path!()])]
+/// async fn main() -> tractor::Result<()> {
+///     println!("I am {}", tractor::current_actor().name());
+///     Ok(())
+/// }
+/// ```
+pub use tractor_macros::main;
+
+/// An async test whose process is a root actor with a registrar of its
+/// own (on an ephemeral port), so that the tests of one binary may run in
+/// parallel.
+///
+/// Children re-execute the test binary as `--exact <test> --nocapture`, so
+/// this works under `cargo test` and `cargo nextest run`. Options:
+/// `loglevel`, `enable_modules`.
+///
+/// ```no_run
+/// #[tractor::rpc]
+/// async fn ping() -> String {
+///     "pong".to_string()
+/// }
+/// # fn main() {}
+/// # mod tests {
+/// #[tractor::test]
+/// async fn pings() -> tractor::Result<()> {
+///     tractor::open_nursery(async |n: &tractor::ActorNursery| {
+///         let p = n.run_in_actor("ponger", super::ping::call()).await?;
+///         assert_eq!(p.result().await?, "pong");
+///         Ok(())
+///     })
+///     .await
+/// }
+/// # }
+/// ```
+pub use tractor_macros::test;

@@ -1,0 +1,235 @@
+//! Spawn builders: `n.start_actor(name)` and `n.run_in_actor(name, call)`
+//! take options, then `.await` spawns.
+//!
+//! Spawning starts the process, registers it with the nursery at once (so
+//! that whatever happens next, the nursery tears it down), and resolves
+//! once the child has connected back and handshaken, which also means it
+//! is registered with the registrar.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{ActorNursery, ResultSlot};
+use crate::call::Call;
+use crate::child::ChildHandle;
+use crate::error::{Error, Result};
+use crate::ipc::Channel;
+use crate::portal::{Portal, RunPortal};
+use crate::spawn::{self, SpawnSpec};
+use crate::uid::ActorUid;
+
+/// How long a new child has to connect back.
+const SPAWN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Options for a new actor, then `.await` to spawn it.
+///
+/// Made by [`ActorNursery::start_actor`] (`K` = [`Daemon`]) and
+/// [`ActorNursery::run_in_actor`] (`K` = [`RunIn`]).
+#[must_use = "a spawn builder does nothing until awaited"]
+pub struct SpawnBuilder<'n, K> {
+    nursery: &'n ActorNursery,
+    name: String,
+    options: Options,
+    kind: K,
+}
+
+/// A daemon actor: serves calls until cancelled.
+#[derive(Debug)]
+pub struct Daemon;
+
+/// An actor that runs one call `C` (and serves others meanwhile).
+#[derive(Debug)]
+pub struct RunIn<C>(pub(crate) C);
+
+/// Calls that [`ActorNursery::run_in_actor`] can run: [`Call`]s.
+pub trait RunTarget: sealed::Sealed {}
+
+impl<T> RunTarget for Call<T> {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T> Sealed for crate::call::Call<T> {}
+}
+
+#[derive(Default)]
+struct Options {
+    enable_modules: Vec<String>,
+    statespace: Vec<(String, Vec<u8>)>,
+    loglevel: Option<String>,
+    /// The first option that could not be applied, reported on `.await`.
+    error: Option<Error>,
+}
+
+impl<'n, K> SpawnBuilder<'n, K> {
+    pub(crate) fn new(nursery: &'n ActorNursery, name: String, kind: K) -> Self {
+        SpawnBuilder {
+            nursery,
+            name,
+            options: Options::default(),
+            kind,
+        }
+    }
+
+    /// Lets the actor serve the remote functions of these modules (module
+    /// paths as `module_path!()` gives them). An actor serves nothing that
+    /// is not enabled; calls to other functions answer `ModuleNotExposed`.
+    pub fn enable_modules<I>(mut self, modules: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.options
+            .enable_modules
+            .extend(modules.into_iter().map(Into::into));
+        self
+    }
+
+    /// Stores `value` under `key` in the new actor's statespace, read there
+    /// with [`Actor::statespace`](crate::Actor::statespace). Repeatable.
+    pub fn statespace(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
+        let key = key.into();
+        match postcard::to_allocvec(&value) {
+            Ok(bytes) => self.options.statespace.push((key, bytes)),
+            Err(err) => {
+                let error = Error::codec(format!("statespace value {key:?}"), err);
+                self.options.error.get_or_insert(error);
+            }
+        }
+        self
+    }
+
+    /// The new actor's log level (a `tracing` filter such as `"debug"`);
+    /// by default it inherits this actor's.
+    pub fn loglevel(mut self, level: impl Into<String>) -> Self {
+        self.options.loglevel = Some(level.into());
+        self
+    }
+}
+
+/// Spawns the actor `name`; `main` names the call a `run_in_actor` child
+/// will run (its module gets enabled).
+async fn spawn(
+    nursery: &ActorNursery,
+    name: String,
+    mut options: Options,
+    main: Option<&'static str>,
+) -> Result<(Arc<ChildHandle>, Channel, Option<Arc<ResultSlot>>)> {
+    let fail = |reason: String| Error::Spawn {
+        name: name.clone(),
+        reason,
+    };
+    if let Some(error) = options.error.take() {
+        return Err(error);
+    }
+    if name.trim().is_empty() {
+        return Err(fail("an actor needs a name".into()));
+    }
+    let inner = nursery.inner();
+    let actor = inner.actor();
+    let uid = ActorUid::new(&name);
+    if let Some(main) = main {
+        options
+            .enable_modules
+            .push(crate::registry::module_of(main).to_owned());
+    }
+    let spec = SpawnSpec {
+        uid: uid.clone(),
+        parent_addr: actor.listen_addr().to_owned(),
+        parent_pid: std::process::id(),
+        registrar_addr: actor.settings().registrar_addr.clone(),
+        parent_is_registrar: actor.is_registrar(),
+        enable_modules: options.enable_modules,
+        statespace: options.statespace,
+        loglevel: options.loglevel.or_else(crate::log::inherited_level),
+        exec_args: actor.settings().exec_args.clone(),
+    };
+    let mut expected = actor.expect(uid.uuid());
+    let process = spawn::backend()
+        .spawn(&spec)
+        .await
+        .map_err(|err| fail(format!("could not start the process: {err}")))?;
+    let child = ChildHandle::start(uid, process, actor);
+    let slot = main.map(|_| Arc::new(ResultSlot::new(child.uid().clone())));
+    inner.adopt(child.clone(), slot.clone());
+
+    // Until the child is connected, dropping this future or failing kills
+    // it (its exit is then expected, not an error).
+    let mut abandon = KillOnDrop(Some(child.clone()));
+    let channel = tokio::select! {
+        channel = &mut expected.channel => channel.map_err(|_| fail("this actor is shutting down".into()))?,
+        status = child.exited() => {
+            return Err(fail(format!(
+                "the process exited ({status}) before connecting back; if this is a test, \
+                 is it a #[tractor::test]?"
+            )));
+        }
+        () = tokio::time::sleep(SPAWN_TIMEOUT) => {
+            return Err(fail(format!("no connection back within {SPAWN_TIMEOUT:?}")));
+        }
+    };
+    abandon.0 = None;
+    child.set_channel(channel.clone());
+    Ok((child, channel, slot))
+}
+
+struct KillOnDrop(Option<Arc<ChildHandle>>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            child.kill();
+        }
+    }
+}
+
+impl<'n> IntoFuture for SpawnBuilder<'n, Daemon> {
+    type Output = Result<Portal>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Portal>> + Send + 'n>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let SpawnBuilder {
+            nursery,
+            name,
+            options,
+            ..
+        } = self;
+        Box::pin(async move {
+            let (_, channel, _) = spawn(nursery, name, options, None).await?;
+            Ok(Portal::new(nursery.inner().actor().clone(), channel))
+        })
+    }
+}
+
+impl<'n, T> IntoFuture for SpawnBuilder<'n, RunIn<Call<T>>>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<RunPortal<T>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<RunPortal<T>>> + Send + 'n>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let SpawnBuilder {
+            nursery,
+            name,
+            options,
+            kind: RunIn(call),
+        } = self;
+        Box::pin(async move {
+            let func = call.name();
+            // Arguments that cannot be sent fail before any process starts.
+            let args = call.into_args()?;
+            let (child, channel, slot) = spawn(nursery, name, options, Some(func)).await?;
+            let slot = slot.unwrap_or_else(|| Arc::new(ResultSlot::new(child.uid().clone())));
+            nursery.inner().run_main(&child, func, &args, slot.clone());
+            Ok(RunPortal::new(
+                Portal::new(nursery.inner().actor().clone(), channel),
+                slot,
+            ))
+        })
+    }
+}

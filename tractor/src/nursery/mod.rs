@@ -1,0 +1,401 @@
+//! Actor nurseries: structured concurrency across processes.
+//!
+//! [`open_nursery`] runs a body that spawns child actors through an
+//! [`ActorNursery`], and returns only when every child process has been
+//! reaped. It supervises one-cancels-all:
+//!
+//! - an error in any child (whether or not anyone awaits its result), an
+//!   error returned by the body, or the body being dropped cancels every
+//!   child: gracefully (a cancel message, acknowledged) and then hard
+//!   (SIGKILL after the grace period);
+//! - a failing `run_in_actor` child's error goes first to a pending
+//!   `result()` of that child; the body is then cancelled at its next await;
+//! - errors come back all together: one error as itself, several as
+//!   [`Error::Multi`]. Cancellations the nursery inflicts on itself are
+//!   absorbed, and an error the body re-raises is reported once.
+//!
+//! When the body returns `Ok`, the nursery waits for each `run_in_actor`
+//! child's result and then cancels that child, and waits for daemons
+//! (`start_actor`) to be cancelled by someone (`portal.cancel_actor()`,
+//! `n.cancel()`).
+//!
+//! Supervision runs inside the `open_nursery` future, fed by events from
+//! small tasks: one per child waiting for its exit, one per `run_in_actor`
+//! child waiting for its answer. Dropping the future hands every live child
+//! to a background cancel (tracked by the actor, which waits for it before
+//! it exits).
+
+mod builder;
+mod result_slot;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+pub use builder::{Daemon, RunIn, RunTarget, SpawnBuilder};
+pub(crate) use result_slot::ResultSlot;
+
+use crate::actor::{Actor, CANCEL_GRACE};
+use crate::child::ChildHandle;
+use crate::error::{Error, Result};
+
+/// Opens a nursery, runs `body` with it, and returns once every actor it
+/// spawned is gone.
+///
+/// ```
+/// #[tractor::rpc]
+/// async fn cellar_door() -> String {
+///     "Dang that's beautiful".to_string()
+/// }
+///
+/// # async fn example() -> tractor::Result<()> {
+/// let answer = tractor::open_nursery(async |n: &tractor::ActorNursery| {
+///     let portal = n.run_in_actor("some_linguist", cellar_door::call()).await?;
+///     portal.result().await
+/// })
+/// .await?;
+/// println!("{answer}");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Must run inside an actor (`#[tractor::main]`, `#[tractor::test]`, or a
+/// remote function); otherwise it returns [`Error::NotInActor`].
+pub async fn open_nursery<X, F>(body: F) -> Result<X>
+where
+    F: AsyncFnOnce(&ActorNursery) -> Result<X>,
+{
+    let actor = Actor::current()?;
+    let (events, mut inbox) = mpsc::unbounded_channel();
+    let nursery = ActorNursery {
+        inner: Arc::new(Inner {
+            actor,
+            children: Mutex::default(),
+            events,
+        }),
+    };
+    let mut guard = CancelOnDrop(Some(nursery.inner.clone()));
+    let mut errors = Errors::default();
+
+    // Phase 1: the body runs while children report.
+    let outcome = {
+        let body = body(&nursery);
+        tokio::pin!(body);
+        loop {
+            tokio::select! {
+                biased;
+                outcome = &mut body => break Some(outcome),
+                Some(event) = inbox.recv() => {
+                    nursery.inner.handle(event, &mut errors);
+                    if errors.failing {
+                        // Let a pending `result()` of the failed child see
+                        // its error; cancel the body at its next await.
+                        break match futures::poll!(body.as_mut()) {
+                            Poll::Ready(outcome) => Some(outcome),
+                            Poll::Pending => None,
+                        };
+                    }
+                }
+            }
+        }
+    };
+
+    // Phase 2: wind down. Normal exit lets `run_in_actor` children deliver
+    // and waits for daemons; any failure cancels everyone.
+    let mut cancelling = errors.failing || !matches!(outcome, Some(Ok(_)));
+    if cancelling {
+        nursery.inner.cancel_all();
+    }
+    loop {
+        if !cancelling {
+            nursery.inner.cancel_finished_runs();
+        }
+        if nursery.inner.all_done() {
+            break;
+        }
+        let Some(event) = inbox.recv().await else {
+            break;
+        };
+        nursery.inner.handle(event, &mut errors);
+        if errors.failing && !cancelling {
+            cancelling = true;
+            nursery.inner.cancel_all();
+        }
+    }
+    guard.0 = None;
+
+    let mut errors = errors.list;
+    match outcome {
+        Some(Ok(value)) if errors.is_empty() => return Ok(value),
+        Some(Err(error)) => {
+            let self_inflicted = error.is_cancelled() && !errors.is_empty();
+            if !self_inflicted && !errors.contains(&error) {
+                errors.push(error);
+            }
+        }
+        _ => {}
+    }
+    match errors.len() {
+        0 => Err(Error::Cancelled),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Multi(errors)),
+    }
+}
+
+/// Spawns child actors; lent to the body of [`open_nursery`].
+///
+/// Children come in two kinds:
+/// - [`run_in_actor`](Self::run_in_actor) starts an actor and runs one
+///   call in it; its result comes from [`RunPortal::result`]. The actor
+///   keeps serving other calls until the nursery body ends, then it is
+///   cancelled once its result is in.
+/// - [`start_actor`](Self::start_actor) starts a daemon that serves calls
+///   until it is cancelled; the nursery waits for it.
+///
+/// [`RunPortal::result`]: crate::RunPortal::result
+pub struct ActorNursery {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    actor: Actor,
+    children: Mutex<Vec<Record>>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+/// A child as the nursery tracks it.
+struct Record {
+    child: Arc<ChildHandle>,
+    /// `run_in_actor` children's answer.
+    result: Option<Arc<ResultSlot>>,
+    exited: bool,
+    answered: bool,
+    /// An error was already reported for this child.
+    reported: bool,
+}
+
+pub(crate) enum Event {
+    Exited(Uuid),
+    Answered(Uuid),
+}
+
+#[derive(Default)]
+struct Errors {
+    list: Vec<Error>,
+    failing: bool,
+}
+
+impl ActorNursery {
+    /// Starts a daemon actor called `name` that serves remote functions
+    /// until it is cancelled.
+    ///
+    /// The returned builder takes options and resolves, when awaited, to a
+    /// [`Portal`](crate::Portal) once the actor is up and registered.
+    ///
+    /// ```
+    /// #[tractor::rpc]
+    /// async fn movie_theatre_question() -> String {
+    ///     "have you ever seen a portal?".to_string()
+    /// }
+    ///
+    /// # async fn example() -> tractor::Result<()> {
+    /// tractor::open_nursery(async |n: &tractor::ActorNursery| {
+    ///     let frank = n.start_actor("frank").enable_modules([module_path!()]).await?;
+    ///     println!("{}", frank.run(movie_theatre_question::call()).await?);
+    ///     frank.cancel_actor().await?;
+    ///     Ok(())
+    /// })
+    /// .await
+    /// # }
+    /// ```
+    pub fn start_actor(&self, name: impl Into<String>) -> SpawnBuilder<'_, Daemon> {
+        SpawnBuilder::new(self, name.into(), Daemon)
+    }
+
+    /// Starts an actor called `name` and runs `call` in it.
+    ///
+    /// Resolves, when awaited, to a [`RunPortal`](crate::RunPortal) whose
+    /// `result()` is the call's result. The call's module is enabled in the
+    /// new actor. If the call fails, the whole nursery is cancelled, whether
+    /// or not anyone awaits the result.
+    pub fn run_in_actor<C: RunTarget>(
+        &self,
+        name: impl Into<String>,
+        call: C,
+    ) -> SpawnBuilder<'_, RunIn<C>> {
+        SpawnBuilder::new(self, name.into(), RunIn(call))
+    }
+
+    /// Cancels every child of this nursery, gracefully and then hard, and
+    /// returns once they have all been reaped. The body goes on; the
+    /// cancelled children are not reported as errors.
+    pub async fn cancel(&self) -> Result<()> {
+        let children: Vec<_> = self
+            .inner
+            .children()
+            .iter()
+            .filter(|record| !record.exited)
+            .map(|record| record.child.clone())
+            .collect();
+        futures::future::join_all(children.iter().map(|child| child.cancel(CANCEL_GRACE))).await;
+        Ok(())
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+}
+
+impl std::fmt::Debug for ActorNursery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorNursery")
+            .field("children", &self.inner.children().len())
+            .finish()
+    }
+}
+
+impl Inner {
+    pub(crate) fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    fn children(&self) -> MutexGuard<'_, Vec<Record>> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts supervising a freshly spawned child.
+    pub(crate) fn adopt(&self, child: Arc<ChildHandle>, result: Option<Arc<ResultSlot>>) {
+        let events = self.events.clone();
+        let uuid = child.uid().uuid();
+        let exited = child.exited();
+        tokio::spawn(async move {
+            exited.await;
+            let _ = events.send(Event::Exited(uuid));
+        });
+        self.children().push(Record {
+            child,
+            result,
+            exited: false,
+            answered: false,
+            reported: false,
+        });
+    }
+
+    /// Sends `func(args)` as the main call of a `run_in_actor` child; its
+    /// answer lands in `slot` and the nursery hears of it.
+    pub(crate) fn run_main(
+        &self,
+        child: &Arc<ChildHandle>,
+        func: &str,
+        args: &[u8],
+        slot: Arc<ResultSlot>,
+    ) {
+        let pending = match child.channel() {
+            Some(channel) => channel.call(func, args),
+            None => Err(Error::Protocol("the child is not connected".into())),
+        };
+        let events = self.events.clone();
+        let child = child.clone();
+        self.actor.tasks().spawn(async move {
+            let answer = match pending {
+                Ok(pending) => pending.await,
+                Err(err) => Err(err),
+            };
+            let answer = match answer {
+                Err(Error::Disconnected { .. }) => {
+                    // Tell how it ended rather than that it hung up.
+                    let status = tokio::time::timeout(CANCEL_GRACE, child.exited()).await;
+                    if child.cancel_requested() {
+                        Err(Error::Cancelled)
+                    } else {
+                        Err(Error::ActorDied {
+                            actor: child.uid().clone(),
+                            status: status.unwrap_or_else(|_| "its channel closed".into()),
+                        })
+                    }
+                }
+                answer => answer,
+            };
+            slot.fill(answer);
+            let _ = events.send(Event::Answered(child.uid().uuid()));
+        });
+    }
+
+    fn handle(&self, event: Event, errors: &mut Errors) {
+        let mut children = self.children();
+        let uuid = match &event {
+            Event::Exited(uuid) | Event::Answered(uuid) => *uuid,
+        };
+        let Some(record) = children.iter_mut().find(|r| r.child.uid().uuid() == uuid) else {
+            return;
+        };
+        let failure = match event {
+            Event::Exited(_) => {
+                record.exited = true;
+                let expected = record.child.cancel_requested();
+                // A run_in_actor child that has not answered reports how it
+                // ended through its answer.
+                let answered_ok = match &record.result {
+                    None => true,
+                    Some(slot) => matches!(slot.outcome(), Some(Ok(()))),
+                };
+                (!expected && answered_ok).then(|| Error::ActorDied {
+                    actor: record.child.uid().clone(),
+                    status: record.child.status().unwrap_or_default(),
+                })
+            }
+            Event::Answered(_) => {
+                record.answered = true;
+                match record.result.as_ref().and_then(|slot| slot.outcome()) {
+                    Some(Err(Error::Cancelled)) if record.child.cancel_requested() => None,
+                    Some(Err(error)) => Some(error),
+                    _ => None,
+                }
+            }
+        };
+        if let Some(error) = failure {
+            if !record.reported {
+                record.reported = true;
+                tracing::debug!(child = %record.child.uid(), "child failed: {error}");
+                errors.list.push(error);
+                errors.failing = true;
+            }
+        }
+    }
+
+    fn cancel_all(&self) {
+        for record in self.children().iter().filter(|r| !r.exited) {
+            record.child.cancel_in_background(&self.actor, CANCEL_GRACE);
+        }
+    }
+
+    /// After a normal body exit: a run_in_actor child whose result is in is
+    /// done.
+    fn cancel_finished_runs(&self) {
+        for record in self.children().iter() {
+            if record.answered && !record.exited {
+                record.child.cancel_in_background(&self.actor, CANCEL_GRACE);
+            }
+        }
+    }
+
+    fn all_done(&self) -> bool {
+        self.children()
+            .iter()
+            .all(|r| r.exited && (r.result.is_none() || r.answered))
+    }
+}
+
+/// Armed while the nursery runs: if its future is dropped, every live child
+/// is cancelled in the background.
+struct CancelOnDrop(Option<Arc<Inner>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            inner.cancel_all();
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Portals: handles for calling into another actor.
+//!
+//! A [`Portal`] wraps the channel to one actor. `portal.run(f::call(..))`
+//! sends the call, waits for the answer on the same channel and decodes it,
+//! so it reads like calling `f` locally. Any number of calls may be in
+//! flight through one portal (or its clones) at once; dropping a call's
+//! future cancels it in the remote actor.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::actor::{Actor, CANCEL_GRACE};
+use crate::call::Call;
+use crate::error::{Error, Result};
+use crate::ipc::Channel;
+use crate::nursery::ResultSlot;
+use crate::uid::ActorUid;
+
+/// A handle for calling functions in another actor.
+///
+/// Cheap to clone; `Send` and `Sync`; every method takes `&self`.
+///
+/// ```
+/// #[tractor::rpc]
+/// async fn double(x: u64) -> u64 {
+///     x * 2
+/// }
+///
+/// # async fn example(portal: tractor::Portal) -> tractor::Result<()> {
+/// let four = portal.run(double::call(2)).await?;
+/// assert_eq!(four, 4);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Portal {
+    actor: Actor,
+    channel: Channel,
+}
+
+impl Portal {
+    pub(crate) fn new(actor: Actor, channel: Channel) -> Self {
+        Portal { actor, channel }
+    }
+
+    /// The actor on the other side.
+    pub fn uid(&self) -> &ActorUid {
+        self.channel.peer()
+    }
+
+    /// The actor this portal belongs to (the caller's side).
+    pub(crate) fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// Runs `call` in the remote actor and returns what it returned.
+    ///
+    /// An `Err` the function returned, or a panic in it, comes back as
+    /// [`Error::Remote`] with the error's type name, message and the actor
+    /// it was raised in. Dropping the returned future cancels the call.
+    pub async fn run<T: DeserializeOwned>(&self, call: Call<T>) -> Result<T> {
+        let name = call.name();
+        let args = call.into_args()?;
+        let answer = self.channel.call(name, &args)?.await?;
+        decode(&answer, name)
+    }
+
+    /// Asks the remote actor to cancel: it cancels everything it runs
+    /// (its own children included), answers, and exits.
+    ///
+    /// Returns `Ok(true)` when the actor acknowledged, `Ok(false)` when it
+    /// was already gone or did not answer within the grace period (if it is
+    /// this actor's child, it is then killed). Either way, for a child of
+    /// this actor, the process has been reaped when this returns.
+    pub async fn cancel_actor(&self) -> Result<bool> {
+        if let Some(child) = self.actor.child(self.uid().uuid()) {
+            return Ok(child.cancel(CANCEL_GRACE).await);
+        }
+        let ack = match self.channel.cancel_actor(CANCEL_GRACE) {
+            Ok(ack) => ack,
+            Err(Error::Disconnected { .. }) => return Ok(false),
+            Err(err) => return Err(err),
+        };
+        match tokio::time::timeout(CANCEL_GRACE * 2, ack).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(Error::Disconnected { .. })) | Err(_) => Ok(false),
+            Ok(Err(err)) => Err(err),
+        }
+    }
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal").field("actor", self.uid()).finish()
+    }
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8], call: &str) -> Result<T> {
+    postcard::from_bytes(payload).map_err(|err| {
+        Error::codec(
+            format!("the answer of {call} as {}", std::any::type_name::<T>()),
+            err,
+        )
+    })
+}
+
+/// The portal to an actor started with
+/// [`run_in_actor`](crate::ActorNursery::run_in_actor), plus the result of
+/// the call it was started with.
+///
+/// Derefs to [`Portal`], so the actor can be called while (and after) it
+/// runs its first call. Dropping a `RunPortal` neither cancels the actor
+/// nor hides its error: the nursery still reports it.
+pub struct RunPortal<O> {
+    portal: Portal,
+    slot: Arc<ResultSlot>,
+    _output: PhantomData<fn() -> O>,
+}
+
+impl<O> RunPortal<O> {
+    pub(crate) fn new(portal: Portal, slot: Arc<ResultSlot>) -> Self {
+        RunPortal {
+            portal,
+            slot,
+            _output: PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> RunPortal<T> {
+    /// Waits for the call's result.
+    ///
+    /// The first call takes the value; a later one answers
+    /// [`Error::ResultTaken`]. If the actor failed, its error comes here
+    /// first, and then the nursery body is cancelled at its next await.
+    pub async fn result(&self) -> Result<T> {
+        let answer = self.slot.take().await?;
+        decode(&answer, "the actor's main call")
+    }
+}
+
+impl<O> Deref for RunPortal<O> {
+    type Target = Portal;
+
+    fn deref(&self) -> &Portal {
+        &self.portal
+    }
+}
+
+impl<O> std::fmt::Debug for RunPortal<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunPortal")
+            .field("actor", self.uid())
+            .finish_non_exhaustive()
+    }
+}

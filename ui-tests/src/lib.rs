@@ -1,0 +1,1 @@
+//! Only tests/ui.rs matters here.
