@@ -1,1 +1,58 @@
-//! Shared helpers for tractor's integration tests.
+//! Helpers shared by tractor's integration tests: watching processes that
+//! are not our children (a grandchild, a re-parented orphan) end.
+//!
+//! Waiting uses a pidfd, which becomes readable when the process exits:
+//! an event, not a polling loop.
+
+use std::time::Duration;
+
+use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open};
+use tokio::io::unix::AsyncFd;
+
+/// Waits up to `within` for process `pid` to exit; true if it did (or was
+/// already gone).
+pub async fn exits_within(pid: u32, within: Duration) -> bool {
+    let Some(pid) = Pid::from_raw(pid as i32) else {
+        return true;
+    };
+    let fd = match pidfd_open(pid, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        // ESRCH: no such process any more.
+        Err(_) => return true,
+    };
+    // SAFETY: `fd` is an open pidfd that the AsyncFd owns from here on.
+    let Ok(fd) = (unsafe { AsyncFd::register(fd) }) else {
+        panic!("a pidfd can be polled");
+    };
+    tokio::time::timeout(within, fd.readable()).await.is_ok()
+}
+
+/// Whether `pid` is a running (not exited) process.
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name; Z and X are
+        // exited processes waiting to be (or being) reaped.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+/// Sends SIGKILL to `pid`.
+pub fn kill(pid: u32) {
+    signal(pid, Signal::KILL);
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal(pid: u32, signal: Signal) {
+    if let Some(pid) = Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// This process's id, for a remote function to report.
+pub fn pid() -> u32 {
+    std::process::id()
+}

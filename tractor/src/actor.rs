@@ -215,6 +215,17 @@ impl Actor {
         *lock(&self.0.grace)
     }
 
+    /// The grace period to give this actor's children when cancelling them:
+    /// while this actor is itself being cancelled, half of what it got, so
+    /// that a whole subtree winds down within the first grace period.
+    pub(crate) fn child_grace(&self) -> Duration {
+        if self.is_cancelled() {
+            (self.grace() / 2).max(Duration::from_millis(50))
+        } else {
+            CANCEL_GRACE
+        }
+    }
+
     pub(crate) fn registrar(&self) -> Option<&Registrar> {
         self.0.registrar.as_ref()
     }
@@ -418,26 +429,29 @@ impl Actor {
         lock(&self.0.children).get(&uuid).cloned()
     }
 
-    /// The end of the actor's life: cancel everything it serves, wait (at
-    /// most twice the grace period) for its tasks and children, kill what
-    /// is left, then answer whoever asked for the cancellation.
+    /// The end of the actor's life: cancel everything it serves, wait
+    /// (three quarters of the grace period at most) for its tasks and
+    /// children, kill what is left, then answer whoever asked for the
+    /// cancellation, all within the grace period.
     pub(crate) async fn finish(&self) {
         self.cancel(self.grace());
         let grace = self.grace();
         self.0.tasks.close();
-        if tokio::time::timeout(grace * 2, self.0.tasks.wait())
+        if tokio::time::timeout(grace * 3 / 4, self.0.tasks.wait())
             .await
             .is_err()
         {
-            tracing::warn!("tasks still running after {:?}; exiting anyway", grace * 2);
+            tracing::warn!(
+                "tasks still running after {:?}; ending anyway",
+                grace * 3 / 4
+            );
         }
         let children: Vec<_> = lock(&self.0.children).values().cloned().collect();
         for child in &children {
             child.kill();
         }
-        for child in &children {
-            let _ = tokio::time::timeout(grace, child.exited()).await;
-        }
+        let reaped = futures::future::join_all(children.iter().map(|child| child.exited()));
+        let _ = tokio::time::timeout(grace / 4, reaped).await;
         let acks = std::mem::take(&mut *lock(&self.0.cancel_acks));
         for (channel, id) in &acks {
             channel.send_return(*id, &[]);

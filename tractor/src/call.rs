@@ -1,5 +1,6 @@
 //! [`Call`]: a remote function applied to its arguments, ready to send.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -26,30 +27,45 @@ use crate::error::{Error, Result};
 /// ```
 #[must_use = "a Call does nothing until passed to Portal::run or run_in_actor"]
 pub struct Call<T> {
-    name: &'static str,
+    name: Cow<'static, str>,
     args: Result<Vec<u8>>,
     _output: PhantomData<fn() -> T>,
 }
 
 impl<T> Call<T> {
-    pub(crate) fn new<A: Serialize>(name: &'static str, args: &A) -> Self {
+    /// A call of the remote function whose wire name is `name`, with
+    /// `args`, the arguments as a tuple.
+    ///
+    /// This is the untyped door, for functions not linked into the calling
+    /// executable (another program's, found through discovery): nothing
+    /// checks that `args` and `T` match the function's signature until the
+    /// remote actor decodes them. Prefer the generated `f::call` stubs.
+    ///
+    /// ```
+    /// let call: tractor::Call<u64> = tractor::Call::by_name("other_program::add", &(1u64, 2u64));
+    /// assert_eq!(call.name(), "other_program::add");
+    /// ```
+    pub fn by_name<A: Serialize>(name: impl Into<Cow<'static, str>>, args: &A) -> Self {
+        let name = name.into();
+        let args = postcard::to_allocvec(args)
+            .map_err(|err| Error::codec(format!("the arguments of {name}"), err));
         Call {
             name,
-            args: postcard::to_allocvec(args)
-                .map_err(|err| Error::codec(format!("the arguments of {name}"), err)),
+            args,
             _output: PhantomData,
         }
     }
 
     /// The function's wire name: its full module path, e.g.
     /// `"my_crate::workers::add"`.
-    pub fn name(&self) -> &'static str {
-        self.name
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
-    /// The encoded arguments, or why they could not be encoded.
-    pub(crate) fn into_args(self) -> Result<Vec<u8>> {
-        self.args
+    /// The wire name and the encoded arguments (or why they could not be
+    /// encoded).
+    pub(crate) fn into_parts(self) -> (Cow<'static, str>, Result<Vec<u8>>) {
+        (self.name, self.args)
     }
 }
 

@@ -62,10 +62,9 @@ impl Portal {
     /// [`Error::Remote`] with the error's type name, message and the actor
     /// it was raised in. Dropping the returned future cancels the call.
     pub async fn run<T: DeserializeOwned>(&self, call: Call<T>) -> Result<T> {
-        let name = call.name();
-        let args = call.into_args()?;
-        let answer = self.channel.call(name, &args)?.await?;
-        decode(&answer, name)
+        let (name, args) = call.into_parts();
+        let answer = self.channel.call(&name, &args?)?.await?;
+        decode(&answer, &name)
     }
 
     /// Asks the remote actor to cancel: it cancels everything it runs

@@ -14,5 +14,5 @@ use crate::call::Call;
 /// A call of the function whose wire name is `name`, with `args` (the
 /// arguments as a tuple).
 pub fn call<T, A: serde::Serialize>(name: &'static str, args: &A) -> Call<T> {
-    Call::new(name, args)
+    Call::by_name(name, args)
 }

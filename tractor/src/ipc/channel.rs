@@ -163,19 +163,13 @@ impl Channel {
             }
             calls.pending.insert(id, tx);
         }
-        let sent = self.0.outbox.push(&Msg::Call { id, func }, |buf| {
+        let sent = self.push(&Msg::Call { id, func }, |buf| {
             buf.extend_from_slice(args);
             Ok(())
         });
         if let Err(err) = sent {
             self.lock_calls().pending.remove(&id);
-            return Err(if self.is_closed() {
-                Error::Disconnected {
-                    actor: self.peer().clone(),
-                }
-            } else {
-                err
-            });
+            return Err(err);
         }
         Ok(PendingCall {
             channel: self.clone(),
@@ -200,9 +194,10 @@ impl Channel {
             calls.pending.insert(id, tx);
         }
         let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
-        self.0
-            .outbox
-            .push(&Msg::CancelActor { id, grace_ms }, |_| Ok(()))?;
+        if let Err(err) = self.push(&Msg::CancelActor { id, grace_ms }, |_| Ok(())) {
+            self.lock_calls().pending.remove(&id);
+            return Err(err);
+        }
         Ok(PendingCall {
             channel: self.clone(),
             id,
@@ -260,11 +255,26 @@ impl Channel {
         self.send(&Msg::Error { id }, |buf| frame::encode_into(buf, error));
     }
 
+    /// Queues a frame; a closed channel is [`Error::Disconnected`].
+    fn push(
+        &self,
+        header: &Msg<'_>,
+        payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        match self.0.outbox.push(header, payload) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Disconnected {
+                actor: self.peer().clone(),
+            }),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Queues a frame nobody waits on; failures are only logged.
     fn send(&self, header: &Msg<'_>, payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>) {
-        if let Err(err) = self.0.outbox.push(header, payload) {
-            if !self.is_closed() {
-                tracing::warn!(peer = %self.peer(), "could not send {header:?}: {err}");
-            }
+        match self.push(header, payload) {
+            Ok(()) | Err(Error::Disconnected { .. }) => {}
+            Err(err) => tracing::warn!(peer = %self.peer(), "could not send {header:?}: {err}"),
         }
     }
 }

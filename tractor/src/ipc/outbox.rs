@@ -58,16 +58,16 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues one frame. Fails if the channel is closed or the frame cannot
-    /// be encoded; nothing is queued then.
+    /// Queues one frame. Fails if the outbox is closed (`Ok(false)`) or the
+    /// frame cannot be encoded; nothing is queued then.
     pub(crate) fn push<H: Serialize + ?Sized>(
         &self,
         header: &H,
         payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let mut state = self.lock();
         if state.closed {
-            return Err(Error::Protocol("the channel is closed".into()));
+            return Ok(false);
         }
         let was_empty = state.buf.is_empty();
         frame::write(&mut state.buf, header, payload)?;
@@ -75,7 +75,7 @@ impl Outbox {
         if was_empty {
             self.wake_writer.notify_one();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Stops accepting frames; what is queued is still written.

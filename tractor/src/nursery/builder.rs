@@ -117,7 +117,7 @@ async fn spawn(
     nursery: &ActorNursery,
     name: String,
     mut options: Options,
-    main: Option<&'static str>,
+    main: Option<&str>,
 ) -> Result<(Arc<ChildHandle>, Channel, Option<Arc<ResultSlot>>)> {
     let fail = |reason: String| Error::Spawn {
         name: name.clone(),
@@ -220,12 +220,12 @@ where
             kind: RunIn(call),
         } = self;
         Box::pin(async move {
-            let func = call.name();
+            let (func, args) = call.into_parts();
             // Arguments that cannot be sent fail before any process starts.
-            let args = call.into_args()?;
-            let (child, channel, slot) = spawn(nursery, name, options, Some(func)).await?;
+            let args = args?;
+            let (child, channel, slot) = spawn(nursery, name, options, Some(&func)).await?;
             let slot = slot.unwrap_or_else(|| Arc::new(ResultSlot::new(child.uid().clone())));
-            nursery.inner().run_main(&child, func, &args, slot.clone());
+            nursery.inner().run_main(&child, &func, &args, slot.clone());
             Ok(RunPortal::new(
                 Portal::new(nursery.inner().actor().clone(), channel),
                 slot,

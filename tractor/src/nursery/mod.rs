@@ -170,6 +170,8 @@ struct Record {
     child: Arc<ChildHandle>,
     /// `run_in_actor` children's answer.
     result: Option<Arc<ResultSlot>>,
+    /// The main call went out, so an answer (or failure) will come.
+    main_sent: bool,
     exited: bool,
     answered: bool,
     /// An error was already reported for this child.
@@ -277,6 +279,7 @@ impl Inner {
         self.children().push(Record {
             child,
             result,
+            main_sent: false,
             exited: false,
             answered: false,
             reported: false,
@@ -296,6 +299,14 @@ impl Inner {
             Some(channel) => channel.call(func, args),
             None => Err(Error::Protocol("the child is not connected".into())),
         };
+        let uuid = child.uid().uuid();
+        if let Some(record) = self
+            .children()
+            .iter_mut()
+            .find(|r| r.child.uid().uuid() == uuid)
+        {
+            record.main_sent = true;
+        }
         let events = self.events.clone();
         let child = child.clone();
         self.actor.tasks().spawn(async move {
@@ -367,7 +378,9 @@ impl Inner {
 
     fn cancel_all(&self) {
         for record in self.children().iter().filter(|r| !r.exited) {
-            record.child.cancel_in_background(&self.actor, CANCEL_GRACE);
+            record
+                .child
+                .cancel_in_background(&self.actor, self.actor.child_grace());
         }
     }
 
@@ -376,7 +389,9 @@ impl Inner {
     fn cancel_finished_runs(&self) {
         for record in self.children().iter() {
             if record.answered && !record.exited {
-                record.child.cancel_in_background(&self.actor, CANCEL_GRACE);
+                record
+                    .child
+                    .cancel_in_background(&self.actor, self.actor.child_grace());
             }
         }
     }
@@ -384,7 +399,7 @@ impl Inner {
     fn all_done(&self) -> bool {
         self.children()
             .iter()
-            .all(|r| r.exited && (r.result.is_none() || r.answered))
+            .all(|r| r.exited && (!r.main_sent || r.answered))
     }
 }
 
