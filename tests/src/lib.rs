@@ -56,3 +56,10 @@ pub fn signal(pid: u32, signal: Signal) {
 pub fn pid() -> u32 {
     std::process::id()
 }
+
+/// A loopback address with a port that was free a moment ago, for a
+/// program that must not use the default registrar port.
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("a bound address").to_string()
+}

@@ -37,7 +37,9 @@ impl Entry {
 pub fn expand(args: TokenStream, item: TokenStream, entry: Entry) -> syn::Result<TokenStream> {
     let item: ItemFn = syn::parse2(item)?;
     let (options, option_errors) = options::parse(args, entry.options());
-    check_signature(&item, entry)?;
+    if let Err(err) = check_signature(&item, entry) {
+        return Ok(keep_for_tools(item, entry, err));
+    }
     let expanded = expand_valid(&item, &options, entry);
     // Options that did not parse are reported next to an expansion with
     // defaults, so the only errors shown are the real ones.
@@ -49,6 +51,27 @@ pub fn expand(args: TokenStream, item: TokenStream, entry: Entry) -> syn::Result
         }
         None => expanded,
     })
+}
+
+/// The user's function, still type-checked for their editor, next to the
+/// errors; an `async fn main` is renamed (with an empty `main` beside it)
+/// so that the compiler does not add an error of its own about it.
+fn keep_for_tools(mut item: ItemFn, entry: Entry, err: syn::Error) -> TokenStream {
+    let mut tokens = err.to_compile_error();
+    if entry == Entry::Main && item.sig.asyncness.is_some() && item.sig.ident == "main" {
+        item.sig.ident = syn::Ident::new("__tractor_invalid_main", item.sig.ident.span());
+        tokens.extend(quote! {
+            #[allow(dead_code, unused_variables)]
+            #item
+            fn main() {}
+        });
+    } else {
+        tokens.extend(quote! {
+            #[allow(dead_code, unused_variables)]
+            #item
+        });
+    }
+    tokens
 }
 
 fn check_signature(item: &ItemFn, entry: Entry) -> syn::Result<()> {

@@ -94,9 +94,9 @@ fn reply_of_result(result: TokenStream) -> TokenStream {
         match #result {
             ::core::result::Result::Ok(value) => ::tractor::__private::Reply::value(&value),
             ::core::result::Result::Err(error) => {
-                use ::tractor::__private::{ViaDisplay as _, ViaStdError as _};
+                use ::tractor::__private::{ViaDisplay as _, ViaNothing as _, ViaStdError as _};
                 ::tractor::__private::Reply::error(
-                    (&&::tractor::__private::ErrorProbe(&error)).to_remote_error(),
+                    (&&::tractor::__private::ErrorProbe::new(&error)).to_remote_error(),
                 )
             }
         }

@@ -500,7 +500,7 @@ impl Actor {
         }
         let actor = self.clone();
         let channel = channel.clone();
-        let span = tracing::debug_span!("rpc", func = entry.name(), id);
+        let span = tracing::info_span!("rpc", actor = %self.uid(), func = entry.name(), id);
         self.0.tasks.spawn(
             async move {
                 let reply = tokio::select! {

@@ -264,12 +264,18 @@ impl From<RemoteActorError> for Error {
 /// # }
 /// ```
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemoteActorError {
+#[serde(transparent)]
+pub struct RemoteActorError(Arc<Details>);
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Details {
     type_name: String,
     message: String,
     actor: ActorUid,
     sources: Vec<String>,
     relays: Vec<ActorUid>,
+    /// Derived from the fields; rebuilt when the error arrives.
+    #[serde(skip)]
     traceback: String,
 }
 
@@ -279,28 +285,28 @@ impl RemoteActorError {
         message: impl Into<String>,
         actor: ActorUid,
     ) -> Self {
-        let mut error = RemoteActorError {
+        let mut error = RemoteActorError(Arc::new(Details {
             type_name: type_name.into(),
             message: message.into(),
             actor,
             sources: Vec::new(),
             relays: Vec::new(),
             traceback: String::new(),
-        };
+        }));
         error.render();
         error
     }
 
     pub(crate) fn with_sources(mut self, sources: Vec<String>) -> Self {
-        self.sources = sources;
+        Arc::make_mut(&mut self.0).sources = sources;
         self.render();
         self
     }
 
     /// The same error, passed on by `relay`.
     pub(crate) fn relayed_by(mut self, relay: &ActorUid) -> Self {
-        if self.relays.last() != Some(relay) && &self.actor != relay {
-            self.relays.push(relay.clone());
+        if self.0.relays.last() != Some(relay) && &self.0.actor != relay {
+            Arc::make_mut(&mut self.0).relays.push(relay.clone());
             self.render();
         }
         self
@@ -309,53 +315,54 @@ impl RemoteActorError {
     /// Rebuilds the traceback from the fields (also after decoding, so a
     /// peer cannot make the two disagree).
     pub(crate) fn render(&mut self) {
+        let details = Arc::make_mut(&mut self.0);
         let mut text = format!(
             "{}: {}\n  raised in actor {}",
-            self.type_name, self.message, self.actor
+            details.type_name, details.message, details.actor
         );
-        for source in &self.sources {
+        for source in &details.sources {
             text.push_str("\n  caused by: ");
             text.push_str(source);
         }
-        for relay in &self.relays {
+        for relay in &details.relays {
             text.push_str(&format!("\n  relayed by actor {relay}"));
         }
-        self.traceback = text;
+        details.traceback = text;
     }
 
     /// The error's type: `std::any::type_name` of the error type the remote
     /// function returned, `"panic"` for a panic, or one of tractor's own:
     /// `"ModuleNotExposed"`, `"NoSuchFunction"`, `"InvalidArguments"`.
     pub fn type_name(&self) -> &str {
-        &self.type_name
+        &self.0.type_name
     }
 
     /// The error's message (its `Display`) as it was in the raising actor.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The actor in which the error was raised.
     pub fn actor(&self) -> &ActorUid {
-        &self.actor
+        &self.0.actor
     }
 
     /// The messages of the error's `source()` chain, outermost first (empty
     /// when the error type is not a `std::error::Error` or has no source).
     pub fn sources(&self) -> &[String] {
-        &self.sources
+        &self.0.sources
     }
 
     /// The actors that passed the error on, in order, after the one that
     /// raised it.
     pub fn relays(&self) -> &[ActorUid] {
-        &self.relays
+        &self.0.relays
     }
 
     /// The whole story: the error, where it was raised, its causes and every
     /// actor that relayed it.
     pub fn traceback(&self) -> &str {
-        &self.traceback
+        &self.0.traceback
     }
 }
 
@@ -364,9 +371,9 @@ impl fmt::Display for RemoteActorError {
         write!(
             f,
             "actor '{}' raised {}: {}",
-            self.actor.name(),
-            self.type_name,
-            self.message
+            self.0.actor.name(),
+            self.0.type_name,
+            self.0.message
         )
     }
 }
@@ -374,7 +381,7 @@ impl fmt::Display for RemoteActorError {
 impl fmt::Debug for RemoteActorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RemoteActorError: ")?;
-        f.write_str(&self.traceback)
+        f.write_str(&self.0.traceback)
     }
 }
 

@@ -12,6 +12,7 @@
 //! `#[tractor::main(loglevel = "..")]`) unless their spawn sets
 //! `.loglevel(..)`.
 
+use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use tracing::{Event, Subscriber};
@@ -44,6 +45,7 @@ pub fn console(level: impl AsRef<str>) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .event_format(WithActor(tracing_subscriber::fmt::format()))
         .try_init();
     *LEVEL.lock().unwrap_or_else(|p| p.into_inner()) = Some(level.to_owned());

@@ -4,8 +4,8 @@
 pub use linkme;
 
 pub use crate::registry::{
-    ArgsError, ErrorProbe, Failure, Invocation, RPC_TABLE, Reply, RpcEntry, ViaDisplay,
-    ViaStdError, decode_args,
+    ArgsError, ErrorProbe, Failure, Invocation, RPC_TABLE, RemoteError, Reply, RpcEntry,
+    ViaDisplay, ViaNothing, ViaStdError, decode_args,
 };
 pub use crate::runtime::{InlineBody, RootBody, RootConfig, SpawnedBody};
 

@@ -245,7 +245,25 @@ pub struct ArgsError(String);
 /// Wraps an error for [`ViaStdError`] / [`ViaDisplay`], which pick the
 /// richest conversion the error type supports (autoref specialization, in
 /// generated code where the type is concrete).
-pub struct ErrorProbe<'a, E>(pub &'a E);
+pub struct ErrorProbe<'a, E>(&'a E);
+
+impl<'a, E: RemoteError> ErrorProbe<'a, E> {
+    /// Checks that `E` can travel (this is where a bad error type is
+    /// reported) and wraps it.
+    pub fn new(error: &'a E) -> Self {
+        ErrorProbe(error)
+    }
+}
+
+/// What the error type of a remote function's `Result` must be.
+#[diagnostic::on_unimplemented(
+    message = "the error type of a remote function must implement `Display` and be `'static`",
+    label = "`{Self}` cannot be sent to the caller as a remote error",
+    note = "the error travels as its type name and its `Display` text; implement `Display` (or use `tractor::Error::other`)"
+)]
+pub trait RemoteError: Display + 'static {}
+
+impl<E: Display + 'static> RemoteError for E {}
 
 /// For `std::error::Error`s: message plus `source()` chain.
 pub trait ViaStdError {
@@ -281,6 +299,19 @@ impl<E: Display + 'static> ViaDisplay for &ErrorProbe<'_, E> {
     }
 }
 
+/// Never chosen when `ErrorProbe::new` compiled; it only keeps a bad error
+/// type down to the one error reported there.
+pub trait ViaNothing {
+    /// Converts the probed error.
+    fn to_remote_error(self) -> Failure;
+}
+
+impl<E> ViaNothing for ErrorProbe<'_, E> {
+    fn to_remote_error(self) -> Failure {
+        Failure::foreign(std::any::type_name::<E>(), String::new(), Vec::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,14 +337,15 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_borrow)] // the double borrow is how the probe picks
     fn probes_pick_the_richest_conversion() {
         let std_error = Outer(std::io::Error::other("inner"));
-        let remote = wire((&&ErrorProbe(&std_error)).to_remote_error());
+        let remote = wire((&&ErrorProbe::new(&std_error)).to_remote_error());
         assert!(remote.type_name().ends_with("Outer"));
         assert_eq!(remote.sources(), ["inner"]);
 
         let text = String::from("just text");
-        let remote = wire((&&ErrorProbe(&text)).to_remote_error());
+        let remote = wire((&&ErrorProbe::new(&text)).to_remote_error());
         assert_eq!(remote.type_name(), "alloc::string::String");
         assert_eq!(remote.message(), "just text");
     }

@@ -5,10 +5,8 @@
 //! `lifeline`) when the *thread* that forked it exits, so forking from a
 //! runtime thread that may be retired would kill children early.
 
-use std::future::Future;
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
@@ -17,7 +15,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use super::spec::SPEC_ENV;
-use super::{Process, SpawnBackend, SpawnSpec};
+use super::{Process, SpawnBackend, SpawnSpec, Spawning};
 
 pub(crate) struct Exec;
 
@@ -28,10 +26,7 @@ struct Job {
 }
 
 impl SpawnBackend for Exec {
-    fn spawn(
-        &self,
-        spec: &SpawnSpec,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Box<dyn Process>>> + Send + 'static>> {
+    fn spawn(&self, spec: &SpawnSpec) -> Spawning {
         let mut command = Command::new("/proc/self/exe");
         if let Some(argv0) = std::env::args_os().next() {
             // So `ps` shows the real program, not /proc/self/exe.

@@ -25,13 +25,13 @@ pub(crate) trait Process: Send + 'static {
     fn wait(&mut self) -> Pin<Box<dyn Future<Output = io::Result<ExitStatus>> + Send + '_>>;
 }
 
+/// A process being started.
+pub(crate) type Spawning = Pin<Box<dyn Future<Output = io::Result<Box<dyn Process>>> + Send>>;
+
 /// A way of starting child actor processes.
 pub(crate) trait SpawnBackend: Send + Sync {
     /// Starts a process that will become the actor described by `spec`.
-    fn spawn(
-        &self,
-        spec: &SpawnSpec,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Box<dyn Process>>> + Send + 'static>>;
+    fn spawn(&self, spec: &SpawnSpec) -> Spawning;
 }
 
 /// The backend used for new children.

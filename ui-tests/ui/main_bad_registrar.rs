@@ -1,0 +1,2 @@
+#[tractor::main(registrar = "localhost")]
+async fn main() {}

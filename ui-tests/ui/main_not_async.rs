@@ -1,0 +1,2 @@
+#[tractor::main]
+fn main() {}

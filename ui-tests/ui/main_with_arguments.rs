@@ -1,0 +1,2 @@
+#[tractor::main]
+async fn main(verbose: bool) {}

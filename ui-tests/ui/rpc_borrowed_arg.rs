@@ -1,0 +1,6 @@
+#[tractor::rpc]
+async fn greet(name: &str) -> String {
+    format!("hello {name}")
+}
+
+fn main() {}

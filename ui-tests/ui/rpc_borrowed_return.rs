@@ -1,0 +1,6 @@
+#[tractor::rpc]
+fn name() -> &'static str {
+    "donny"
+}
+
+fn main() {}

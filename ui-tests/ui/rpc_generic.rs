@@ -1,0 +1,6 @@
+#[tractor::rpc]
+async fn echo<T: serde::Serialize>(value: T) -> T {
+    value
+}
+
+fn main() {}

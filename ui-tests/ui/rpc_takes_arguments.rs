@@ -1,0 +1,4 @@
+#[tractor::rpc(timeout = 5)]
+async fn ping() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[tractor::test]
+fn spawns() {}
+
+fn main() {}
