@@ -81,7 +81,7 @@ pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
     for arg in &sig.inputs {
         let FnArg::Typed(typed) = arg else { continue };
         match parse::plain_ident(&typed.pat) {
-            Some(ident) => args.push((ident.clone(), rebase(&typed.ty))),
+            Some(ident) => args.push((ident.clone(), (*typed.ty).clone())),
             None => errors.push(
                 &typed.pat,
                 format!(
@@ -100,12 +100,12 @@ pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
         Output::Unit => Shape::Value(syn::parse_quote!(())),
         Output::Value(ty) => {
             check_owned(ty, "return type", attr, &mut errors);
-            Shape::Value(rebase(ty))
+            Shape::Value(ty.clone())
         }
         Output::Result { ok } => {
             // Only the value travels as itself; the error travels as text.
             check_owned(ok, "return type", attr, &mut errors);
-            Shape::Result(rebase(ok))
+            Shape::Result(ok.clone())
         }
         Output::Stream { bounds, .. } => {
             errors.push(
@@ -177,30 +177,4 @@ fn owned_alternative(elem: &Type) -> String {
         Type::Slice(slice) => format!("`Vec<{}>` instead of a slice", slice.elem.to_token_stream()),
         other => format!("`{}` by value", other.to_token_stream()),
     }
-}
-
-/// The stub module sits one level below the function: paths relative to
-/// the function's module (`self::..`, `super::..`) move up one level.
-fn rebase(ty: &Type) -> Type {
-    use syn::visit_mut::{self, VisitMut};
-    struct Rebase;
-    impl VisitMut for Rebase {
-        fn visit_path_mut(&mut self, path: &mut syn::Path) {
-            if path.leading_colon.is_none() {
-                if let Some(first) = path.segments.first_mut() {
-                    if first.ident == "self" {
-                        first.ident = Ident::new("super", first.ident.span());
-                    } else if first.ident == "super" {
-                        let span = first.ident.span();
-                        path.segments
-                            .insert(0, syn::PathSegment::from(Ident::new("super", span)));
-                    }
-                }
-            }
-            visit_mut::visit_path_mut(self, path);
-        }
-    }
-    let mut ty = ty.clone();
-    Rebase.visit_type_mut(&mut ty);
-    ty
 }
