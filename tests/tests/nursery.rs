@@ -327,15 +327,20 @@ async fn dropping_the_nursery_future_kills_and_reaps_children() {
     assert_all_exit(&pids).await;
 }
 
-#[tractor::test(enable_modules = [module_path!()])]
-async fn blocked_grandchild_is_hard_killed_when_the_root_errors() {
-    let reported = expect_report("blocked");
+/// The root fails while its grandchild is blocked in a call (and, with
+/// `freeze`, stopped by SIGSTOP so it cannot even answer a cancel); the
+/// whole subtree must still end.
+async fn root_fails_over_a_stuck_grandchild(report_as: &str, freeze: bool) {
+    let reported = expect_report(report_as);
     let (tx, rx) = oneshot::channel();
     let err = tractor::open_nursery(async |n: &ActorNursery| {
         let middle = n
-            .run_in_actor("middle", host_blocked_grandchild::call("blocked".into()))
+            .run_in_actor("middle", host_blocked_grandchild::call(report_as.into()))
             .await?;
         let leaf = reported.await.expect("the middle actor reports its child");
+        if freeze {
+            tractor_tests::signal(leaf, rustix::process::Signal::STOP);
+        }
         let _ = tx.send((pid_of(&middle).await?, leaf));
         Err::<(), _>(Error::other("the root gives up"))
     })
@@ -347,24 +352,13 @@ async fn blocked_grandchild_is_hard_killed_when_the_root_errors() {
 }
 
 #[tractor::test(enable_modules = [module_path!()])]
+async fn blocked_grandchild_is_hard_killed_when_the_root_errors() {
+    root_fails_over_a_stuck_grandchild("blocked", false).await;
+}
+
+#[tractor::test(enable_modules = [module_path!()])]
 async fn frozen_grandchild_is_killed_when_the_root_errors() {
-    let reported = expect_report("frozen");
-    let (tx, rx) = oneshot::channel();
-    let err = tractor::open_nursery(async |n: &ActorNursery| {
-        let middle = n
-            .run_in_actor("middle", host_blocked_grandchild::call("frozen".into()))
-            .await?;
-        let leaf = reported.await.expect("the middle actor reports its child");
-        // A stopped process cannot answer a cancel: only SIGKILL ends it.
-        tractor_tests::signal(leaf, rustix::process::Signal::STOP);
-        let _ = tx.send((pid_of(&middle).await?, leaf));
-        Err::<(), _>(Error::other("the root gives up"))
-    })
-    .await
-    .unwrap_err();
-    assert_eq!(err.to_string(), "the root gives up");
-    let (middle, leaf) = rx.await.unwrap();
-    assert_all_exit(&[middle, leaf]).await;
+    root_fails_over_a_stuck_grandchild("frozen", true).await;
 }
 
 #[tractor::test]

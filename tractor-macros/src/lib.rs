@@ -11,6 +11,8 @@
 //! fails the original item is emitted unchanged next to the errors, so the
 //! rest of the crate still type-checks and editors keep working.
 
+#![warn(missing_docs)]
+
 mod entry;
 mod expand;
 mod options;

@@ -47,6 +47,8 @@
 //! - An actor serves only the functions of modules enabled for it
 //!   (`enable_modules`); `run_in_actor` enables its call's module.
 
+#![warn(missing_docs)]
+
 // The crate's own remote functions (discovery) use its own macros, which
 // name `::tractor`.
 extern crate self as tractor;

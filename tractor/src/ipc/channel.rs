@@ -152,36 +152,31 @@ impl Channel {
 
     /// Sends a call of `func` and returns the future of its answer.
     pub(crate) fn call(&self, func: &str, args: &[u8]) -> Result<PendingCall, Error> {
-        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut calls = self.lock_calls();
-            if calls.closed {
-                return Err(Error::Disconnected {
-                    actor: self.peer().clone(),
-                });
-            }
-            calls.pending.insert(id, tx);
-        }
-        let sent = self.push(&Msg::Call { id, func }, |buf| {
-            buf.extend_from_slice(args);
-            Ok(())
-        });
-        if let Err(err) = sent {
-            self.lock_calls().pending.remove(&id);
-            return Err(err);
-        }
-        Ok(PendingCall {
-            channel: self.clone(),
-            id,
-            answer: rx,
-            done: false,
-        })
+        self.request(
+            |id| Msg::Call { id, func },
+            |buf| {
+                buf.extend_from_slice(args);
+                Ok(())
+            },
+            true,
+        )
     }
 
     /// Asks the peer to cancel itself within `grace`; the answer arrives as
-    /// the returned call's `Return`.
+    /// the returned call's `Return`. Dropping the answer does not withdraw
+    /// the request.
     pub(crate) fn cancel_actor(&self, grace: Duration) -> Result<PendingCall, Error> {
+        let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
+        self.request(|id| Msg::CancelActor { id, grace_ms }, |_| Ok(()), false)
+    }
+
+    /// Registers a new call id, then sends `header(id)` with `payload`.
+    fn request<'a>(
+        &self,
+        header: impl FnOnce(u64) -> Msg<'a>,
+        payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+        cancel_on_drop: bool,
+    ) -> Result<PendingCall, Error> {
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -193,8 +188,7 @@ impl Channel {
             }
             calls.pending.insert(id, tx);
         }
-        let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
-        if let Err(err) = self.push(&Msg::CancelActor { id, grace_ms }, |_| Ok(())) {
+        if let Err(err) = self.push(&header(id), payload) {
             self.lock_calls().pending.remove(&id);
             return Err(err);
         }
@@ -202,8 +196,7 @@ impl Channel {
             channel: self.clone(),
             id,
             answer: rx,
-            // Dropping an unanswered cancel request must not cancel it.
-            done: true,
+            done: !cancel_on_drop,
         })
     }
 
