@@ -1,11 +1,17 @@
 //! The examples run and print what the manual's versions print.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Runs example `name` (built next to this test by `cargo test`) with a
 /// private registrar address.
 fn run(name: &str) -> Output {
+    run_within(name, Duration::from_secs(60))
+}
+
+/// Like [`run`], failing (and killing the example) after `limit`.
+fn run_within(name: &str, limit: Duration) -> Output {
     let deps = std::env::current_exe().unwrap();
     let binary: PathBuf = deps
         .parent()
@@ -20,10 +26,22 @@ fn run(name: &str) -> Output {
     let registrar = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .unwrap();
-    Command::new(binary)
+    let child = Command::new(binary)
         .env("TRACTOR_REGISTRAR", registrar.to_string())
-        .output()
-        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match finished.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{name} did not finish within {limit:?}");
+        }
+    }
 }
 
 fn stdout(output: &Output) -> String {
@@ -55,4 +73,34 @@ fn remote_error_propagation() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("raised in actor assert_err["), "{stderr}");
     assert!(stderr.contains("the value is zero"), "{stderr}");
+}
+
+#[test]
+fn asynchronous_generators() {
+    let output = run("asynchronous_generators");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = stdout(&output);
+    let mut lines: Vec<_> = stdout.lines().collect();
+    assert_eq!(lines.pop(), Some("stream terminated"));
+    // About one item per 10 ms for a second.
+    assert!((20..=110).contains(&lines.len()), "{} items", lines.len());
+    assert!(
+        lines
+            .iter()
+            .all(|line| *line == "I can see these little future bubble things")
+    );
+}
+
+#[test]
+fn full_fledged_streaming_service_within_three_seconds() {
+    let started = Instant::now();
+    let output = run_within("full_fledged_streaming_service", Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(output.status.success(), "{output:?}");
+    let stdout = stdout(&output);
+    assert!(stdout.contains("AGGREGATOR COMPLETE!"), "{stdout}");
+    assert!(
+        stdout.ends_with("received all 1000 values, once each, in order\n"),
+        "{stdout}"
+    );
 }

@@ -31,6 +31,14 @@ pub fn rpc(args: TokenStream, item: TokenStream) -> TokenStream {
     remote(args, item, parse::Kind::Rpc)
 }
 
+/// Makes a free function a remote stream.
+///
+/// See `tractor::stream` for the full documentation.
+#[proc_macro_attribute]
+pub fn stream(args: TokenStream, item: TokenStream) -> TokenStream {
+    remote(args, item, parse::Kind::Stream)
+}
+
 /// Bootstraps a program's root actor (and the child re-exec path).
 ///
 /// See `tractor::main` for the full documentation.

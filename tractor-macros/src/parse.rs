@@ -12,12 +12,14 @@ use syn::{
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Rpc,
+    Stream,
 }
 
 impl Kind {
     pub fn attribute(self) -> &'static str {
         match self {
             Kind::Rpc => "#[tractor::rpc]",
+            Kind::Stream => "#[tractor::stream]",
         }
     }
 }
@@ -44,7 +46,10 @@ pub enum Output<'a> {
     /// `Result<T, ..>` (any path whose last segment is `Result`): `T`.
     Result { ok: &'a Type },
     /// `impl Stream<Item = T>`: `T`.
-    Stream { bounds: &'a TypeImplTrait },
+    Stream {
+        item: &'a Type,
+        bounds: &'a TypeImplTrait,
+    },
     /// Any other type.
     Value(&'a Type),
 }
@@ -75,7 +80,7 @@ impl<'a> Output<'a> {
                 }
             }
             Type::ImplTrait(bounds) => match stream_item(bounds) {
-                Some(_) => Output::Stream { bounds },
+                Some(item) => Output::Stream { item, bounds },
                 None => Output::Value(ty),
             },
             _ => Output::Value(ty),
@@ -111,6 +116,16 @@ fn stream_item(bounds: &TypeImplTrait) -> Option<&Type> {
             _ => None,
         })
     })
+}
+
+/// `StreamContext<T>` (any path ending so) → `T`.
+pub fn stream_context_item(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != "StreamContext" {
+        return None;
+    }
+    first_type_argument(&last.arguments)
 }
 
 /// The identifier of a plain `name: Type` argument, if that is what it is.

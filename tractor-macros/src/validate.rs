@@ -12,9 +12,9 @@ use crate::parse::{self, Kind, Output, RemoteFn};
 
 /// A remote function that passed validation, ready to expand.
 pub struct Signature {
-    /// Argument names and types, in order.
+    /// Argument names and types, in order (without a stream context).
     pub args: Vec<(Ident, Type)>,
-    /// What the stub's `Call<T>` carries and how the reply is built.
+    /// What the stub's call carries and how the reply is built.
     pub shape: Shape,
 }
 
@@ -23,6 +23,15 @@ pub enum Shape {
     Value(Type),
     /// Returns `Result<T, E>`: the call yields `T`, `E` travels as an error.
     Result(Type),
+    /// Returns `impl Stream<Item = T>`.
+    Stream(Type),
+    /// Takes `ctx: StreamContext<T>` first; returns `()` or (if `fallible`)
+    /// `Result<(), E>`.
+    Context {
+        ctx: Ident,
+        item: Type,
+        fallible: bool,
+    },
 }
 
 struct Errors(Option<syn::Error>);
@@ -78,11 +87,12 @@ pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
     }
 
     let mut args = Vec::new();
-    for arg in &sig.inputs {
+    let mut context = None;
+    for (position, arg) in sig.inputs.iter().enumerate() {
         let FnArg::Typed(typed) = arg else { continue };
-        match parse::plain_ident(&typed.pat) {
-            Some(ident) => args.push((ident.clone(), (*typed.ty).clone())),
-            None => errors.push(
+        let ident = parse::plain_ident(&typed.pat);
+        if ident.is_none() {
+            errors.push(
                 &typed.pat,
                 format!(
                     "{attr} arguments must be plain names, because the stub `{}::call` takes \
@@ -91,35 +101,107 @@ pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
                     sig.ident,
                     typed.ty.to_token_stream()
                 ),
-            ),
+            );
+        }
+        if let Some(item) = parse::stream_context_item(&typed.ty) {
+            match (kind, position) {
+                (Kind::Stream, position) => {
+                    if position != 0 {
+                        errors.push(
+                            &typed.ty,
+                            "the `StreamContext` must be the function's first argument",
+                        );
+                    }
+                    check_owned(item, "stream item", attr, &mut errors);
+                    context = ident.map(|ident| (ident.clone(), item.clone()));
+                }
+                (Kind::Rpc, _) => errors.push(
+                    &typed.ty,
+                    "a `StreamContext` argument makes this a stream: use #[tractor::stream] \
+                     instead of #[tractor::rpc]",
+                ),
+            }
+            continue;
         }
         check_owned(&typed.ty, "argument", attr, &mut errors);
+        if let Some(ident) = ident {
+            args.push((ident.clone(), (*typed.ty).clone()));
+        }
     }
 
-    let shape = match Output::of(&sig.output) {
-        Output::Unit => Shape::Value(syn::parse_quote!(())),
-        Output::Value(ty) => {
-            check_owned(ty, "return type", attr, &mut errors);
-            Shape::Value(ty.clone())
+    let unit: Type = syn::parse_quote!(());
+    let output = Output::of(&sig.output);
+    let shape = match (kind, context) {
+        (Kind::Rpc, _) => match output {
+            Output::Unit => Shape::Value(unit),
+            Output::Value(ty) => {
+                check_owned(ty, "return type", attr, &mut errors);
+                Shape::Value(ty.clone())
+            }
+            Output::Result { ok } => {
+                // Only the value travels as itself; the error travels as text.
+                check_owned(ok, "return type", attr, &mut errors);
+                Shape::Result(ok.clone())
+            }
+            Output::Stream { bounds, .. } => {
+                errors.push(
+                    bounds,
+                    "this function returns a stream: use #[tractor::stream] instead of \
+                     #[tractor::rpc]",
+                );
+                Shape::Value(unit)
+            }
+        },
+        (Kind::Stream, Some((ctx, item))) => {
+            if sig.asyncness.is_none() {
+                errors.push(
+                    sig.fn_token,
+                    "a function that takes a `StreamContext` must be `async`: it pushes \
+                     with `ctx.send_yield(v).await`",
+                );
+            }
+            let fallible = match output {
+                Output::Unit => false,
+                Output::Result { ok } if is_unit(ok) => true,
+                _ => {
+                    errors.push(
+                        &sig.output,
+                        "a function that takes a `StreamContext` returns `()` or \
+                         `Result<(), E>`: its items go through `ctx.send_yield`",
+                    );
+                    false
+                }
+            };
+            Shape::Context {
+                ctx,
+                item,
+                fallible,
+            }
         }
-        Output::Result { ok } => {
-            // Only the value travels as itself; the error travels as text.
-            check_owned(ok, "return type", attr, &mut errors);
-            Shape::Result(ok.clone())
-        }
-        Output::Stream { bounds, .. } => {
-            errors.push(
-                bounds,
-                "this function returns a stream: use #[tractor::stream] instead of #[tractor::rpc]",
-            );
-            Shape::Value(syn::parse_quote!(()))
-        }
+        (Kind::Stream, None) => match output {
+            Output::Stream { item, .. } => {
+                check_owned(item, "stream item", attr, &mut errors);
+                Shape::Stream(item.clone())
+            }
+            _ => {
+                errors.push(
+                    &sig.ident,
+                    "#[tractor::stream] functions return `impl Stream<Item = T>` or take a \
+                     `tractor::StreamContext<T>` as their first argument",
+                );
+                Shape::Stream(unit)
+            }
+        },
     };
 
     match errors.0 {
         Some(err) => Err(err),
         None => Ok(Signature { args, shape }),
     }
+}
+
+fn is_unit(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty())
 }
 
 /// Arguments are deserialized in another process and returns are sent back:

@@ -28,9 +28,11 @@ use uuid::Uuid;
 use crate::child::ChildHandle;
 use crate::discovery::Registrar;
 use crate::error::{Error, Result};
+use crate::invoke::Outcome;
 use crate::ipc::msg::{Handshake, WireError};
-use crate::ipc::{Channel, Inbound, handshake};
+use crate::ipc::{CallKind, Channel, Inbound, Served, handshake};
 use crate::registry;
+use crate::stream::{Credit, RawContext};
 use crate::uid::ActorUid;
 
 /// How long a cancelled actor (and each of its children) gets to wind down
@@ -471,7 +473,7 @@ impl Actor {
             || module.starts_with("tractor::")
     }
 
-    fn serve_call(&self, channel: &Channel, id: u64, func: &str, args: Bytes) {
+    fn serve_call(&self, channel: &Channel, id: u64, func: &str, kind: CallKind, args: Bytes) {
         let me = self.uid();
         let Some(entry) = registry::lookup(func) else {
             let message = format!(
@@ -495,7 +497,19 @@ impl Actor {
             return;
         }
         let token = self.0.cancel.child_token();
-        if !channel.serve(id, token.clone()) {
+        let stream = match kind {
+            CallKind::Unary => None,
+            CallKind::Stream { window } => Some(RawContext {
+                channel: channel.clone(),
+                id,
+                credit: Arc::new(Credit::new(window)),
+            }),
+        };
+        let served = Served {
+            token: token.clone(),
+            credit: stream.as_ref().map(|stream| stream.credit.clone()),
+        };
+        if !channel.serve(id, served) {
             return;
         }
         let actor = self.clone();
@@ -503,19 +517,20 @@ impl Actor {
         let span = tracing::info_span!("rpc", actor = %self.uid(), func = entry.name(), id);
         self.0.tasks.spawn(
             async move {
-                let reply = tokio::select! {
+                let outcome = tokio::select! {
                     biased;
                     () = token.cancelled() => None,
-                    reply = entry.invoke(&args).run() => Some(reply),
+                    outcome = entry.invoke(&args).run(entry.name(), stream) => Some(outcome),
                 };
                 channel.served(id);
-                match reply {
-                    Some(registry::Reply(Ok(value))) => channel.send_return(id, &value),
-                    Some(registry::Reply(Err(failure))) => {
+                match outcome {
+                    Some(Outcome::Value(value)) => channel.send_return(id, &value),
+                    Some(Outcome::Ended) => channel.send_stop(id),
+                    Some(Outcome::Failed(failure)) => {
                         channel.send_error(id, &failure.to_wire(actor.uid()))
                     }
                     None if actor.is_cancelled() => channel.send_error(id, &WireError::Cancelled),
-                    // The caller cancelled the call: nobody awaits an answer.
+                    // The caller gave up: nobody awaits an answer.
                     None => {}
                 }
             }
@@ -533,8 +548,8 @@ fn foreign(type_name: &str, message: String, me: &ActorUid) -> WireError {
 }
 
 impl Inbound for Actor {
-    fn call(&self, channel: &Channel, id: u64, func: &str, args: Bytes) {
-        self.serve_call(channel, id, func, args);
+    fn call(&self, channel: &Channel, id: u64, func: &str, kind: CallKind, args: Bytes) {
+        self.serve_call(channel, id, func, kind, args);
     }
 
     fn cancel_actor(&self, channel: &Channel, id: u64, grace: Duration) {

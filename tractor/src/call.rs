@@ -1,4 +1,8 @@
-//! [`Call`]: a remote function applied to its arguments, ready to send.
+//! Calls: a remote function applied to its arguments, ready to send.
+//!
+//! [`Call`] is answered once; [`StreamCall`] opens a stream. Both encode
+//! their arguments when made, so they are `Send` and `Sync` whatever the
+//! argument types, and carry the function's wire name.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -8,13 +12,29 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+/// The default stream window: how many items a producer may send ahead of
+/// its consumer (see [`StreamCall::window`]).
+pub const DEFAULT_WINDOW: u32 = 1024;
+
+/// A function's wire name and its encoded arguments.
+pub(crate) struct Request {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) args: Result<Vec<u8>>,
+}
+
+impl Request {
+    fn new<A: Serialize>(name: Cow<'static, str>, args: &A) -> Self {
+        let args = postcard::to_allocvec(args)
+            .map_err(|err| Error::codec(format!("the arguments of {name}"), err));
+        Request { name, args }
+    }
+}
+
 /// A call of a `#[tractor::rpc]` function with its arguments, returning `T`.
 ///
 /// Made by the generated stub `f::call(..)`; run it with
 /// [`Portal::run`](crate::Portal::run) or in a new actor with
-/// [`ActorNursery::run_in_actor`](crate::ActorNursery::run_in_actor). The
-/// arguments are encoded when the call is made, so a `Call` is `Send` and
-/// `Sync` whatever the argument types.
+/// [`ActorNursery::run_in_actor`](crate::ActorNursery::run_in_actor).
 ///
 /// ```
 /// #[tractor::rpc]
@@ -27,8 +47,7 @@ use crate::error::{Error, Result};
 /// ```
 #[must_use = "a Call does nothing until passed to Portal::run or run_in_actor"]
 pub struct Call<T> {
-    name: Cow<'static, str>,
-    args: Result<Vec<u8>>,
+    request: Request,
     _output: PhantomData<fn() -> T>,
 }
 
@@ -46,12 +65,8 @@ impl<T> Call<T> {
     /// assert_eq!(call.name(), "other_program::add");
     /// ```
     pub fn by_name<A: Serialize>(name: impl Into<Cow<'static, str>>, args: &A) -> Self {
-        let name = name.into();
-        let args = postcard::to_allocvec(args)
-            .map_err(|err| Error::codec(format!("the arguments of {name}"), err));
         Call {
-            name,
-            args,
+            request: Request::new(name.into(), args),
             _output: PhantomData,
         }
     }
@@ -59,21 +74,87 @@ impl<T> Call<T> {
     /// The function's wire name: its full module path, e.g.
     /// `"my_crate::workers::add"`.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.request.name
     }
 
-    /// The wire name and the encoded arguments (or why they could not be
-    /// encoded).
-    pub(crate) fn into_parts(self) -> (Cow<'static, str>, Result<Vec<u8>>) {
-        (self.name, self.args)
+    pub(crate) fn into_request(self) -> Request {
+        self.request
     }
 }
 
 impl<T> fmt::Debug for Call<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
-            .field("name", &self.name)
+            .field("name", &self.request.name)
             .field("output", &std::any::type_name::<T>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A call of a `#[tractor::stream]` function with its arguments, yielding
+/// `T`s.
+///
+/// Made by the generated stub `f::call(..)`; open it with
+/// [`Portal::open_stream`](crate::Portal::open_stream) or in a new actor
+/// with [`ActorNursery::run_in_actor`](crate::ActorNursery::run_in_actor).
+///
+/// ```
+/// #[tractor::stream]
+/// fn count_to(n: u32) -> impl futures::Stream<Item = u32> {
+///     futures::stream::iter(0..n)
+/// }
+///
+/// let call: tractor::StreamCall<u32> = count_to::call(10).window(64);
+/// assert_eq!(call.window_size(), 64);
+/// ```
+#[must_use = "a StreamCall does nothing until passed to Portal::open_stream or run_in_actor"]
+pub struct StreamCall<T> {
+    request: Request,
+    window: u32,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> StreamCall<T> {
+    /// A stream of the remote function whose wire name is `name`; the
+    /// untyped door, as [`Call::by_name`].
+    pub fn by_name<A: Serialize>(name: impl Into<Cow<'static, str>>, args: &A) -> Self {
+        StreamCall {
+            request: Request::new(name.into(), args),
+            window: DEFAULT_WINDOW,
+            _output: PhantomData,
+        }
+    }
+
+    /// How many items the producer may send before the consumer takes them
+    /// (at least 1; default [`DEFAULT_WINDOW`]). A larger window moves
+    /// small items faster; a smaller one bounds the memory a fast producer
+    /// can fill in its consumer.
+    pub fn window(mut self, items: u32) -> Self {
+        self.window = items.max(1);
+        self
+    }
+
+    /// The flow-control window, in items.
+    pub fn window_size(&self) -> u32 {
+        self.window
+    }
+
+    /// The function's wire name.
+    pub fn name(&self) -> &str {
+        &self.request.name
+    }
+
+    pub(crate) fn into_request(self) -> (Request, u32) {
+        (self.request, self.window)
+    }
+}
+
+impl<T> fmt::Debug for StreamCall<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamCall")
+            .field("name", &self.request.name)
+            .field("item", &std::any::type_name::<T>())
+            .field("window", &self.window)
             .finish_non_exhaustive()
     }
 }

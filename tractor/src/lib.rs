@@ -58,6 +58,7 @@ mod call;
 mod child;
 mod discovery;
 mod error;
+mod invoke;
 mod ipc;
 mod lifeline;
 pub mod log;
@@ -66,6 +67,7 @@ mod portal;
 mod registry;
 mod runtime;
 mod spawn;
+mod stream;
 mod uid;
 
 #[doc(hidden)]
@@ -73,12 +75,13 @@ mod uid;
 pub mod __private;
 
 pub use actor::{Actor, current_actor};
-pub use call::Call;
+pub use call::{Call, DEFAULT_WINDOW, StreamCall};
 pub use discovery::{find_actor, get_registrar, wait_for_actor};
 pub use error::{Error, RemoteActorError, Result};
 pub use nursery::{ActorNursery, Daemon, RunIn, RunTarget, SpawnBuilder, open_nursery};
 pub use portal::{Portal, RunPortal};
 pub use runtime::{DEFAULT_REGISTRAR, REGISTRAR_ENV};
+pub use stream::{RemoteStream, StreamContext};
 pub use uid::ActorUid;
 
 /// Makes a free function callable from other actors.
@@ -111,6 +114,58 @@ pub use uid::ActorUid;
 /// assert_eq!(greet::NAME, concat!(module_path!(), "::greet"));
 /// ```
 pub use tractor_macros::rpc;
+
+/// Makes a free function a stream that other actors consume.
+///
+/// Two forms, both giving a module of the same name with `NAME` and
+/// `call(args..) -> tractor::StreamCall<T>`, to pass to
+/// [`Portal::open_stream`] or [`ActorNursery::run_in_actor`]:
+///
+/// - a function (async or not) returning `impl Stream<Item = T>`. For
+///   generator-style bodies, `async_stream::stream!` is the easiest way to
+///   write one;
+/// - an `async fn` whose first argument is a [`StreamContext<T>`]; it pushes
+///   items with `ctx.send_yield(v).await` (from as many tasks as it likes:
+///   the context is `Clone`) and returns `()` or `Result<(), E>`.
+///
+/// The stream ends when the function (or its stream) does; an `Err` or a
+/// panic reaches the consumer as one `Err` item after the items already
+/// sent. Items are sent only as fast as the consumer takes them (see
+/// [`StreamCall::window`]).
+///
+/// ```
+/// use futures::Stream;
+/// use tractor::StreamContext;
+///
+/// #[tractor::stream]
+/// fn count_to(n: u32) -> impl Stream<Item = u32> {
+///     futures::stream::iter(0..n)
+/// }
+///
+/// #[tractor::stream]
+/// async fn ticker(every_ms: u64) -> impl Stream<Item = u64> {
+///     async_stream::stream! {
+///         let mut interval = tokio::time::interval(std::time::Duration::from_millis(every_ms));
+///         for tick in 0.. {
+///             interval.tick().await;
+///             yield tick;
+///         }
+///     }
+/// }
+///
+/// #[tractor::stream]
+/// async fn from_many_tasks(ctx: StreamContext<String>, sources: Vec<String>) -> tractor::Result<()> {
+///     let tasks = sources.into_iter().map(|source| {
+///         let ctx = ctx.clone();
+///         async move { ctx.send_yield(format!("hello from {source}")).await }
+///     });
+///     futures::future::try_join_all(tasks).await?;
+///     Ok(())
+/// }
+///
+/// let call: tractor::StreamCall<u32> = count_to::call(10);
+/// ```
+pub use tractor_macros::stream;
 
 /// Starts a program as a tree of actors.
 ///

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::actor::{Actor, CANCEL_GRACE};
-use crate::call::Call;
+use crate::call::{Call, StreamCall};
 use crate::error::{Error, Result};
 use crate::ipc::Channel;
 use crate::nursery::ResultSlot;
+use crate::stream::{RawStream, RemoteStream};
 use crate::uid::ActorUid;
 
 /// A handle for calling functions in another actor.
@@ -62,9 +63,24 @@ impl Portal {
     /// [`Error::Remote`] with the error's type name, message and the actor
     /// it was raised in. Dropping the returned future cancels the call.
     pub async fn run<T: DeserializeOwned>(&self, call: Call<T>) -> Result<T> {
-        let (name, args) = call.into_parts();
-        let answer = self.channel.call(&name, &args?)?.await?;
-        decode(&answer, &name)
+        let request = call.into_request();
+        let answer = self.channel.call(&request.name, &request.args?)?.await?;
+        decode(&answer, &request.name)
+    }
+
+    /// Opens a stream of `call` in the remote actor.
+    ///
+    /// The remote function starts at once and produces up to the call's
+    /// window of items ahead of what this side has taken. Any failure,
+    /// including an error opening the stream (the function is not exposed,
+    /// say), arrives as an `Err` item.
+    pub async fn open_stream<T: DeserializeOwned>(
+        &self,
+        call: StreamCall<T>,
+    ) -> Result<RemoteStream<T>> {
+        let (request, window) = call.into_request();
+        let raw = RawStream::open(&self.channel, &request.name, &request.args?, window)?;
+        Ok(RemoteStream::new(raw))
     }
 
     /// Asks the remote actor to cancel: it cancels everything it runs
@@ -136,8 +152,20 @@ impl<T: DeserializeOwned> RunPortal<T> {
     /// [`Error::ResultTaken`]. If the actor failed, its error comes here
     /// first, and then the nursery body is cancelled at its next await.
     pub async fn result(&self) -> Result<T> {
-        let answer = self.slot.take().await?;
+        let answer = self.slot.take_value().await?;
         decode(&answer, "the actor's main call")
+    }
+}
+
+impl<T: DeserializeOwned> RunPortal<RemoteStream<T>> {
+    /// The stream the actor's main call produces.
+    ///
+    /// Consume it inside the nursery body: one the body never takes is
+    /// drained (read and discarded) when the body ends, so that the actor
+    /// can finish. The first call takes the stream; a later one answers
+    /// [`Error::ResultTaken`].
+    pub async fn result(&self) -> Result<RemoteStream<T>> {
+        self.slot.take_stream().map(RemoteStream::new)
     }
 }
 

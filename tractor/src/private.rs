@@ -3,16 +3,22 @@
 
 pub use linkme;
 
-pub use crate::registry::{
-    ArgsError, ErrorProbe, Failure, Invocation, RPC_TABLE, RemoteError, Reply, RpcEntry,
-    ViaDisplay, ViaNothing, ViaStdError, decode_args,
+pub use crate::invoke::{
+    ArgsError, ErrorProbe, Failure, Invocation, RemoteError, Reply, ViaDisplay, ViaNothing,
+    ViaStdError, decode_args,
 };
+pub use crate::registry::{RPC_TABLE, RpcEntry};
 pub use crate::runtime::{InlineBody, RootBody, RootConfig, SpawnedBody};
 
-use crate::call::Call;
+use crate::call::{Call, StreamCall};
 
 /// A call of the function whose wire name is `name`, with `args` (the
 /// arguments as a tuple).
 pub fn call<T, A: serde::Serialize>(name: &'static str, args: &A) -> Call<T> {
     Call::by_name(name, args)
+}
+
+/// A stream of the function whose wire name is `name`, with `args`.
+pub fn stream_call<T, A: serde::Serialize>(name: &'static str, args: &A) -> StreamCall<T> {
+    StreamCall::by_name(name, args)
 }

@@ -1,12 +1,14 @@
 //! A channel: one connection between two actors, multiplexing any number of
-//! calls in both directions.
+//! calls and streams in both directions.
 //!
-//! Every call carries an id chosen by the caller. Our own outgoing calls
-//! wait in `pending` until a `Return` or `Error` with their id arrives;
-//! calls the peer made to us are tracked in `serving` so that a `Cancel`
-//! (or the peer going away) stops them. Frames are written by the
-//! connection's single writer task (see [`Outbox`]) and read by its single
-//! reader task (see [`reader`](super::reader)).
+//! Every call or stream carries an id chosen by the caller. Our own calls
+//! wait in `pending` until their answer arrives (a `Return` or `Error`; for
+//! a stream, `Yield`s until `Stop` or `Error`); calls and streams the peer
+//! opened with us are tracked in `serving` so that a `Cancel` (or the peer
+//! going away) stops them and a `Credit` reaches the right producer. Frames
+//! are written by the connection's single writer task (see [`Outbox`]) and
+//! read by its single reader task (see [`reader`](super::reader)), which
+//! never waits on a consumer: one slow stream cannot hold up the others.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,7 +19,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
@@ -25,17 +27,35 @@ use crate::ipc::handshake::Opened;
 use crate::ipc::msg::{Handshake, Msg, WireError};
 use crate::ipc::outbox::Outbox;
 use crate::ipc::{frame, reader};
+use crate::stream::Credit;
 use crate::uid::ActorUid;
+
+/// What kind of call the peer opened.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CallKind {
+    /// One answer.
+    Unary,
+    /// A stream; the consumer grants `window` items of credit up front.
+    Stream { window: u32 },
+}
 
 /// What an actor does with the frames its peers send it.
 pub(crate) trait Inbound: Send + Sync + 'static {
-    /// The peer calls remote function `func` as call `id`.
-    fn call(&self, channel: &Channel, id: u64, func: &str, args: Bytes);
+    /// The peer calls (or opens a stream of) remote function `func` as `id`.
+    fn call(&self, channel: &Channel, id: u64, func: &str, kind: CallKind, args: Bytes);
     /// The peer asks this whole actor to cancel, answering call `id` when
     /// done.
     fn cancel_actor(&self, channel: &Channel, id: u64, grace: Duration);
     /// The channel closed (either side, for any reason).
     fn closed(&self, channel: &Channel);
+}
+
+/// What arrives for one of our streams.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    Item(Bytes),
+    End,
+    Failed(Error),
 }
 
 /// A handle on an open channel; cheap to clone.
@@ -52,13 +72,24 @@ struct Shared {
 
 #[derive(Default)]
 struct Calls {
-    /// Our calls awaiting their answer.
-    pending: HashMap<u64, oneshot::Sender<Result<Bytes, Error>>>,
-    /// The peer's calls we are running.
-    serving: HashMap<u64, CancellationToken>,
+    /// Our calls and streams awaiting their answers.
+    pending: HashMap<u64, Waiter>,
+    /// The peer's calls and streams we are running.
+    serving: HashMap<u64, Served>,
     /// Set once, under this lock, so no call is registered after the
     /// channel closed.
     closed: bool,
+}
+
+enum Waiter {
+    Unary(oneshot::Sender<Result<Bytes, Error>>),
+    Stream(mpsc::UnboundedSender<Delivery>),
+}
+
+pub(crate) struct Served {
+    pub(crate) token: CancellationToken,
+    /// For a stream: the producer's credit.
+    pub(crate) credit: Option<Arc<Credit>>,
 }
 
 impl Channel {
@@ -115,8 +146,15 @@ impl Channel {
         self.0.closed.clone().cancelled_owned()
     }
 
+    fn disconnected(&self) -> Error {
+        Error::Disconnected {
+            actor: self.peer().clone(),
+        }
+    }
+
     /// Closes the channel: no more frames are sent (what is queued still
-    /// goes out), pending calls fail, served calls are cancelled.
+    /// goes out), pending calls and streams fail, served ones are
+    /// cancelled.
     pub(crate) fn close(&self) {
         let calls = {
             let mut calls = self.lock_calls();
@@ -129,12 +167,20 @@ impl Channel {
         self.0.outbox.close();
         self.0.closed.cancel();
         for (_, waiter) in calls.pending {
-            let _ = waiter.send(Err(Error::Disconnected {
-                actor: self.peer().clone(),
-            }));
+            match waiter {
+                Waiter::Unary(answer) => {
+                    let _ = answer.send(Err(self.disconnected()));
+                }
+                Waiter::Stream(items) => {
+                    let _ = items.send(Delivery::Failed(self.disconnected()));
+                }
+            }
         }
-        for (_, token) in calls.serving {
-            token.cancel();
+        for (_, served) in calls.serving {
+            served.token.cancel();
+            if let Some(credit) = served.credit {
+                credit.close();
+            }
         }
     }
 
@@ -152,14 +198,21 @@ impl Channel {
 
     /// Sends a call of `func` and returns the future of its answer.
     pub(crate) fn call(&self, func: &str, args: &[u8]) -> Result<PendingCall, Error> {
-        self.request(
+        let (tx, answer) = oneshot::channel();
+        let id = self.request(
+            Waiter::Unary(tx),
             |id| Msg::Call { id, func },
             |buf| {
                 buf.extend_from_slice(args);
                 Ok(())
             },
-            true,
-        )
+        )?;
+        Ok(PendingCall {
+            channel: self.clone(),
+            id,
+            answer,
+            done: false,
+        })
     }
 
     /// Asks the peer to cancel itself within `grace`; the answer arrives as
@@ -167,59 +220,120 @@ impl Channel {
     /// the request.
     pub(crate) fn cancel_actor(&self, grace: Duration) -> Result<PendingCall, Error> {
         let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
-        self.request(|id| Msg::CancelActor { id, grace_ms }, |_| Ok(()), false)
+        let (tx, answer) = oneshot::channel();
+        let id = self.request(
+            Waiter::Unary(tx),
+            |id| Msg::CancelActor { id, grace_ms },
+            |_| Ok(()),
+        )?;
+        Ok(PendingCall {
+            channel: self.clone(),
+            id,
+            answer,
+            done: true,
+        })
     }
 
-    /// Registers a new call id, then sends `header(id)` with `payload`.
+    /// Opens a stream of `func` with `window` items of credit; its
+    /// deliveries arrive on the returned receiver.
+    pub(crate) fn open_stream(
+        &self,
+        func: &str,
+        args: &[u8],
+        window: u32,
+    ) -> Result<(u64, mpsc::UnboundedReceiver<Delivery>), Error> {
+        let (tx, items) = mpsc::unbounded_channel();
+        let id = self.request(
+            Waiter::Stream(tx),
+            |id| Msg::OpenStream { id, func, window },
+            |buf| {
+                buf.extend_from_slice(args);
+                Ok(())
+            },
+        )?;
+        Ok((id, items))
+    }
+
+    /// Registers `waiter` under a new id, then sends `header(id)` with
+    /// `payload`.
     fn request<'a>(
         &self,
+        waiter: Waiter,
         header: impl FnOnce(u64) -> Msg<'a>,
         payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
-        cancel_on_drop: bool,
-    ) -> Result<PendingCall, Error> {
+    ) -> Result<u64, Error> {
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
         {
             let mut calls = self.lock_calls();
             if calls.closed {
-                return Err(Error::Disconnected {
-                    actor: self.peer().clone(),
-                });
+                return Err(self.disconnected());
             }
-            calls.pending.insert(id, tx);
+            calls.pending.insert(id, waiter);
         }
         if let Err(err) = self.push(&header(id), payload) {
             self.lock_calls().pending.remove(&id);
             return Err(err);
         }
-        Ok(PendingCall {
-            channel: self.clone(),
-            id,
-            answer: rx,
-            done: !cancel_on_drop,
-        })
+        Ok(id)
     }
 
-    /// An answer arrived for our call `id`.
+    /// An answer arrived for our call `id`: `Return` or `Error` (which also
+    /// ends a stream).
     pub(crate) fn complete(&self, id: u64, answer: Result<Bytes, Error>) {
         let waiter = self.lock_calls().pending.remove(&id);
-        match waiter {
-            Some(waiter) => {
+        match (waiter, answer) {
+            (Some(Waiter::Unary(waiter)), answer) => {
                 let _ = waiter.send(answer);
             }
-            None => tracing::trace!(peer = %self.peer(), id, "answer to a call nobody awaits"),
+            (Some(Waiter::Stream(items)), Err(error)) => {
+                let _ = items.send(Delivery::Failed(error));
+            }
+            (Some(Waiter::Stream(items)), Ok(_)) => {
+                let error = Error::Protocol(format!("a plain return for stream {id}"));
+                let _ = items.send(Delivery::Failed(error));
+            }
+            (None, _) => tracing::trace!(peer = %self.peer(), id, "answer nobody awaits"),
         }
     }
 
-    /// Records that we are running the peer's call `id`; `token` is
-    /// cancelled if the peer cancels the call or goes away. Returns `false`
+    /// An item (`Some`) or the end (`None`) of our stream `id` arrived.
+    pub(crate) fn deliver(&self, id: u64, item: Option<Bytes>) {
+        let mut calls = self.lock_calls();
+        let Some(Waiter::Stream(items)) = calls.pending.get(&id) else {
+            tracing::trace!(peer = %self.peer(), id, "stream item nobody awaits");
+            return;
+        };
+        match item {
+            Some(item) => {
+                let _ = items.send(Delivery::Item(item));
+            }
+            None => {
+                let _ = items.send(Delivery::End);
+                calls.pending.remove(&id);
+            }
+        }
+    }
+
+    /// We stopped waiting for our call or stream `id` before its end.
+    pub(crate) fn abandon(&self, id: u64) {
+        if self.lock_calls().pending.remove(&id).is_some() {
+            self.send(&Msg::Cancel { id }, |_| Ok(()));
+        }
+    }
+
+    /// Grants the producer of our stream `id` `n` more items.
+    pub(crate) fn send_credit(&self, id: u64, n: u32) {
+        self.send(&Msg::Credit { id, n }, |_| Ok(()));
+    }
+
+    /// Records that we are running the peer's call `id`. Returns `false`
     /// if the channel is already closed.
-    pub(crate) fn serve(&self, id: u64, token: CancellationToken) -> bool {
+    pub(crate) fn serve(&self, id: u64, served: Served) -> bool {
         let mut calls = self.lock_calls();
         if calls.closed {
             return false;
         }
-        calls.serving.insert(id, token);
+        calls.serving.insert(id, served);
         true
     }
 
@@ -230,8 +344,19 @@ impl Channel {
 
     /// The peer gave up on its call `id`.
     pub(crate) fn cancel_served(&self, id: u64) {
-        if let Some(token) = self.lock_calls().serving.remove(&id) {
-            token.cancel();
+        if let Some(served) = self.lock_calls().serving.remove(&id) {
+            served.token.cancel();
+            if let Some(credit) = served.credit {
+                credit.close();
+            }
+        }
+    }
+
+    /// The peer consumed `n` more items of our stream `id`.
+    pub(crate) fn credit_served(&self, id: u64, n: u32) {
+        let calls = self.lock_calls();
+        if let Some(credit) = calls.serving.get(&id).and_then(|s| s.credit.as_ref()) {
+            credit.grant(n);
         }
     }
 
@@ -243,7 +368,21 @@ impl Channel {
         });
     }
 
-    /// Answers the peer's call `id` with an error.
+    /// Sends one item of stream `id`, encoded by `encode`.
+    pub(crate) fn send_yield(
+        &self,
+        id: u64,
+        encode: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.push(&Msg::Yield { id }, encode)
+    }
+
+    /// Ends stream `id` normally.
+    pub(crate) fn send_stop(&self, id: u64) {
+        self.send(&Msg::Stop { id }, |_| Ok(()));
+    }
+
+    /// Answers the peer's call (or ends its stream) `id` with an error.
     pub(crate) fn send_error(&self, id: u64, error: &WireError) {
         self.send(&Msg::Error { id }, |buf| frame::encode_into(buf, error));
     }
@@ -256,9 +395,7 @@ impl Channel {
     ) -> Result<(), Error> {
         match self.0.outbox.push(header, payload) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Error::Disconnected {
-                actor: self.peer().clone(),
-            }),
+            Ok(false) => Err(self.disconnected()),
             Err(err) => Err(err),
         }
     }
@@ -287,23 +424,14 @@ impl Future for PendingCall {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let answer = ready!(Pin::new(&mut self.answer).poll(cx));
         self.done = true;
-        Poll::Ready(answer.unwrap_or_else(|_| {
-            Err(Error::Disconnected {
-                actor: self.channel.peer().clone(),
-            })
-        }))
+        Poll::Ready(answer.unwrap_or_else(|_| Err(self.channel.disconnected())))
     }
 }
 
 impl Drop for PendingCall {
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        let was_pending = self.channel.lock_calls().pending.remove(&self.id).is_some();
-        if was_pending {
-            let id = self.id;
-            self.channel.send(&Msg::Cancel { id }, |_| Ok(()));
+        if !self.done {
+            self.channel.abandon(self.id);
         }
     }
 }

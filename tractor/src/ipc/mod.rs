@@ -13,4 +13,4 @@ pub(crate) mod msg;
 pub(crate) mod outbox;
 pub(crate) mod reader;
 
-pub(crate) use channel::{Channel, Inbound};
+pub(crate) use channel::{CallKind, Channel, Delivery, Inbound, Served};

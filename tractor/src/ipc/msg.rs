@@ -28,11 +28,26 @@ pub(crate) enum Msg<'a> {
         #[serde(borrow)]
         func: &'a str,
     },
+    /// Open stream `id` from remote function `func`, granting `window`
+    /// items of credit; payload: the arguments.
+    OpenStream {
+        id: u64,
+        #[serde(borrow)]
+        func: &'a str,
+        window: u32,
+    },
     /// Call `id` returned; payload: the value.
     Return { id: u64 },
-    /// Call `id` failed; payload: a [`WireError`].
+    /// Stream `id` yielded; payload: the item.
+    Yield { id: u64 },
+    /// Stream `id` ended normally.
+    Stop { id: u64 },
+    /// The consumer of stream `id` took `n` more items: the producer may
+    /// send `n` more.
+    Credit { id: u64, n: u32 },
+    /// Call or stream `id` failed; payload: a [`WireError`].
     Error { id: u64 },
-    /// The caller gave up on call `id`.
+    /// The caller gave up on call (or stream) `id`.
     Cancel { id: u64 },
     /// Cancel the whole actor within `grace_ms`, then answer `Return { id }`.
     CancelActor { id: u64, grace_ms: u32 },

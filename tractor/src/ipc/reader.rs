@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::error::Error;
-use crate::ipc::channel::{Channel, Inbound};
+use crate::ipc::channel::{CallKind, Channel, Inbound};
 use crate::ipc::frame::{self, MAX_FRAME};
 use crate::ipc::msg::{Msg, WireError};
 
@@ -71,8 +71,14 @@ fn dispatch(frame: bytes::Bytes, channel: &Channel, inbound: &dyn Inbound) -> Re
         .map_err(|err| Error::Protocol(format!("undecodable frame: {err}")))?;
     let payload = frame.slice_ref(payload);
     match msg {
-        Msg::Call { id, func } => inbound.call(channel, id, func, payload),
+        Msg::Call { id, func } => inbound.call(channel, id, func, CallKind::Unary, payload),
+        Msg::OpenStream { id, func, window } => {
+            inbound.call(channel, id, func, CallKind::Stream { window }, payload)
+        }
         Msg::Return { id } => channel.complete(id, Ok(payload)),
+        Msg::Yield { id } => channel.deliver(id, Some(payload)),
+        Msg::Stop { id } => channel.deliver(id, None),
+        Msg::Credit { id, n } => channel.credit_served(id, n),
         Msg::Error { id } => {
             let error = postcard::from_bytes::<WireError>(&payload).map_err(|err| {
                 Error::Protocol(format!("undecodable error for call {id}: {err}"))

@@ -15,12 +15,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{ActorNursery, ResultSlot};
-use crate::call::Call;
+use crate::call::{Call, StreamCall};
 use crate::child::ChildHandle;
 use crate::error::{Error, Result};
 use crate::ipc::Channel;
 use crate::portal::{Portal, RunPortal};
 use crate::spawn::{self, SpawnSpec};
+use crate::stream::RemoteStream;
 use crate::uid::ActorUid;
 
 /// How long a new child has to connect back.
@@ -46,14 +47,18 @@ pub struct Daemon;
 #[derive(Debug)]
 pub struct RunIn<C>(pub(crate) C);
 
-/// Calls that [`ActorNursery::run_in_actor`] can run: [`Call`]s.
+/// Calls that [`ActorNursery::run_in_actor`] can run: a [`Call`] (its
+/// result is the value) or a [`StreamCall`] (its result is the
+/// [`RemoteStream`]).
 pub trait RunTarget: sealed::Sealed {}
 
 impl<T> RunTarget for Call<T> {}
+impl<T> RunTarget for StreamCall<T> {}
 
 mod sealed {
     pub trait Sealed {}
     impl<T> Sealed for crate::call::Call<T> {}
+    impl<T> Sealed for crate::call::StreamCall<T> {}
 }
 
 #[derive(Default)]
@@ -118,7 +123,7 @@ async fn spawn(
     name: String,
     mut options: Options,
     main: Option<&str>,
-) -> Result<(Arc<ChildHandle>, Channel, Option<Arc<ResultSlot>>)> {
+) -> Result<(Arc<ChildHandle>, Channel, Arc<ResultSlot>)> {
     let fail = |reason: String| Error::Spawn {
         name: name.clone(),
         reason,
@@ -154,8 +159,8 @@ async fn spawn(
         .await
         .map_err(|err| fail(format!("could not start the process: {err}")))?;
     let child = ChildHandle::start(uid, process, actor);
-    let slot = main.map(|_| Arc::new(ResultSlot::new(child.uid().clone())));
-    inner.adopt(child.clone(), slot.clone());
+    let slot = Arc::new(ResultSlot::new(child.uid().clone()));
+    inner.adopt(child.clone(), main.map(|_| slot.clone()));
 
     // Until the child is connected, dropping this future or failing kills
     // it (its exit is then expected, not an error).
@@ -220,12 +225,42 @@ where
             kind: RunIn(call),
         } = self;
         Box::pin(async move {
-            let (func, args) = call.into_parts();
+            let request = call.into_request();
             // Arguments that cannot be sent fail before any process starts.
-            let args = args?;
-            let (child, channel, slot) = spawn(nursery, name, options, Some(&func)).await?;
-            let slot = slot.unwrap_or_else(|| Arc::new(ResultSlot::new(child.uid().clone())));
-            nursery.inner().run_main(&child, &func, &args, slot.clone());
+            let args = request.args?;
+            let (child, channel, slot) = spawn(nursery, name, options, Some(&request.name)).await?;
+            nursery
+                .inner()
+                .run_main(&child, &request.name, &args, slot.clone());
+            Ok(RunPortal::new(
+                Portal::new(nursery.inner().actor().clone(), channel),
+                slot,
+            ))
+        })
+    }
+}
+
+impl<'n, T> IntoFuture for SpawnBuilder<'n, RunIn<StreamCall<T>>>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<RunPortal<RemoteStream<T>>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'n>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let SpawnBuilder {
+            nursery,
+            name,
+            options,
+            kind: RunIn(call),
+        } = self;
+        Box::pin(async move {
+            let (request, window) = call.into_request();
+            let args = request.args?;
+            let (child, channel, slot) = spawn(nursery, name, options, Some(&request.name)).await?;
+            nursery
+                .inner()
+                .run_main_stream(&child, &request.name, &args, window, slot.clone());
             Ok(RunPortal::new(
                 Portal::new(nursery.inner().actor().clone(), channel),
                 slot,

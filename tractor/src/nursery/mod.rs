@@ -37,6 +37,8 @@ use uuid::Uuid;
 pub use builder::{Daemon, RunIn, RunTarget, SpawnBuilder};
 pub(crate) use result_slot::ResultSlot;
 
+use crate::stream::RawStream;
+
 use crate::actor::{Actor, CANCEL_GRACE};
 use crate::child::ChildHandle;
 use crate::error::{Error, Result};
@@ -107,6 +109,8 @@ where
     let mut cancelling = errors.failing || !matches!(outcome, Some(Ok(_)));
     if cancelling {
         nursery.inner.cancel_all();
+    } else {
+        nursery.inner.drain_untaken_streams();
     }
     loop {
         if !cancelling {
@@ -286,6 +290,17 @@ impl Inner {
         });
     }
 
+    fn mark_main_sent(&self, child: &ChildHandle) {
+        let uuid = child.uid().uuid();
+        if let Some(record) = self
+            .children()
+            .iter_mut()
+            .find(|r| r.child.uid().uuid() == uuid)
+        {
+            record.main_sent = true;
+        }
+    }
+
     /// Sends `func(args)` as the main call of a `run_in_actor` child; its
     /// answer lands in `slot` and the nursery hears of it.
     pub(crate) fn run_main(
@@ -299,14 +314,7 @@ impl Inner {
             Some(channel) => channel.call(func, args),
             None => Err(Error::Protocol("the child is not connected".into())),
         };
-        let uuid = child.uid().uuid();
-        if let Some(record) = self
-            .children()
-            .iter_mut()
-            .find(|r| r.child.uid().uuid() == uuid)
-        {
-            record.main_sent = true;
-        }
+        self.mark_main_sent(child);
         let events = self.events.clone();
         let child = child.clone();
         self.actor.tasks().spawn(async move {
@@ -314,24 +322,61 @@ impl Inner {
                 Ok(pending) => pending.await,
                 Err(err) => Err(err),
             };
-            let answer = match answer {
-                Err(Error::Disconnected { .. }) => {
-                    // Tell how it ended rather than that it hung up.
-                    let status = tokio::time::timeout(CANCEL_GRACE, child.exited()).await;
-                    if child.cancel_requested() {
-                        Err(Error::Cancelled)
-                    } else {
-                        Err(Error::ActorDied {
-                            actor: child.uid().clone(),
-                            status: status.unwrap_or_else(|_| "its channel closed".into()),
-                        })
-                    }
-                }
-                answer => answer,
-            };
-            slot.fill(answer);
+            slot.fill(settle(&child, answer).await);
             let _ = events.send(Event::Answered(child.uid().uuid()));
         });
+    }
+
+    /// Opens stream `func(args)` as the main call of a `run_in_actor`
+    /// child; the stream waits in `slot` for the body, and the nursery hears
+    /// when it ends (or the child does).
+    pub(crate) fn run_main_stream(
+        &self,
+        child: &Arc<ChildHandle>,
+        func: &str,
+        args: &[u8],
+        window: u32,
+        slot: Arc<ResultSlot>,
+    ) {
+        let (on_end, ended) = tokio::sync::oneshot::channel();
+        let opened = match child.channel() {
+            Some(channel) => RawStream::open(channel, func, args, window),
+            None => Err(Error::Protocol("the child is not connected".into())),
+        };
+        let opened = opened.map(|mut stream| {
+            stream.on_end(on_end);
+            slot.hold(stream);
+        });
+        self.mark_main_sent(child);
+        let events = self.events.clone();
+        let child = child.clone();
+        self.actor.tasks().spawn(async move {
+            let outcome = match opened {
+                // A stream dropped before its end was stopped by its
+                // consumer: done, not failed.
+                Ok(()) => tokio::select! {
+                    ended = ended => ended.unwrap_or(Ok(())),
+                    _ = child.exited() => Err(Error::Disconnected { actor: child.uid().clone() }),
+                },
+                Err(err) => Err(err),
+            };
+            slot.finish(settle(&child, outcome).await);
+            let _ = events.send(Event::Answered(child.uid().uuid()));
+        });
+    }
+
+    /// After a normal body exit: streams the body never took are read to
+    /// their end, so that their children can finish.
+    fn drain_untaken_streams(&self) {
+        for record in self.children().iter() {
+            if let Some(stream) = record
+                .result
+                .as_ref()
+                .and_then(|slot| slot.untaken_stream())
+            {
+                self.actor.tasks().spawn(stream.drain());
+            }
+        }
     }
 
     fn handle(&self, event: Event, errors: &mut Errors) {
@@ -400,6 +445,25 @@ impl Inner {
         self.children()
             .iter()
             .all(|r| r.exited && (!r.main_sent || r.answered))
+    }
+}
+
+/// A child's answer that says only that the channel went away becomes how
+/// the child ended: cancelled (by this nursery) or dead.
+async fn settle<T>(child: &ChildHandle, answer: Result<T>) -> Result<T> {
+    match answer {
+        Err(Error::Disconnected { .. }) => {
+            let status = tokio::time::timeout(CANCEL_GRACE, child.exited()).await;
+            if child.cancel_requested() {
+                Err(Error::Cancelled)
+            } else {
+                Err(Error::ActorDied {
+                    actor: child.uid().clone(),
+                    status: status.unwrap_or_else(|_| "its channel closed".into()),
+                })
+            }
+        }
+        answer => answer,
     }
 }
 

@@ -1,57 +1,99 @@
-//! Where a `run_in_actor` child's answer waits for `RunPortal::result`.
+//! Where a `run_in_actor` child's result waits for `RunPortal::result`.
 //!
-//! Filled once by the nursery's task that awaits the answer; read by the
-//! nursery (did it fail?) and taken once by the body.
+//! For a plain call the slot receives the answer once; for a stream call
+//! it holds the stream until the body takes it (or the nursery drains it).
+//! Either way the nursery reads the outcome from here to know whether the
+//! child is done, and whether it failed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::stream::RawStream;
 use crate::uid::ActorUid;
 
 pub(crate) struct ResultSlot {
     actor: ActorUid,
-    answer: watch::Sender<Option<Result<Bytes>>>,
+    /// How the run ended, once it has.
+    outcome: watch::Sender<Option<Result<()>>>,
+    value: Mutex<Option<Result<Bytes>>>,
+    stream: Mutex<Option<RawStream>>,
     taken: AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ResultSlot {
     pub(crate) fn new(actor: ActorUid) -> Self {
         ResultSlot {
             actor,
-            answer: watch::Sender::new(None),
+            outcome: watch::Sender::new(None),
+            value: Mutex::new(None),
+            stream: Mutex::new(None),
             taken: AtomicBool::new(false),
         }
     }
 
+    /// A plain call's answer arrived.
     pub(crate) fn fill(&self, answer: Result<Bytes>) {
-        self.answer.send_replace(Some(answer));
+        let outcome = answer.as_ref().map(|_| ()).map_err(Clone::clone);
+        *lock(&self.value) = Some(answer);
+        self.outcome.send_replace(Some(outcome));
     }
 
-    /// `None` until the answer arrived; then whether it is an error (and
-    /// which).
-    pub(crate) fn outcome(&self) -> Option<Result<(), Error>> {
-        self.answer
-            .borrow()
-            .as_ref()
-            .map(|answer| answer.as_ref().map(|_| ()).map_err(Clone::clone))
+    /// A stream call's stream, for the body to take.
+    pub(crate) fn hold(&self, stream: RawStream) {
+        *lock(&self.stream) = Some(stream);
     }
 
-    /// Waits for the answer and takes it; only the first caller gets it.
-    pub(crate) async fn take(&self) -> Result<Bytes> {
+    /// A stream call ended.
+    pub(crate) fn finish(&self, outcome: Result<()>) {
+        self.outcome.send_replace(Some(outcome));
+    }
+
+    /// `None` until the run ended; then how.
+    pub(crate) fn outcome(&self) -> Option<Result<()>> {
+        self.outcome.borrow().clone()
+    }
+
+    fn claim(&self) -> Result<()> {
         if self.taken.swap(true, Ordering::AcqRel) {
             return Err(Error::ResultTaken {
                 actor: self.actor.clone(),
             });
         }
-        let mut answer = self.answer.subscribe();
-        let answer = answer.wait_for(Option::is_some).await;
-        match answer.as_deref() {
-            Ok(Some(answer)) => answer.clone(),
-            // The sender lives in this slot, so it outlives the wait.
-            _ => Err(Error::Cancelled),
+        Ok(())
+    }
+
+    /// Waits for a plain call's answer and takes it; only the first caller
+    /// gets it.
+    pub(crate) async fn take_value(&self) -> Result<Bytes> {
+        self.claim()?;
+        let mut outcome = self.outcome.subscribe();
+        // The sender lives in this slot, so it outlives the wait.
+        let _ = outcome.wait_for(Option::is_some).await;
+        lock(&self.value).take().unwrap_or(Err(Error::Cancelled))
+    }
+
+    /// Takes a stream call's stream; only the first caller gets it.
+    pub(crate) fn take_stream(&self) -> Result<RawStream> {
+        self.claim()?;
+        lock(&self.stream).take().ok_or(Error::ResultTaken {
+            actor: self.actor.clone(),
+        })
+    }
+
+    /// The stream, if the body never took it (so the nursery drains it).
+    pub(crate) fn untaken_stream(&self) -> Option<RawStream> {
+        let mut stream = lock(&self.stream);
+        if stream.is_none() || self.taken.swap(true, Ordering::AcqRel) {
+            return None;
         }
+        stream.take()
     }
 }

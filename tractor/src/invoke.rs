@@ -1,0 +1,359 @@
+//! Running a remote function: what the generated dispatch code hands the
+//! actor ([`Invocation`]), what comes back ([`Reply`], [`Failure`]), and
+//! how an error type is turned into a remote error ([`ErrorProbe`]).
+//!
+//! An invocation is one of four bodies: an `async fn`'s future, a plain
+//! `fn` (run on a blocking thread), a stream, or a stream-context function.
+//! Whatever it is, panics are caught and become `"panic"` errors; only
+//! here does user code run.
+
+use std::any::Any;
+use std::fmt::Display;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+
+use futures::{FutureExt, Stream};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, RemoteActorError};
+use crate::ipc::msg::{WireError, sources_of};
+use crate::stream::produce::{self, ItemSource};
+use crate::stream::{RawContext, StreamContext};
+use crate::uid::ActorUid;
+
+/// A started remote function, not yet run.
+pub struct Invocation(Body);
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+enum Body {
+    Future(BoxFuture<Reply>),
+    Blocking(Box<dyn FnOnce() -> Reply + Send>),
+    Stream(BoxFuture<Box<dyn ItemSource>>),
+    Context(Box<dyn FnOnce(RawContext) -> BoxFuture<Reply> + Send>),
+    Failed(Failure),
+}
+
+/// How a served call ended.
+pub(crate) enum Outcome {
+    /// A unary call's encoded value.
+    Value(Vec<u8>),
+    /// A stream ended normally.
+    Ended,
+    Failed(Failure),
+}
+
+impl Invocation {
+    /// An `async fn` body.
+    pub fn future(future: impl Future<Output = Reply> + Send + 'static) -> Self {
+        Invocation(Body::Future(Box::pin(future)))
+    }
+
+    /// A plain `fn` body: runs on a blocking thread of the actor's runtime.
+    pub fn blocking(body: impl FnOnce() -> Reply + Send + 'static) -> Self {
+        Invocation(Body::Blocking(Box::new(body)))
+    }
+
+    /// A stream function: `make` resolves to the stream.
+    pub fn stream<F, S>(make: F) -> Self
+    where
+        F: Future<Output = S> + Send + 'static,
+        S: Stream + Send + 'static,
+        S::Item: Serialize + Send,
+    {
+        Invocation(Body::Stream(Box::pin(async move {
+            produce::source(make.await)
+        })))
+    }
+
+    /// A stream-context function: `body` pushes through the context.
+    pub fn context<T, F, Fut>(body: F) -> Self
+    where
+        T: 'static,
+        F: FnOnce(StreamContext<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        Invocation(Body::Context(Box::new(move |raw| {
+            Box::pin(body(StreamContext::new(raw)))
+        })))
+    }
+
+    /// The arguments could not be decoded.
+    pub fn failed(error: ArgsError) -> Self {
+        Invocation::failure(Failure::foreign(
+            "InvalidArguments",
+            format!("the arguments could not be decoded: {}", error.0),
+            Vec::new(),
+        ))
+    }
+
+    pub(crate) fn failure(failure: Failure) -> Self {
+        Invocation(Body::Failed(failure))
+    }
+
+    /// Runs function `name` to completion; a stream (opened as one, with
+    /// `stream`) sends its items there. A panic becomes a `"panic"` error.
+    pub(crate) async fn run(self, name: &str, stream: Option<RawContext>) -> Outcome {
+        let ran = AssertUnwindSafe(self.run_body(name, stream))
+            .catch_unwind()
+            .await;
+        ran.unwrap_or_else(|panic| Outcome::Failed(panic_failure(&*panic)))
+    }
+
+    async fn run_body(self, name: &str, stream: Option<RawContext>) -> Outcome {
+        match (self.0, stream) {
+            (Body::Future(_) | Body::Blocking(_), Some(_)) => Outcome::Failed(Failure::foreign(
+                "WrongCallKind",
+                format!("`{name}` is not a stream function: call it with Portal::run"),
+                Vec::new(),
+            )),
+            (Body::Future(future), None) => future.await.into(),
+            (Body::Blocking(body), None) => {
+                let ran = tokio::task::spawn_blocking(move || {
+                    std::panic::catch_unwind(AssertUnwindSafe(body))
+                })
+                .await;
+                match ran {
+                    Ok(Ok(reply)) => reply.into(),
+                    Ok(Err(panic)) => Outcome::Failed(panic_failure(&*panic)),
+                    Err(err) => Outcome::Failed(Failure::foreign(
+                        "tractor::Error::Cancelled",
+                        format!("the blocking task did not finish: {err}"),
+                        Vec::new(),
+                    )),
+                }
+            }
+            (Body::Stream(make), Some(context)) => {
+                let source = make.await;
+                match produce::produce(&context, source).await {
+                    Ok(()) => Outcome::Ended,
+                    Err(err) => Outcome::Failed(Failure(FailureKind::Tractor(err))),
+                }
+            }
+            (Body::Context(body), Some(context)) => match body(context).await.0 {
+                Ok(_) => Outcome::Ended,
+                Err(failure) => Outcome::Failed(failure),
+            },
+            (Body::Failed(failure), _) => Outcome::Failed(failure),
+            (Body::Stream(_) | Body::Context(_), None) => Outcome::Failed(Failure::foreign(
+                "WrongCallKind",
+                format!("`{name}` is a stream function: open it with Portal::open_stream"),
+                Vec::new(),
+            )),
+        }
+    }
+}
+
+impl From<Reply> for Outcome {
+    fn from(reply: Reply) -> Self {
+        match reply.0 {
+            Ok(value) => Outcome::Value(value),
+            Err(failure) => Outcome::Failed(failure),
+        }
+    }
+}
+
+pub(crate) fn panic_failure(panic: &(dyn Any + Send)) -> Failure {
+    let message = if let Some(text) = panic.downcast_ref::<&'static str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    };
+    Failure::foreign("panic", message, Vec::new())
+}
+
+/// What a remote function produced: its encoded value, or why it failed.
+pub struct Reply(pub(crate) Result<Vec<u8>, Failure>);
+
+impl Reply {
+    /// The function returned `value`.
+    pub fn value<T: Serialize + ?Sized>(value: &T) -> Reply {
+        Reply(postcard::to_allocvec(value).map_err(|err| {
+            Failure::foreign(
+                "tractor::Error::Codec",
+                format!(
+                    "could not encode the return value ({}): {err}",
+                    std::any::type_name::<T>()
+                ),
+                Vec::new(),
+            )
+        }))
+    }
+
+    /// The function returned an error.
+    pub fn error(failure: Failure) -> Reply {
+        Reply(Err(failure))
+    }
+}
+
+/// A remote function's error, before it is stamped with the actor it was
+/// raised in.
+pub struct Failure(FailureKind);
+
+enum FailureKind {
+    /// A `tractor::Error`: relayed as itself.
+    Tractor(Error),
+    /// Any other error type.
+    Foreign {
+        type_name: String,
+        message: String,
+        sources: Vec<String>,
+    },
+}
+
+impl Failure {
+    pub(crate) fn foreign(
+        type_name: impl Into<String>,
+        message: String,
+        sources: Vec<String>,
+    ) -> Self {
+        Failure(FailureKind::Foreign {
+            type_name: type_name.into(),
+            message,
+            sources,
+        })
+    }
+
+    fn probe<E: Any>(error: &E, or_else: impl FnOnce() -> Failure) -> Failure {
+        match (error as &dyn Any).downcast_ref::<Error>() {
+            Some(error) => Failure(FailureKind::Tractor(error.clone())),
+            None => or_else(),
+        }
+    }
+
+    /// The wire form, as sent by actor `me`.
+    pub(crate) fn to_wire(&self, me: &ActorUid) -> WireError {
+        match &self.0 {
+            FailureKind::Tractor(error) => WireError::relay(error, me),
+            FailureKind::Foreign {
+                type_name,
+                message,
+                sources,
+            } => WireError::Remote(
+                RemoteActorError::new(type_name.clone(), message.clone(), me.clone())
+                    .with_sources(sources.clone()),
+            ),
+        }
+    }
+}
+
+/// Decodes a remote function's arguments.
+pub fn decode_args<A: DeserializeOwned>(payload: &[u8]) -> Result<A, ArgsError> {
+    postcard::from_bytes(payload).map_err(|err| ArgsError(err.to_string()))
+}
+
+/// Arguments that did not decode.
+pub struct ArgsError(String);
+
+/// Wraps an error for [`ViaStdError`] / [`ViaDisplay`], which pick the
+/// richest conversion the error type supports (autoref specialization, in
+/// generated code where the type is concrete).
+pub struct ErrorProbe<'a, E>(&'a E);
+
+impl<'a, E: RemoteError> ErrorProbe<'a, E> {
+    /// Checks that `E` can travel (this is where a bad error type is
+    /// reported) and wraps it.
+    pub fn new(error: &'a E) -> Self {
+        ErrorProbe(error)
+    }
+}
+
+/// What the error type of a remote function's `Result` must be.
+#[diagnostic::on_unimplemented(
+    message = "the error type of a remote function must implement `Display` and be `'static`",
+    label = "`{Self}` cannot be sent to the caller as a remote error",
+    note = "the error travels as its type name and its `Display` text; implement `Display` (or use `tractor::Error::other`)"
+)]
+pub trait RemoteError: Display + 'static {}
+
+impl<E: Display + 'static> RemoteError for E {}
+
+/// For `std::error::Error`s: message plus `source()` chain.
+pub trait ViaStdError {
+    /// Converts the probed error.
+    fn to_remote_error(self) -> Failure;
+}
+
+impl<E: std::error::Error + 'static> ViaStdError for &&ErrorProbe<'_, E> {
+    fn to_remote_error(self) -> Failure {
+        let error = self.0;
+        Failure::probe(error, || {
+            Failure::foreign(
+                std::any::type_name::<E>(),
+                error.to_string(),
+                sources_of(error),
+            )
+        })
+    }
+}
+
+/// For anything `Display`: the message only.
+pub trait ViaDisplay {
+    /// Converts the probed error.
+    fn to_remote_error(self) -> Failure;
+}
+
+impl<E: Display + 'static> ViaDisplay for &ErrorProbe<'_, E> {
+    fn to_remote_error(self) -> Failure {
+        let error = self.0;
+        Failure::probe(error, || {
+            Failure::foreign(std::any::type_name::<E>(), error.to_string(), Vec::new())
+        })
+    }
+}
+
+/// Never chosen when `ErrorProbe::new` compiled; it only keeps a bad error
+/// type down to the one error reported there.
+pub trait ViaNothing {
+    /// Converts the probed error.
+    fn to_remote_error(self) -> Failure;
+}
+
+impl<E> ViaNothing for ErrorProbe<'_, E> {
+    fn to_remote_error(self) -> Failure {
+        Failure::foreign(std::any::type_name::<E>(), String::new(), Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("outer")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn wire(failure: Failure) -> RemoteActorError {
+        match failure.to_wire(&ActorUid::new("me")) {
+            WireError::Remote(remote) => remote,
+            other => panic!("expected a remote error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    #[allow(clippy::needless_borrow)] // the double borrow is how the probe picks
+    fn probes_pick_the_richest_conversion() {
+        let std_error = Outer(std::io::Error::other("inner"));
+        let remote = wire((&&ErrorProbe::new(&std_error)).to_remote_error());
+        assert!(remote.type_name().ends_with("Outer"));
+        assert_eq!(remote.sources(), ["inner"]);
+
+        let text = String::from("just text");
+        let remote = wire((&&ErrorProbe::new(&text)).to_remote_error());
+        assert_eq!(remote.type_name(), "alloc::string::String");
+        assert_eq!(remote.message(), "just text");
+    }
+}

@@ -1,0 +1,83 @@
+//! [`StreamContext`]: the producer's handle in the context form of
+//! `#[tractor::stream]`.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ipc::{Channel, frame};
+use crate::stream::Credit;
+
+/// The sending end of a stream, given to a
+/// `#[tractor::stream] async fn f(ctx: StreamContext<T>, ..)`.
+///
+/// Clone it to push from several tasks at once; every item waits for flow
+/// control credit, so `send_yield` slows down to the consumer's pace.
+///
+/// ```
+/// use tractor::StreamContext;
+///
+/// #[tractor::stream]
+/// async fn ticks(ctx: StreamContext<u64>, count: u64) -> tractor::Result<()> {
+///     for tick in 0..count {
+///         ctx.send_yield(tick).await?;
+///     }
+///     Ok(())
+/// }
+/// ```
+pub struct StreamContext<T> {
+    raw: RawContext,
+    _item: PhantomData<fn(T)>,
+}
+
+/// What the producing actor knows of a stream, untyped.
+#[derive(Clone)]
+pub(crate) struct RawContext {
+    pub(crate) channel: Channel,
+    pub(crate) id: u64,
+    pub(crate) credit: Arc<Credit>,
+}
+
+impl<T> StreamContext<T> {
+    pub(crate) fn new(raw: RawContext) -> Self {
+        StreamContext {
+            raw,
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T: Serialize> StreamContext<T> {
+    /// Sends `item` to the consumer, once it has room for it.
+    ///
+    /// Fails with [`Error::Disconnected`] (or [`Error::Cancelled`]) once the
+    /// consumer is gone: stop producing then.
+    pub async fn send_yield(&self, item: T) -> Result<()> {
+        if !self.raw.credit.take().await {
+            return Err(Error::Cancelled);
+        }
+        self.raw
+            .channel
+            .send_yield(self.raw.id, |buf| frame::encode_into(buf, &item))
+    }
+}
+
+impl<T> Clone for StreamContext<T> {
+    fn clone(&self) -> Self {
+        StreamContext {
+            raw: self.raw.clone(),
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for StreamContext<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamContext")
+            .field("consumer", self.raw.channel.peer())
+            .field("id", &self.raw.id)
+            .finish_non_exhaustive()
+    }
+}

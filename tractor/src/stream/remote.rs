@@ -1,0 +1,173 @@
+//! The consumer side of a stream: [`RemoteStream`].
+//!
+//! Items arrive from the channel's reader on an unbounded queue; the
+//! queue cannot grow past the window because the producer needs credit to
+//! send. Credit goes back in batches of half a window, so the producer is
+//! never idle waiting for it while the consumer keeps up.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures::Stream;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::ipc::{Channel, Delivery};
+
+/// A stream of `T`s produced in another actor.
+///
+/// Yields `Ok(item)` for every item the remote function produced, in
+/// order; if the function fails (an `Err`, a panic, its actor cancelled or
+/// gone), one `Err` after the items already sent; then the stream ends.
+/// Dropping it cancels the remote function.
+///
+/// ```
+/// use futures::StreamExt;
+///
+/// #[tractor::stream]
+/// fn count_to(n: u32) -> impl futures::Stream<Item = u32> {
+///     futures::stream::iter(0..n)
+/// }
+///
+/// # async fn example(portal: tractor::Portal) -> tractor::Result<()> {
+/// let mut numbers = portal.open_stream(count_to::call(10)).await?;
+/// while let Some(n) = numbers.next().await {
+///     println!("{}", n?);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct RemoteStream<T> {
+    raw: RawStream,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> RemoteStream<T> {
+    pub(crate) fn new(raw: RawStream) -> Self {
+        RemoteStream {
+            raw,
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Stream for RemoteStream<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        let item = ready!(self.raw.poll_item(cx));
+        Poll::Ready(item.map(|item| {
+            item.and_then(|bytes| {
+                postcard::from_bytes(&bytes).map_err(|err| {
+                    Error::codec(
+                        format!("a stream item as {}", std::any::type_name::<T>()),
+                        err,
+                    )
+                })
+            })
+        }))
+    }
+}
+
+impl<T> std::fmt::Debug for RemoteStream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStream")
+            .field("actor", self.raw.channel.peer())
+            .field("id", &self.raw.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream's undecoded items and its flow control.
+pub(crate) struct RawStream {
+    channel: Channel,
+    id: u64,
+    items: mpsc::UnboundedReceiver<Delivery>,
+    window: u32,
+    /// Items taken since credit was last returned.
+    taken: u32,
+    done: bool,
+    /// Told how the stream ended (dropped unfinished: nothing is sent).
+    on_end: Option<oneshot::Sender<Result<()>>>,
+}
+
+impl RawStream {
+    /// Opens stream `func(args)` on `channel`.
+    pub(crate) fn open(channel: &Channel, func: &str, args: &[u8], window: u32) -> Result<Self> {
+        let (id, items) = channel.open_stream(func, args, window)?;
+        Ok(RawStream {
+            channel: channel.clone(),
+            id,
+            items,
+            window,
+            taken: 0,
+            done: false,
+            on_end: None,
+        })
+    }
+
+    /// Reports the stream's end to `on_end`.
+    pub(crate) fn on_end(&mut self, on_end: oneshot::Sender<Result<()>>) {
+        self.on_end = Some(on_end);
+    }
+
+    pub(crate) fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let delivery = ready!(self.items.poll_recv(cx));
+        Poll::Ready(match delivery {
+            Some(Delivery::Item(item)) => {
+                self.taken += 1;
+                if self.taken >= self.window.div_ceil(2) {
+                    self.channel.send_credit(self.id, self.taken);
+                    self.taken = 0;
+                }
+                Some(Ok(item))
+            }
+            Some(Delivery::End) => {
+                self.finish(Ok(()));
+                None
+            }
+            Some(Delivery::Failed(error)) => {
+                self.finish(Err(error.clone()));
+                Some(Err(error))
+            }
+            // The channel dropped the queue without a word: only when it
+            // closed under us.
+            None => {
+                let error = Error::Disconnected {
+                    actor: self.channel.peer().clone(),
+                };
+                self.finish(Err(error.clone()));
+                Some(Err(error))
+            }
+        })
+    }
+
+    fn finish(&mut self, outcome: Result<()>) {
+        self.done = true;
+        if let Some(on_end) = self.on_end.take() {
+            let _ = on_end.send(outcome);
+        }
+    }
+
+    /// Reads and discards the rest of the stream.
+    pub(crate) async fn drain(mut self) {
+        while std::future::poll_fn(|cx| self.poll_item(cx))
+            .await
+            .is_some()
+        {}
+    }
+}
+
+impl Drop for RawStream {
+    fn drop(&mut self) {
+        if !self.done {
+            self.channel.abandon(self.id);
+        }
+    }
+}
