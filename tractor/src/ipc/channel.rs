@@ -10,7 +10,6 @@
 //! read by its single reader task (see [`reader`](super::reader)), which
 //! never waits on a consumer: one slow stream cannot hold up the others.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +18,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -73,9 +73,9 @@ struct Shared {
 #[derive(Default)]
 struct Calls {
     /// Our calls and streams awaiting their answers.
-    pending: HashMap<u64, Waiter>,
+    pending: FxHashMap<u64, Waiter>,
     /// The peer's calls and streams we are running.
-    serving: HashMap<u64, Served>,
+    serving: FxHashMap<u64, Served>,
     /// Set once, under this lock, so no call is registered after the
     /// channel closed.
     closed: bool,
@@ -311,6 +311,15 @@ impl Channel {
                 let _ = items.send(Delivery::End);
                 calls.pending.remove(&id);
             }
+        }
+    }
+
+    /// Where items of our stream `id` go, for a reader that delivers many
+    /// in a row without looking each one up.
+    pub(crate) fn stream_items(&self, id: u64) -> Option<mpsc::UnboundedSender<Delivery>> {
+        match self.lock_calls().pending.get(&id) {
+            Some(Waiter::Stream(items)) => Some(items.clone()),
+            _ => None,
         }
     }
 

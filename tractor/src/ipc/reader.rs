@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
 
 use crate::error::Error;
-use crate::ipc::channel::{CallKind, Channel, Inbound};
+use crate::ipc::channel::{CallKind, Channel, Delivery, Inbound};
 use crate::ipc::frame::{self, MAX_FRAME};
 use crate::ipc::msg::{Msg, WireError};
 
@@ -25,12 +26,13 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
     inbound: &dyn Inbound,
 ) {
     buf.reserve(READ_CAPACITY);
+    let mut last_stream = LastStream::default();
     let outcome = loop {
         let mut failed = None;
         loop {
             match frame::split(&mut buf, MAX_FRAME) {
                 Ok(Some(frame)) => {
-                    if let Err(err) = dispatch(frame, channel, inbound) {
+                    if let Err(err) = dispatch(frame, channel, inbound, &mut last_stream) {
                         failed = Some(err);
                         break;
                     }
@@ -66,7 +68,43 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
     }
 }
 
-fn dispatch(frame: bytes::Bytes, channel: &Channel, inbound: &dyn Inbound) -> Result<(), Error> {
+/// The stream the last item was for: items come in runs, and this spares
+/// each one a lookup.
+#[derive(Default)]
+struct LastStream {
+    id: u64,
+    items: Option<mpsc::UnboundedSender<Delivery>>,
+}
+
+impl LastStream {
+    fn deliver(&mut self, channel: &Channel, id: u64, item: bytes::Bytes) {
+        if self.id != id || self.items.is_none() {
+            self.id = id;
+            self.items = channel.stream_items(id);
+        }
+        match &self.items {
+            Some(items) => {
+                if items.send(Delivery::Item(item)).is_err() {
+                    self.items = None;
+                }
+            }
+            None => tracing::trace!(peer = %channel.peer(), id, "stream item nobody awaits"),
+        }
+    }
+
+    fn forget(&mut self, id: u64) {
+        if self.id == id {
+            self.items = None;
+        }
+    }
+}
+
+fn dispatch(
+    frame: bytes::Bytes,
+    channel: &Channel,
+    inbound: &dyn Inbound,
+    last_stream: &mut LastStream,
+) -> Result<(), Error> {
     let (msg, payload) = postcard::take_from_bytes::<Msg<'_>>(&frame)
         .map_err(|err| Error::Protocol(format!("undecodable frame: {err}")))?;
     let payload = frame.slice_ref(payload);
@@ -76,10 +114,14 @@ fn dispatch(frame: bytes::Bytes, channel: &Channel, inbound: &dyn Inbound) -> Re
             inbound.call(channel, id, func, CallKind::Stream { window }, payload)
         }
         Msg::Return { id } => channel.complete(id, Ok(payload)),
-        Msg::Yield { id } => channel.deliver(id, Some(payload)),
-        Msg::Stop { id } => channel.deliver(id, None),
+        Msg::Yield { id } => last_stream.deliver(channel, id, payload),
+        Msg::Stop { id } => {
+            last_stream.forget(id);
+            channel.deliver(id, None);
+        }
         Msg::Credit { id, n } => channel.credit_served(id, n),
         Msg::Error { id } => {
+            last_stream.forget(id);
             let error = postcard::from_bytes::<WireError>(&payload).map_err(|err| {
                 Error::Protocol(format!("undecodable error for call {id}: {err}"))
             })?;
