@@ -12,6 +12,17 @@ fn run(name: &str) -> Output {
 
 /// Like [`run`], failing (and killing the example) after `limit`.
 fn run_within(name: &str, limit: Duration) -> Output {
+    run_with_registrar(name, limit, &free_addr())
+}
+
+fn free_addr() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .to_string()
+}
+
+fn run_with_registrar(name: &str, limit: Duration, registrar: &str) -> Output {
     let deps = std::env::current_exe().unwrap();
     let binary: PathBuf = deps
         .parent()
@@ -23,11 +34,8 @@ fn run_within(name: &str, limit: Duration) -> Output {
         "{} is not built; run `cargo test` on the workspace",
         binary.display()
     );
-    let registrar = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap();
     let child = Command::new(binary)
-        .env("TRACTOR_REGISTRAR", registrar.to_string())
+        .env("TRACTOR_REGISTRAR", registrar)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -103,4 +111,33 @@ fn full_fledged_streaming_service_within_three_seconds() {
         stdout.ends_with("received all 1000 values, once each, in order\n"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_trynamic_first_scene() {
+    let output = run("a_trynamic_first_scene");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout(&output),
+        "Alright... Action!\n\
+         Hi my name is donny\n\
+         Hi my name is gretchen\n\
+         CUTTTT CUUTT CUT!!! Donny!! You're supposed to say...\n"
+    );
+}
+
+#[test]
+fn service_discovery() {
+    let registrar = free_addr();
+    let output = run_with_registrar("service_discovery", Duration::from_secs(60), &registrar);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = stdout(&output);
+    let lines: Vec<_> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0], format!("Registrar is listening on {registrar}"));
+    assert!(
+        lines[1].starts_with("some_actor_name is found at 127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(lines[1].contains(" as some_actor_name["), "{stdout}");
 }

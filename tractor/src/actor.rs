@@ -257,6 +257,9 @@ impl Actor {
     /// Accepts connections on `listener` for the rest of the actor's life.
     pub(crate) fn serve(&self, listener: TcpListener) -> Result<()> {
         let addr = listener.local_addr()?.to_string();
+        if let Some(registrar) = self.registrar() {
+            registrar.register(self.uid().clone(), addr.clone());
+        }
         let _ = self.0.listen_addr.set(addr);
         let actor = self.clone();
         tokio::spawn(async move {

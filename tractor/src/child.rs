@@ -49,7 +49,8 @@ impl ChildHandle {
         });
         actor.add_child(child.clone());
         let kill = child.kill.clone();
-        let uuid = child.uid.uuid();
+        let uid = child.uid.clone();
+        let uuid = uid.uuid();
         let owner = actor.clone();
         actor.tasks().spawn(async move {
             let mut killed = false;
@@ -68,7 +69,13 @@ impl ChildHandle {
                 Ok(status) => status.to_string(),
                 Err(err) => format!("unknown exit status: {err}"),
             };
+            tracing::info!(actor = %uid, %status, "reaped");
             owner.remove_child(uuid);
+            // A registrar parent knows first that its child is gone: its
+            // entry goes before anyone can see the exit.
+            if let Some(registrar) = owner.registrar() {
+                registrar.unregister_uuid(uuid);
+            }
             let _ = tx.send(Some(status));
         });
         child
@@ -76,6 +83,10 @@ impl ChildHandle {
 
     pub(crate) fn uid(&self) -> &ActorUid {
         &self.uid
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// The channel to the child, once it has connected back.

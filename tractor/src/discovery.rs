@@ -67,8 +67,12 @@ impl Registrar {
     }
 
     pub(crate) fn unregister(&self, uid: &ActorUid) {
-        if self.entries().by_uuid.remove(&uid.uuid()).is_some() {
-            tracing::debug!(actor = %uid, "unregistered");
+        self.unregister_uuid(uid.uuid());
+    }
+
+    pub(crate) fn unregister_uuid(&self, uuid: Uuid) {
+        if let Some(entry) = self.entries().by_uuid.remove(&uuid) {
+            tracing::debug!(actor = %entry.uid, "unregistered");
         }
     }
 

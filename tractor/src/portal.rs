@@ -52,6 +52,12 @@ impl Portal {
         self.channel.peer()
     }
 
+    /// Where the actor on the other side accepts connections (`host:port`),
+    /// as it announced when the channel opened.
+    pub fn addr(&self) -> Option<&str> {
+        self.channel.peer_addr()
+    }
+
     /// The actor this portal belongs to (the caller's side).
     pub(crate) fn actor(&self) -> &Actor {
         &self.actor

@@ -236,6 +236,7 @@ fn root_settings(config: &RootConfig) -> Result<(Settings, StdListener, Option<S
     // program won that race, join it after all).
     for _ in 0..2 {
         if let Ok(link) = StdStream::connect_timeout(&target, Duration::from_millis(250)) {
+            link.set_nonblocking(true)?;
             return Ok((settings, listen("127.0.0.1:0")?, Some(link)));
         }
         match StdListener::bind(target) {

@@ -133,6 +133,10 @@ impl Channel {
         &self.0.peer.uid
     }
 
+    pub(crate) fn peer_addr(&self) -> Option<&str> {
+        self.0.peer.addr.as_deref()
+    }
+
     pub(crate) fn peer_registers(&self) -> bool {
         self.0.peer.register
     }

@@ -178,6 +178,7 @@ async fn spawn(
         }
     };
     abandon.0 = None;
+    tracing::info!(actor = %child.uid(), pid = child.pid(), "spawned");
     child.set_channel(channel.clone());
     Ok((child, channel, slot))
 }
