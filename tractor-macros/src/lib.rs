@@ -5,9 +5,9 @@
 //! generated code names only `::tractor::...` paths.
 //!
 //! Every macro works in three separate steps, each in its own module:
-//! [`parse`] turns the annotated item into a small model, [`validate`] checks
+//! `parse` turns the annotated item into a small model, `validate` checks
 //! every rule and collects *all* violations as spanned errors, and
-//! [`expand`] / [`entry`] turn a valid model into tokens. When validation
+//! `expand` / `entry` turn a valid model into tokens. When validation
 //! fails the original item is emitted unchanged next to the errors, so the
 //! rest of the crate still type-checks and editors keep working.
 

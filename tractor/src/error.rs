@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::uid::ActorUid;
 
-/// `Result` with [`tractor::Error`](Error) as the default error.
+/// `Result` with [`tractor::Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in tractor.

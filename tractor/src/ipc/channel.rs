@@ -7,7 +7,7 @@
 //! opened with us are tracked in `serving` so that a `Cancel` (or the peer
 //! going away) stops them and a `Credit` reaches the right producer. Frames
 //! are written by the connection's single writer task (see [`Outbox`]) and
-//! read by its single reader task (see [`reader`](super::reader)), which
+//! read by its single reader task (see [`reader`]), which
 //! never waits on a consumer: one slow stream cannot hold up the others.
 
 use std::future::Future;
