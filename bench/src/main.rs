@@ -1,336 +1,187 @@
-//! Quick figures for tractor's core costs, each a median over many runs:
-//!
-//! - spawn: `run_in_actor` of a trivial function until `result()` returns,
-//!   and the whole nursery (spawn, result, cancel, reap);
-//! - call: sequential `portal.run` round trips of a trivial function;
-//! - stream: u64 items and 1 KiB items, in messages and bytes per second;
-//!
-//! each next to the floor it is compared with, measured in the same run.
+//! tractor's benchmark suite: spawning, calling, streaming, teardown and
+//! memory, each a median over repeated runs and printed next to the raw
+//! floor it is compared with, measured in the same run.
 //!
 //! ```text
-//! cargo run --release -p tractor-bench
+//! cargo run --release -p tractor-bench            # everything
+//! cargo run --release -p tractor-bench -- stream  # one section:
+//!                                                 # spawn, call, stream, teardown, memory
 //! ```
+//!
+//! The floors run their far ends in this executable started again (see
+//! [`floors`]), so every figure crosses a real process boundary.
 
-use std::time::{Duration, Instant};
+mod floors;
+mod measures;
+mod stats;
 
-use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use tractor::{ActorNursery, Portal};
+use std::time::Duration;
 
-#[tractor::rpc]
-async fn noop() -> u64 {
-    0
+use stats::{Rate, median, median_rate, percentile};
+use tractor::StartMethod;
+
+fn main() -> tractor::Result<()> {
+    // A floor's far end runs before tractor starts, so that the re-exec
+    // floor is a bare re-exec.
+    if floors::run_helper() {
+        return Ok(());
+    }
+    bench()
 }
 
-#[tractor::stream]
-fn numbers(n: u64) -> impl Stream<Item = u64> {
-    futures::stream::iter(0..n)
-}
-
-#[tractor::stream]
-fn kib_items(n: u64) -> impl Stream<Item = Bytes> {
-    let item = Bytes::from(vec![7u8; KIB]);
-    futures::stream::iter(0..n).map(move |_| item.clone())
-}
-
-const SPAWNS: usize = 200;
-const CALLS: usize = 20_000;
-const U64_ITEMS: u64 = 5_000_000;
-const KIB_ITEMS: u64 = 500_000;
-const KIB: usize = 1024;
-const STREAM_RUNS: usize = 5;
-
-/// Items per second and bytes per second of one stream run.
-struct Rate {
-    items_per_sec: f64,
-    bytes_per_sec: f64,
-}
-
-fn rate(items: u64, bytes: u64, took: Duration) -> Rate {
-    Rate {
-        items_per_sec: items as f64 / took.as_secs_f64(),
-        bytes_per_sec: bytes as f64 / took.as_secs_f64(),
+fn wanted(section: &str) -> bool {
+    match std::env::args().nth(1) {
+        Some(only) => only == section,
+        None => true,
     }
 }
 
-fn median_rate(mut rates: Vec<Rate>) -> Rate {
-    rates.sort_by(|a, b| a.items_per_sec.total_cmp(&b.items_per_sec));
-    rates.swap_remove(rates.len() / 2)
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-async fn stream_u64(portal: &Portal) -> tractor::Result<Rate> {
-    let start = Instant::now();
-    let mut stream = portal.open_stream(numbers::call(U64_ITEMS)).await?;
-    let mut expected = 0;
-    while let Some(n) = stream.next().await {
-        assert_eq!(n?, expected);
-        expected += 1;
-    }
-    assert_eq!(expected, U64_ITEMS);
-    Ok(rate(U64_ITEMS, U64_ITEMS * 8, start.elapsed()))
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
-async fn stream_kib(portal: &Portal) -> tractor::Result<Rate> {
-    let start = Instant::now();
-    let mut stream = portal.open_stream(kib_items::call(KIB_ITEMS)).await?;
-    let mut count = 0;
-    while let Some(item) = stream.next().await {
-        assert_eq!(item?.len(), KIB);
-        count += 1;
-    }
-    assert_eq!(count, KIB_ITEMS);
-    Ok(rate(KIB_ITEMS, KIB_ITEMS * KIB as u64, start.elapsed()))
+fn row(measure: &str, tractor: String, floor: String, ratio: String, target: &str) {
+    println!("| {measure} | {tractor} | {floor} | {ratio} | {target} |");
 }
 
-/// Set in the environment of the raw streaming producer process.
-const RAW_STREAM_PRODUCER: &str = "TRACTOR_BENCH_RAW_STREAM_PRODUCER";
-
-/// The floor for streaming: one process writes length-prefixed postcard
-/// frames (batched into large writes), the other reads and decodes them.
-async fn raw_stream(item_size: usize, items: u64) -> tractor::Result<Rate> {
-    use tokio::io::AsyncReadExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let mut producer = std::process::Command::new(std::env::current_exe()?)
-        .env(
-            RAW_STREAM_PRODUCER,
-            format!("{} {item_size} {items}", listener.local_addr()?),
-        )
-        .spawn()?;
-    let (mut stream, _) = listener.accept().await?;
-    let start = Instant::now();
-    let mut buf = bytes::BytesMut::with_capacity(1 << 20);
-    let mut received = 0u64;
-    while received < items {
-        if stream.read_buf(&mut buf).await? == 0 {
-            break;
-        }
-        while buf.len() >= 4 {
-            let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-            if buf.len() < 4 + len {
-                break;
-            }
-            let frame = buf.split_to(4 + len);
-            if item_size == 0 {
-                let _: u64 = postcard::from_bytes(&frame[4..]).map_err(tractor::Error::other)?;
-            } else {
-                let item: Bytes =
-                    postcard::from_bytes(&frame[4..]).map_err(tractor::Error::other)?;
-                assert_eq!(item.len(), item_size);
-            }
-            received += 1;
-        }
-        if buf.capacity() - buf.len() < 64 * 1024 {
-            buf.reserve(1 << 20);
-        }
-    }
-    let took = start.elapsed();
-    producer.wait()?;
-    assert_eq!(received, items);
-    let item_bytes = if item_size == 0 { 8 } else { item_size as u64 };
-    Ok(rate(items, items * item_bytes, took))
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}x", a / b)
 }
 
-async fn raw_stream_producer(spec: &str) -> tractor::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut parts = spec.split(' ');
-    let (Some(addr), Some(size), Some(items)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(tractor::Error::other("bad producer spec"));
-    };
-    let size: usize = size.parse().map_err(tractor::Error::other)?;
-    let items: u64 = items.parse().map_err(tractor::Error::other)?;
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let payload = Bytes::from(vec![7u8; size]);
-    let mut scratch = vec![0u8; size + 16];
-    let mut buf = Vec::with_capacity(1 << 20);
-    for i in 0..items {
-        let encoded = if size == 0 {
-            postcard::to_slice(&i, &mut scratch)
-        } else {
-            postcard::to_slice(&payload, &mut scratch)
-        }
-        .map_err(tractor::Error::other)?;
-        buf.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
-        buf.extend_from_slice(encoded);
-        if buf.len() >= 1 << 16 {
-            stream.write_all(&buf).await?;
-            buf.clear();
-        }
-    }
-    stream.write_all(&buf).await?;
-    stream.shutdown().await?;
-    Ok(())
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)]
-}
-
-/// Set in the environment of the raw ping-pong server process.
-const PINGPONG_SERVER: &str = "TRACTOR_BENCH_PINGPONG_SERVER";
-
-/// The floor for a round trip: two processes, tokio tasks, 8-byte
-/// messages over loopback TCP, nothing else.
-async fn raw_ping_pong() -> tractor::Result<Vec<Duration>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let mut server = std::process::Command::new(std::env::current_exe()?)
-        .env(PINGPONG_SERVER, listener.local_addr()?.to_string())
-        .spawn()?;
-    let (mut stream, _) = listener.accept().await?;
-    stream.set_nodelay(true)?;
-    let mut buf = [0u8; 8];
-    let mut samples = Vec::with_capacity(CALLS);
-    for i in 0..CALLS + 1000 {
-        let start = Instant::now();
-        stream.write_all(&(i as u64).to_le_bytes()).await?;
-        stream.read_exact(&mut buf).await?;
-        if i >= 1000 {
-            samples.push(start.elapsed());
-        }
-    }
-    drop(stream);
-    server.wait()?;
-    Ok(samples)
-}
-
-async fn ping_pong_server(addr: &str) -> tractor::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    tokio::spawn(async move {
-        let mut buf = [0u8; 8];
-        while stream.read_exact(&mut buf).await.is_ok() {
-            if stream.write_all(&buf).await.is_err() {
-                break;
-            }
-        }
-    })
-    .await
-    .map_err(tractor::Error::other)
+fn rate_row(measure: &str, rate: Rate, floor: Rate, target: &str) {
+    row(
+        measure,
+        format!(
+            "{:.2} M msgs/s, {:.0} MB/s",
+            rate.items_per_sec / 1e6,
+            rate.bytes_per_sec / 1e6
+        ),
+        format!(
+            "{:.2} M msgs/s, {:.0} MB/s",
+            floor.items_per_sec / 1e6,
+            floor.bytes_per_sec / 1e6
+        ),
+        ratio(rate.items_per_sec, floor.items_per_sec),
+        target,
+    );
 }
 
 #[tractor::main(enable_modules = [module_path!()])]
-async fn main() -> tractor::Result<()> {
-    if let Ok(addr) = std::env::var(PINGPONG_SERVER) {
-        return ping_pong_server(&addr).await;
-    }
-    if let Ok(spec) = std::env::var(RAW_STREAM_PRODUCER) {
-        return raw_stream_producer(&spec).await;
-    }
-    // `tractor-bench stream` runs only the stream figures (for profiling).
-    let only_streams = std::env::args().nth(1).as_deref() == Some("stream");
-    if only_streams {
-        return streams().await;
-    }
-    let mut floor = raw_ping_pong().await?;
+async fn bench() -> tractor::Result<()> {
+    println!("| measure | tractor (median) | floor (median, same run) | ratio | target |");
+    println!("| --- | --- | --- | --- | --- |");
 
-    let mut to_result = Vec::with_capacity(SPAWNS);
-    let mut whole = Vec::with_capacity(SPAWNS);
-    for _ in 0..SPAWNS {
-        let start = Instant::now();
-        let mut got = Duration::ZERO;
-        tractor::open_nursery(async |n: &ActorNursery| {
-            let portal = n.run_in_actor("noop", noop::call()).await?;
-            portal.result().await?;
-            got = start.elapsed();
-            Ok(())
-        })
-        .await?;
-        to_result.push(got);
-        whole.push(start.elapsed());
-    }
-
-    let mut round_trips = Vec::with_capacity(CALLS);
-    tractor::open_nursery(async |n: &ActorNursery| {
-        let portal = n
-            .start_actor("echo")
-            .enable_modules([module_path!()])
-            .await?;
-        for _ in 0..1000 {
-            portal.run(noop::call()).await?;
+    if wanted("spawn") {
+        let mut floor = floors::reexec(200).await?;
+        let floor_med = median(&mut floor);
+        for (method, target) in [
+            (StartMethod::Exec, "<= 2x floor"),
+            (StartMethod::ForkServer, "<= 1 ms"),
+        ] {
+            let mut one = measures::spawn_to_result(200, method).await?;
+            let one_med = median(&mut one);
+            row(
+                &format!("spawn ({method}): run_in_actor to result(), 1 actor (200 runs; p99)"),
+                format!("{} (p99 {})", ms(one_med), ms(percentile(&mut one, 0.99))),
+                format!("{} (bare re-exec, connect back)", ms(floor_med)),
+                ratio(one_med.as_secs_f64(), floor_med.as_secs_f64()),
+                target,
+            );
         }
-        for _ in 0..CALLS {
-            let start = Instant::now();
-            portal.run(noop::call()).await?;
-            round_trips.push(start.elapsed());
+        for method in [StartMethod::Exec, StartMethod::ForkServer] {
+            let mut fifty = measures::spawn_many(50, 10, method).await?;
+            row(
+                &format!("spawn ({method}): 50 actors at once, answered and reaped (10 runs)"),
+                ms(median(&mut fifty)),
+                "-".into(),
+                "-".into(),
+                "<= 150 ms",
+            );
         }
-        portal.cancel_actor().await?;
-        Ok(())
-    })
-    .await?;
-
-    println!("| measure | median | p99 |");
-    println!("| --- | --- | --- |");
-    println!(
-        "| run_in_actor spawn-to-result ({SPAWNS} runs) | {:?} | {:?} |",
-        median(&mut to_result),
-        percentile(&mut to_result, 0.99)
-    );
-    println!(
-        "| nursery with one run_in_actor, spawn to reaped | {:?} | {:?} |",
-        median(&mut whole),
-        percentile(&mut whole, 0.99)
-    );
-    println!(
-        "| floor: raw two-process tokio TCP ping-pong | {:?} | {:?} |",
-        median(&mut floor),
-        percentile(&mut floor, 0.99)
-    );
-    println!(
-        "| sequential portal.run round trip ({CALLS} calls) | {:?} | {:?} |",
-        median(&mut round_trips),
-        percentile(&mut round_trips, 0.99)
-    );
-    println!();
-    streams().await
-}
-
-async fn streams() -> tractor::Result<()> {
-    let mut u64_rates = Vec::new();
-    let mut kib_rates = Vec::new();
-    tractor::open_nursery(async |n: &ActorNursery| {
-        let portal = n
-            .start_actor("streamer")
-            .enable_modules([module_path!()])
-            .await?;
-        for _ in 0..STREAM_RUNS {
-            u64_rates.push(stream_u64(&portal).await?);
-            kib_rates.push(stream_kib(&portal).await?);
-        }
-        portal.cancel_actor().await?;
-        Ok(())
-    })
-    .await?;
-    let mut raw_u64 = Vec::new();
-    let mut raw_kib = Vec::new();
-    for _ in 0..STREAM_RUNS {
-        raw_u64.push(raw_stream(0, U64_ITEMS).await?);
-        raw_kib.push(raw_stream(KIB, KIB_ITEMS).await?);
     }
-    let show = |what: &str, rate: Rate| {
-        println!(
-            "| {what} | {:.2} M msgs/s | {:.0} MB/s |",
-            rate.items_per_sec / 1e6,
-            rate.bytes_per_sec / 1e6
+
+    if wanted("call") {
+        let mut floor = floors::ping_pong(20_000).await?;
+        let (mut trips, per_sec) = measures::calls(20_000, 200_000, 64).await?;
+        let (trip, floor_trip) = (median(&mut trips), median(&mut floor));
+        row(
+            "call: sequential portal.run round trip (20,000; p99)",
+            format!("{} (p99 {})", us(trip), us(percentile(&mut trips, 0.99))),
+            format!("{} (raw tokio TCP ping-pong)", us(floor_trip)),
+            ratio(trip.as_secs_f64(), floor_trip.as_secs_f64()),
+            "<= 1.3x floor",
         );
-    };
-    println!("| stream (median of {STREAM_RUNS}) | messages | payload |");
-    println!("| --- | --- | --- |");
-    show(
-        "floor: raw length-prefixed postcard, u64",
-        median_rate(raw_u64),
-    );
-    show("RemoteStream<u64>", median_rate(u64_rates));
-    show(
-        "floor: raw length-prefixed postcard, 1 KiB",
-        median_rate(raw_kib),
-    );
-    show("RemoteStream<Bytes> of 1 KiB", median_rate(kib_rates));
+        let mut unix = floors::ping_pong_unix(20_000).await?;
+        let unix_trip = median(&mut unix);
+        row(
+            "floor: raw ping-pong over a Unix socket instead (20,000)",
+            us(unix_trip),
+            format!("{} (TCP)", us(floor_trip)),
+            ratio(unix_trip.as_secs_f64(), floor_trip.as_secs_f64()),
+            "(transport choice)",
+        );
+        row(
+            "call: throughput, 64 calls in flight (200,000 calls)",
+            format!("{:.0} k calls/s", per_sec / 1e3),
+            "-".into(),
+            "-".into(),
+            ">= 100 k calls/s",
+        );
+    }
+
+    if wanted("stream") {
+        let runs = 5;
+        let (small, large) = measures::streams(runs, 5_000_000, 500_000).await?;
+        let mut raw_small = Vec::new();
+        let mut raw_large = Vec::new();
+        for _ in 0..runs {
+            raw_small.push(floors::raw_stream(0, 5_000_000).await?);
+            raw_large.push(floors::raw_stream(1024, 500_000).await?);
+        }
+        rate_row(
+            "stream: u64 items (5 M, 5 runs)",
+            median_rate(small),
+            median_rate(raw_small),
+            ">= 5 M msgs/s",
+        );
+        rate_row(
+            "stream: 1 KiB items (500 k, 5 runs)",
+            median_rate(large),
+            median_rate(raw_large),
+            ">= 1 GB/s",
+        );
+    }
+
+    if wanted("teardown") {
+        let mut teardown = measures::teardown(10, 20).await?;
+        row(
+            "teardown: 10 idle daemons + 1 failing child, failure to all reaped (20 runs)",
+            ms(median(&mut teardown)),
+            "-".into(),
+            "-".into(),
+            "<= 20 ms",
+        );
+    }
+
+    if wanted("memory") {
+        for method in [StartMethod::Exec, StartMethod::ForkServer] {
+            let mut sizes = measures::idle_rss(5, method).await?;
+            sizes.sort();
+            row(
+                &format!("memory ({method}): resident set size of an idle child actor (5 actors)"),
+                format!(
+                    "{:.2} MiB",
+                    sizes[sizes.len() / 2] as f64 / (1 << 20) as f64
+                ),
+                "-".into(),
+                "-".into(),
+                "<= 5 MiB",
+            );
+        }
+    }
     Ok(())
 }

@@ -471,3 +471,37 @@ fn open_nursery_outside_an_actor_is_an_error() {
         .unwrap_err();
     assert!(matches!(err, Error::NotInActor));
 }
+
+#[tractor::rpc]
+async fn parent_pid() -> u32 {
+    std::os::unix::process::parent_id()
+}
+
+#[tractor::test]
+async fn both_start_methods_spawn_working_actors() -> tractor::Result<()> {
+    let root = std::process::id();
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let exec = n
+            .start_actor("by_exec")
+            .enable_modules([module_path!()])
+            .start_method(tractor::StartMethod::Exec)
+            .await?;
+        let forked = n
+            .start_actor("by_fork")
+            .enable_modules([module_path!()])
+            .start_method(tractor::StartMethod::ForkServer)
+            .await?;
+        // An exec'd child is ours; a forked one is the fork server's.
+        assert_eq!(exec.run(parent_pid::call()).await?, root);
+        let server = forked.run(parent_pid::call()).await?;
+        assert_ne!(server, root);
+        assert_ne!(forked.run(pid::call()).await?, server);
+        // The fork server's children are reaped and reported like any other.
+        let forked_pid = pid_of(&forked).await?;
+        assert!(forked.cancel_actor().await?);
+        assert!(!is_alive(forked_pid));
+        exec.cancel_actor().await?;
+        Ok(())
+    })
+    .await
+}

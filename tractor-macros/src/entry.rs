@@ -28,8 +28,8 @@ impl Entry {
 
     fn options(self) -> &'static [&'static str] {
         match self {
-            Entry::Main => &["registrar", "loglevel", "enable_modules"],
-            Entry::Test => &["loglevel", "enable_modules"],
+            Entry::Main => &["registrar", "loglevel", "enable_modules", "start_method"],
+            Entry::Test => &["loglevel", "enable_modules", "start_method"],
         }
     }
 }
@@ -130,6 +130,9 @@ fn expand_valid(item: &ItemFn, options: &Options, entry: Entry) -> TokenStream {
     }
     if let Some(level) = &options.loglevel {
         config.extend(quote!(.loglevel(#level)));
+    }
+    if let Some(method) = &options.start_method {
+        config.extend(quote!(.start_method(#method)));
     }
     if let Some(modules) = &options.enable_modules {
         config.extend(quote!(.enable_modules(&[#(#modules),*])));

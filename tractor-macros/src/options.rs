@@ -15,6 +15,7 @@ pub struct Options {
     pub registrar: Option<LitStr>,
     pub loglevel: Option<LitStr>,
     pub enable_modules: Option<Vec<Expr>>,
+    pub start_method: Option<LitStr>,
 }
 
 /// Parses `args`, accepting only the options named in `allowed`.
@@ -79,6 +80,25 @@ pub fn parse(args: TokenStream, allowed: &[&str]) -> (Options, Option<syn::Error
                     false
                 }
                 Ok(lit) => options.loglevel.replace(lit).is_some(),
+                Err(err) => {
+                    fail(err);
+                    false
+                }
+            },
+            "start_method" => match string(&pair.value, "start_method = \"forkserver\"") {
+                Ok(lit) if matches!(lit.value().as_str(), "exec" | "forkserver") => {
+                    options.start_method.replace(lit).is_some()
+                }
+                Ok(lit) => {
+                    fail(syn::Error::new_spanned(
+                        &lit,
+                        format!(
+                            "unknown start method {:?}; use \"exec\" or \"forkserver\"",
+                            lit.value()
+                        ),
+                    ));
+                    false
+                }
                 Err(err) => {
                     fail(err);
                     false

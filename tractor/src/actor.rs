@@ -13,12 +13,13 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,8 +31,11 @@ use crate::discovery::Registrar;
 use crate::error::{Error, Result};
 use crate::invoke::Outcome;
 use crate::ipc::msg::{Handshake, WireError};
+use crate::ipc::transport::{self, Listener, Stream};
 use crate::ipc::{CallKind, Channel, Inbound, Served, handshake};
 use crate::registry;
+use crate::spawn::StartMethod;
+use crate::spawn::forkserver::ForkServer;
 use crate::stream::{Credit, RawContext};
 use crate::uid::ActorUid;
 
@@ -79,6 +83,8 @@ pub struct Actor(Arc<ActorInner>);
 pub(crate) struct ActorInner {
     settings: Settings,
     listen_addr: OnceLock<String>,
+    /// This actor's Unix socket, if it could make one.
+    local_path: OnceLock<PathBuf>,
     cancel: CancellationToken,
     grace: Mutex<Duration>,
     tasks: TaskTracker,
@@ -91,6 +97,8 @@ pub(crate) struct ActorInner {
     /// that keeps it registered).
     registrar_channel: tokio::sync::Mutex<Option<Channel>>,
     registrar: Option<Registrar>,
+    /// Started on the first spawn that uses it.
+    forkserver: tokio::sync::OnceCell<Arc<ForkServer>>,
 }
 
 /// What an actor is told when it starts.
@@ -99,6 +107,8 @@ pub(crate) struct Settings {
     /// Whether this actor is the root of its tree.
     pub is_root: bool,
     pub registrar_addr: String,
+    /// The registrar's Unix socket, when it is known to be on this host.
+    pub registrar_local: Option<String>,
     pub is_registrar: bool,
     /// Modules whose remote functions this actor serves.
     pub enabled: HashSet<String>,
@@ -106,6 +116,8 @@ pub(crate) struct Settings {
     /// The arguments that make this executable become a child actor
     /// (empty for a program; `--exact <test> --nocapture` under libtest).
     pub exec_args: Vec<String>,
+    /// How this actor starts its children.
+    pub start_method: StartMethod,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -120,6 +132,7 @@ impl Actor {
         Actor(Arc::new(ActorInner {
             settings,
             listen_addr: OnceLock::new(),
+            local_path: OnceLock::new(),
             cancel: CancellationToken::new(),
             grace: Mutex::new(CANCEL_GRACE),
             tasks: TaskTracker::new(),
@@ -130,6 +143,7 @@ impl Actor {
             parent: OnceLock::new(),
             registrar_channel: tokio::sync::Mutex::new(None),
             registrar,
+            forkserver: tokio::sync::OnceCell::new(),
         }))
     }
 
@@ -209,6 +223,14 @@ impl Actor {
         self.0.listen_addr.get().map_or("", String::as_str)
     }
 
+    /// This actor's Unix socket path, for actors on the same host.
+    pub(crate) fn local_path(&self) -> Option<String> {
+        self.0
+            .local_path
+            .get()
+            .map(|path| path.to_string_lossy().into_owned())
+    }
+
     pub(crate) fn tasks(&self) -> &TaskTracker {
         &self.0.tasks
     }
@@ -251,25 +273,36 @@ impl Actor {
 
     fn handshake(&self, register: bool) -> Handshake {
         let addr = self.0.listen_addr.get().cloned();
-        Handshake::new(self.uid().clone(), addr, register)
+        Handshake::new(self.uid().clone(), addr, self.local_path(), register)
     }
 
-    /// Accepts connections on `listener` for the rest of the actor's life.
+    /// Accepts connections on `listener` (and on a Unix socket of its own,
+    /// where it can make one) for the rest of the actor's life.
     pub(crate) fn serve(&self, listener: TcpListener) -> Result<()> {
         let addr = listener.local_addr()?.to_string();
-        if let Some(registrar) = self.registrar() {
-            registrar.register(self.uid().clone(), addr.clone());
+        let _ = self.0.listen_addr.set(addr.clone());
+        self.accept_loop(listener);
+        if let Some((local, path)) = transport::bind_local(&self.uid().uuid().simple().to_string())
+        {
+            let _ = self.0.local_path.set(path);
+            self.accept_loop(local);
         }
-        let _ = self.0.listen_addr.set(addr);
+        if let Some(registrar) = self.registrar() {
+            registrar.register(self.uid().clone(), addr, self.local_path());
+        }
+        Ok(())
+    }
+
+    fn accept_loop(&self, listener: impl Listener) {
         let actor = self.clone();
         tokio::spawn(async move {
             loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
+                match listener.next().await {
+                    Ok(stream) => {
                         let actor = actor.clone();
                         tokio::spawn(async move {
                             if let Err(err) = actor.accept(stream).await {
-                                tracing::warn!("refused a connection: {err}");
+                                tracing::debug!("refused a connection: {err}");
                             }
                         });
                     }
@@ -282,10 +315,9 @@ impl Actor {
                 }
             }
         });
-        Ok(())
     }
 
-    async fn accept(&self, stream: TcpStream) -> Result<()> {
+    async fn accept(&self, stream: Stream) -> Result<()> {
         let mut opened = handshake::accept(stream).await?;
         let peer = opened.peer.clone();
         if peer.register {
@@ -297,7 +329,11 @@ impl Actor {
             };
             // Registered before we answer: once the peer has our handshake,
             // lookups find it.
-            registrar.register(peer.uid.clone(), peer.addr.clone().unwrap_or_default());
+            registrar.register(
+                peer.uid.clone(),
+                peer.addr.clone().unwrap_or_default(),
+                peer.local.clone(),
+            );
         }
         if let Err(err) = handshake::send(&mut opened.stream, &self.handshake(false)).await {
             if let (true, Some(registrar)) = (peer.register, self.registrar()) {
@@ -314,19 +350,20 @@ impl Actor {
         Ok(())
     }
 
-    /// Dials the actor listening at `addr` (asking it to register us if
-    /// `register`).
-    pub(crate) async fn connect(&self, addr: &str, register: bool) -> Result<Channel> {
-        let opened = handshake::dial(addr, &self.handshake(register)).await?;
+    /// Dials the actor listening at `addr` (or at its Unix socket `local`),
+    /// asking it to register us if `register`.
+    pub(crate) async fn connect(
+        &self,
+        addr: &str,
+        local: Option<&str>,
+        register: bool,
+    ) -> Result<Channel> {
+        let opened = handshake::dial(addr, local, &self.handshake(register)).await?;
         Ok(self.open(opened))
     }
 
     /// Handshakes over an already connected stream.
-    pub(crate) async fn connect_stream(
-        &self,
-        stream: TcpStream,
-        register: bool,
-    ) -> Result<Channel> {
+    pub(crate) async fn connect_stream(&self, stream: Stream, register: bool) -> Result<Channel> {
         let opened = handshake::over(stream, &self.handshake(register)).await?;
         Ok(self.open(opened))
     }
@@ -363,6 +400,20 @@ impl Actor {
         }
     }
 
+    /// The registrar's Unix socket, if it is on this host and has one.
+    pub(crate) async fn registrar_local(&self) -> Option<String> {
+        if self.is_registrar() {
+            return self.local_path();
+        }
+        if let Some(local) = &self.0.settings.registrar_local {
+            return Some(local.clone());
+        }
+        let current = self.0.registrar_channel.lock().await;
+        current
+            .as_ref()
+            .and_then(|channel| channel.peer_local().map(str::to_owned))
+    }
+
     /// Remembers `channel` as the way to the registrar.
     pub(crate) async fn set_registrar_channel(&self, channel: Channel) {
         *self.0.registrar_channel.lock().await = Some(channel);
@@ -376,19 +427,28 @@ impl Actor {
             return Ok(channel.clone());
         }
         let addr = self.0.settings.registrar_addr.clone();
-        let channel = self.connect(&addr, false).await.map_err(|err| {
-            Error::other(format!(
-                "the registrar at {addr} is unreachable ({err}); is the program that runs it \
+        let local = self.0.settings.registrar_local.clone();
+        let channel = self
+            .connect(&addr, local.as_deref(), false)
+            .await
+            .map_err(|err| {
+                Error::other(format!(
+                    "the registrar at {addr} is unreachable ({err}); is the program that runs it \
                  still up?"
-            ))
-        })?;
+                ))
+            })?;
         *current = Some(channel.clone());
         Ok(channel)
     }
 
     /// A portal to actor `uid` listening at `addr`, over the channel this
     /// actor already has to it if any.
-    pub(crate) async fn portal_to(&self, uid: &ActorUid, addr: &str) -> Result<crate::Portal> {
+    pub(crate) async fn portal_to(
+        &self,
+        uid: &ActorUid,
+        addr: &str,
+        local: Option<&str>,
+    ) -> Result<crate::Portal> {
         let known = lock(&self.0.peers)
             .get(&uid.uuid())
             .filter(|channel| !channel.is_closed())
@@ -396,7 +456,7 @@ impl Actor {
         let channel = match known {
             Some(channel) => channel,
             None => {
-                let channel = self.connect(addr, false).await?;
+                let channel = self.connect(addr, local, false).await?;
                 if channel.peer() != uid {
                     channel.close();
                     return Err(Error::other(format!(
@@ -408,6 +468,15 @@ impl Actor {
             }
         };
         Ok(crate::Portal::new(self.clone(), channel))
+    }
+
+    /// This actor's fork server, started on first use.
+    pub(crate) async fn forkserver(&self) -> std::io::Result<Arc<ForkServer>> {
+        self.0
+            .forkserver
+            .get_or_try_init(|| ForkServer::start(&self.0.settings.exec_args))
+            .await
+            .cloned()
     }
 
     /// Registers interest in the child `uuid` connecting back; the channel
@@ -457,6 +526,9 @@ impl Actor {
         }
         let reaped = futures::future::join_all(children.iter().map(|child| child.exited()));
         let _ = tokio::time::timeout(grace / 4, reaped).await;
+        if let Some(path) = self.0.local_path.get() {
+            let _ = std::fs::remove_file(path);
+        }
         let acks = std::mem::take(&mut *lock(&self.0.cancel_acks));
         for (channel, id) in &acks {
             channel.send_return(*id, &[]);

@@ -52,6 +52,7 @@ impl ChildHandle {
         let uid = child.uid.clone();
         let uuid = uid.uuid();
         let owner = actor.clone();
+        let handle = Arc::downgrade(&child);
         actor.tasks().spawn(async move {
             let mut killed = false;
             let status = loop {
@@ -71,6 +72,15 @@ impl ChildHandle {
             };
             tracing::info!(actor = %uid, %status, "reaped");
             owner.remove_child(uuid);
+            // A killed child cannot remove its own socket file.
+            let local = handle.upgrade().and_then(|child| {
+                child
+                    .channel()
+                    .and_then(|c| c.peer_local().map(str::to_owned))
+            });
+            if let Some(path) = local {
+                let _ = std::fs::remove_file(path);
+            }
             // A registrar parent knows first that its child is gone: its
             // entry goes before anyone can see the exit.
             if let Some(registrar) = owner.registrar() {

@@ -37,6 +37,7 @@ struct Entries {
 struct Entry {
     uid: ActorUid,
     addr: String,
+    local: Option<String>,
     /// Registration order: a later one wins among equal names.
     seq: u64,
 }
@@ -55,13 +56,19 @@ impl Registrar {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn register(&self, uid: ActorUid, addr: String) {
+    pub(crate) fn register(&self, uid: ActorUid, addr: String, local: Option<String>) {
         tracing::debug!(actor = %uid, %addr, "registered");
         {
             let mut entries = self.entries();
             let seq = entries.next_seq;
             entries.next_seq += 1;
-            entries.by_uuid.insert(uid.uuid(), Entry { uid, addr, seq });
+            let entry = Entry {
+                uid,
+                addr,
+                local,
+                seq,
+            };
+            entries.by_uuid.insert(entry.uid.uuid(), entry);
         }
         self.version.send_modify(|version| *version += 1);
     }
@@ -77,17 +84,21 @@ impl Registrar {
     }
 
     /// The most recently registered actor called `name`.
-    pub(crate) fn find(&self, name: &str) -> Option<(ActorUid, String)> {
+    pub(crate) fn find(&self, name: &str) -> Option<Found> {
         self.entries()
             .by_uuid
             .values()
             .filter(|entry| entry.uid.name() == name)
             .max_by_key(|entry| entry.seq)
-            .map(|entry| (entry.uid.clone(), entry.addr.clone()))
+            .map(|entry| Found {
+                uid: entry.uid.clone(),
+                addr: entry.addr.clone(),
+                local: entry.local.clone(),
+            })
     }
 
     /// Waits until an actor called `name` is registered.
-    pub(crate) async fn wait(&self, name: &str) -> (ActorUid, String) {
+    pub(crate) async fn wait(&self, name: &str) -> Found {
         let mut version = self.version.subscribe();
         loop {
             version.borrow_and_update();
@@ -103,6 +114,14 @@ impl Registrar {
     }
 }
 
+/// A registered actor and where to reach it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Found {
+    uid: ActorUid,
+    addr: String,
+    local: Option<String>,
+}
+
 fn this_registrar() -> Result<Actor> {
     let actor = current_actor();
     if actor.registrar().is_none() {
@@ -116,7 +135,7 @@ fn this_registrar() -> Result<Actor> {
 
 /// Registrar side of [`find_actor`].
 #[crate::rpc]
-async fn find(name: String) -> Result<Option<(ActorUid, String)>> {
+async fn find(name: String) -> Result<Option<Found>> {
     let actor = this_registrar()?;
     Ok(actor
         .registrar()
@@ -125,7 +144,7 @@ async fn find(name: String) -> Result<Option<(ActorUid, String)>> {
 
 /// Registrar side of [`wait_for_actor`].
 #[crate::rpc]
-async fn wait(name: String) -> Result<(ActorUid, String)> {
+async fn wait(name: String) -> Result<Found> {
     let actor = this_registrar()?;
     match actor.registrar() {
         Some(registrar) => Ok(registrar.wait(&name).await),
@@ -163,7 +182,7 @@ pub async fn get_registrar() -> Result<Portal> {
 pub async fn find_actor(name: &str) -> Result<Option<Portal>> {
     let registrar = get_registrar().await?;
     match registrar.run(find::call(name.to_owned())).await? {
-        Some((uid, addr)) => Ok(Some(registrar.actor().portal_to(&uid, &addr).await?)),
+        Some(found) => Ok(Some(portal_to(&registrar, &found).await?)),
         None => Ok(None),
     }
 }
@@ -181,6 +200,13 @@ pub async fn find_actor(name: &str) -> Result<Option<Portal>> {
 /// ```
 pub async fn wait_for_actor(name: &str) -> Result<Portal> {
     let registrar = get_registrar().await?;
-    let (uid, addr) = registrar.run(wait::call(name.to_owned())).await?;
-    registrar.actor().portal_to(&uid, &addr).await
+    let found = registrar.run(wait::call(name.to_owned())).await?;
+    portal_to(&registrar, &found).await
+}
+
+async fn portal_to(registrar: &Portal, found: &Found) -> Result<Portal> {
+    registrar
+        .actor()
+        .portal_to(&found.uid, &found.addr, found.local.as_deref())
+        .await
 }

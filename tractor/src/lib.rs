@@ -81,6 +81,7 @@ pub use error::{Error, RemoteActorError, Result};
 pub use nursery::{ActorNursery, Daemon, RunIn, RunTarget, SpawnBuilder, open_nursery};
 pub use portal::{Portal, RunPortal};
 pub use runtime::{DEFAULT_REGISTRAR, REGISTRAR_ENV};
+pub use spawn::{START_METHOD_ENV, StartMethod};
 pub use stream::{RemoteStream, StreamContext};
 pub use uid::ActorUid;
 

@@ -18,7 +18,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::actor::{Actor, Settings};
 use crate::error::{Error, Result};
-use crate::spawn::SpawnSpec;
+use crate::ipc::transport::{self, Stream};
+use crate::spawn::{START_METHOD_ENV, SpawnSpec, StartMethod, forkserver};
 use crate::uid::ActorUid;
 use crate::{lifeline, log, registry};
 
@@ -34,6 +35,7 @@ pub struct RootConfig {
     registrar: Option<String>,
     loglevel: Option<String>,
     enable_modules: Vec<String>,
+    start_method: Option<String>,
 }
 
 impl RootConfig {
@@ -60,6 +62,13 @@ impl RootConfig {
     /// Install the console logger at this level.
     pub fn loglevel(mut self, level: &str) -> Self {
         self.loglevel = Some(level.to_owned());
+        self
+    }
+
+    /// How children are started (unless `TRACTOR_START_METHOD` says
+    /// otherwise).
+    pub fn start_method(mut self, method: &str) -> Self {
+        self.start_method = Some(method.to_owned());
         self
     }
 
@@ -156,6 +165,7 @@ where
 }
 
 fn run_root<T>(config: RootConfig, body: impl Future<Output = std::thread::Result<T>>) -> T {
+    forkserver::serve_if_asked();
     if let Some(spec) = SpawnSpec::take_from_env() {
         match spec {
             Ok(spec) => child_main(spec),
@@ -168,6 +178,7 @@ fn run_root<T>(config: RootConfig, body: impl Future<Output = std::thread::Resul
     if let Some(level) = &config.loglevel {
         log::console(level);
     }
+    transport::sweep_stale_sockets();
     let (settings, listener, registrar_link) = match root_settings(&config) {
         Ok(found) => found,
         Err(err) => config.fail(err),
@@ -181,9 +192,8 @@ fn run_root<T>(config: RootConfig, body: impl Future<Output = std::thread::Resul
     let started = runtime.block_on(async {
         actor.serve(TcpListener::from_std(listener)?)?;
         if let Some(link) = registrar_link {
-            let channel = actor
-                .connect_stream(TcpStream::from_std(link)?, true)
-                .await?;
+            let link = Stream::tcp(TcpStream::from_std(link)?)?;
+            let channel = actor.connect_stream(link, true).await?;
             actor.set_registrar_channel(channel).await;
         }
         Ok::<_, Error>(())
@@ -208,10 +218,19 @@ fn run_root<T>(config: RootConfig, body: impl Future<Output = std::thread::Resul
 /// an ephemeral port; a program's root joins the registrar it finds at the
 /// configured address, or becomes it.
 fn root_settings(config: &RootConfig) -> Result<(Settings, StdListener, Option<StdStream>)> {
+    let method = std::env::var(START_METHOD_ENV)
+        .ok()
+        .or_else(|| config.start_method.clone());
+    let start_method = match method {
+        Some(method) => method.parse::<StartMethod>()?,
+        None => StartMethod::default(),
+    };
     let mut settings = Settings {
+        start_method,
         uid: ActorUid::new("root"),
         is_root: true,
         registrar_addr: String::new(),
+        registrar_local: None,
         is_registrar: false,
         enabled: config.enable_modules.iter().cloned().collect(),
         statespace: Default::default(),
@@ -284,7 +303,7 @@ fn build_runtime(actor: &Actor) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// A spawned child's whole life; never returns.
-fn child_main(spec: SpawnSpec) -> ! {
+pub(crate) fn child_main(spec: SpawnSpec) -> ! {
     lifeline::arm(spec.parent_pid);
     if let Some(level) = &spec.loglevel {
         log::console(level);
@@ -294,9 +313,11 @@ fn child_main(spec: SpawnSpec) -> ! {
         std::process::exit(1);
     }
     let actor = Actor::new(Settings {
+        start_method: spec.start_method,
         uid: spec.uid.clone(),
         is_root: false,
         registrar_addr: spec.registrar_addr.clone(),
+        registrar_local: spec.registrar_local.clone(),
         is_registrar: false,
         enabled: spec.enable_modules.iter().cloned().collect(),
         statespace: spec.statespace.iter().cloned().collect(),
@@ -330,7 +351,10 @@ fn child_main(spec: SpawnSpec) -> ! {
 async fn serve_child(actor: &Actor, spec: &SpawnSpec) -> Result<()> {
     actor.serve(TcpListener::bind("127.0.0.1:0").await?)?;
     if !spec.parent_is_registrar {
-        match actor.connect(&spec.registrar_addr, true).await {
+        match actor
+            .connect(&spec.registrar_addr, spec.registrar_local.as_deref(), true)
+            .await
+        {
             Ok(channel) => actor.set_registrar_channel(channel).await,
             Err(err) => tracing::warn!(
                 "could not register with the registrar at {}: {err}",
@@ -339,7 +363,11 @@ async fn serve_child(actor: &Actor, spec: &SpawnSpec) -> Result<()> {
         }
     }
     let parent = actor
-        .connect(&spec.parent_addr, spec.parent_is_registrar)
+        .connect(
+            &spec.parent_addr,
+            spec.parent_local.as_deref(),
+            spec.parent_is_registrar,
+        )
         .await
         .map_err(|err| {
             Error::other(format!(

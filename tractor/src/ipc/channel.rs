@@ -53,7 +53,11 @@ pub(crate) trait Inbound: Send + Sync + 'static {
 /// What arrives for one of our streams.
 #[derive(Debug)]
 pub(crate) enum Delivery {
-    Item(Bytes),
+    /// A run of items: each range of `chunk` is one encoded item.
+    Items {
+        chunk: Bytes,
+        items: Vec<std::ops::Range<usize>>,
+    },
     End,
     Failed(Error),
 }
@@ -135,6 +139,11 @@ impl Channel {
 
     pub(crate) fn peer_addr(&self) -> Option<&str> {
         self.0.peer.addr.as_deref()
+    }
+
+    /// The peer's Unix socket path, if it has one.
+    pub(crate) fn peer_local(&self) -> Option<&str> {
+        self.0.peer.local.as_deref()
     }
 
     pub(crate) fn peer_registers(&self) -> bool {
@@ -300,21 +309,12 @@ impl Channel {
         }
     }
 
-    /// An item (`Some`) or the end (`None`) of our stream `id` arrived.
-    pub(crate) fn deliver(&self, id: u64, item: Option<Bytes>) {
+    /// Our stream `id` ended normally.
+    pub(crate) fn end_stream(&self, id: u64) {
         let mut calls = self.lock_calls();
-        let Some(Waiter::Stream(items)) = calls.pending.get(&id) else {
-            tracing::trace!(peer = %self.peer(), id, "stream item nobody awaits");
-            return;
-        };
-        match item {
-            Some(item) => {
-                let _ = items.send(Delivery::Item(item));
-            }
-            None => {
-                let _ = items.send(Delivery::End);
-                calls.pending.remove(&id);
-            }
+        if let Some(Waiter::Stream(items)) = calls.pending.get(&id) {
+            let _ = items.send(Delivery::End);
+            calls.pending.remove(&id);
         }
     }
 

@@ -65,6 +65,29 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
         .map_err(|err| Error::codec(std::any::type_name::<T>(), err))
 }
 
+/// The length of the frame starting at `at` in `buf`, if it is all there.
+///
+/// `Ok(None)` means more bytes are needed (and room for them has been
+/// reserved, up to the declared length); an oversized length is an error
+/// before any allocation.
+pub(crate) fn peek(buf: &mut BytesMut, at: usize, limit: usize) -> Result<Option<usize>, Error> {
+    let available = buf.len() - at;
+    if available < PREFIX {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
+    if len > limit {
+        return Err(Error::Protocol(format!(
+            "peer announced a {len}-byte frame, over the {limit}-byte limit"
+        )));
+    }
+    if available < PREFIX + len {
+        buf.reserve(PREFIX + len - available);
+        return Ok(None);
+    }
+    Ok(Some(len))
+}
+
 /// Takes the next whole frame off the front of `buf`.
 ///
 /// `Ok(None)` means more bytes are needed (and room for them has been

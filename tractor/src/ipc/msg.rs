@@ -21,7 +21,7 @@ pub(crate) const MAGIC: [u8; 8] = *b"tractor\0";
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Msg<'a> {
     /// The first frame each side sends.
-    Handshake(Handshake),
+    Handshake(Box<Handshake>),
     /// Run remote function `func`; payload: its postcard-encoded arguments.
     Call {
         id: u64,
@@ -61,6 +61,8 @@ pub(crate) struct Handshake {
     pub uid: ActorUid,
     /// Where the peer accepts connections.
     pub addr: Option<String>,
+    /// The peer's Unix socket, for peers on the same host.
+    pub local: Option<String>,
     pub pid: u32,
     /// Sent to a registrar: keep `uid -> addr` registered while this channel
     /// lives.
@@ -68,12 +70,18 @@ pub(crate) struct Handshake {
 }
 
 impl Handshake {
-    pub(crate) fn new(uid: ActorUid, addr: Option<String>, register: bool) -> Self {
+    pub(crate) fn new(
+        uid: ActorUid,
+        addr: Option<String>,
+        local: Option<String>,
+        register: bool,
+    ) -> Self {
         Handshake {
             magic: MAGIC,
             protocol: PROTOCOL_VERSION,
             uid,
             addr,
+            local,
             pid: std::process::id(),
             register,
         }

@@ -20,7 +20,8 @@ use crate::child::ChildHandle;
 use crate::error::{Error, Result};
 use crate::ipc::Channel;
 use crate::portal::{Portal, RunPortal};
-use crate::spawn::{self, SpawnSpec};
+use crate::spawn::exec::Exec;
+use crate::spawn::{SpawnBackend, SpawnSpec, StartMethod};
 use crate::stream::RemoteStream;
 use crate::uid::ActorUid;
 
@@ -66,6 +67,7 @@ struct Options {
     enable_modules: Vec<String>,
     statespace: Vec<(String, Vec<u8>)>,
     loglevel: Option<String>,
+    start_method: Option<StartMethod>,
     /// The first option that could not be applied, reported on `.await`.
     error: Option<Error>,
 }
@@ -108,6 +110,13 @@ impl<'n, K> SpawnBuilder<'n, K> {
         self
     }
 
+    /// How to start this actor (and, unless they say otherwise, its own
+    /// children); by default this actor's method.
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.options.start_method = Some(method);
+        self
+    }
+
     /// The new actor's log level (a `tracing` filter such as `"debug"`);
     /// by default it inherits this actor's.
     pub fn loglevel(mut self, level: impl Into<String>) -> Self {
@@ -142,9 +151,15 @@ async fn spawn(
             .enable_modules
             .push(crate::registry::module_of(main).to_owned());
     }
+    let start_method = options
+        .start_method
+        .unwrap_or(actor.settings().start_method);
     let spec = SpawnSpec {
+        start_method,
         uid: uid.clone(),
         parent_addr: actor.listen_addr().to_owned(),
+        parent_local: actor.local_path(),
+        registrar_local: actor.registrar_local().await,
         parent_pid: std::process::id(),
         registrar_addr: actor.settings().registrar_addr.clone(),
         parent_is_registrar: actor.is_registrar(),
@@ -154,10 +169,18 @@ async fn spawn(
         exec_args: actor.settings().exec_args.clone(),
     };
     let mut expected = actor.expect(uid.uuid());
-    let process = spawn::backend()
-        .spawn(&spec)
-        .await
-        .map_err(|err| fail(format!("could not start the process: {err}")))?;
+    let started = match start_method {
+        StartMethod::Exec => Exec.spawn(&spec).await,
+        StartMethod::ForkServer => match actor.forkserver().await {
+            Ok(server) => server.spawn(&spec).await,
+            Err(err) => Err(err),
+        },
+    };
+    let process = started.map_err(|err| {
+        fail(format!(
+            "could not start the process ({start_method}): {err}"
+        ))
+    })?;
     let child = ChildHandle::start(uid, process, actor);
     let slot = Arc::new(ResultSlot::new(child.uid().clone()));
     inner.adopt(child.clone(), main.map(|_| slot.clone()));

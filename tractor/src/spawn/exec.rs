@@ -5,6 +5,7 @@
 //! `lifeline`) when the *thread* that forked it exits, so forking from a
 //! runtime thread that may be retired would kill children early.
 
+use std::future::Future;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -27,31 +28,42 @@ struct Job {
 
 impl SpawnBackend for Exec {
     fn spawn(&self, spec: &SpawnSpec) -> Spawning {
-        let mut command = Command::new("/proc/self/exe");
-        if let Some(argv0) = std::env::args_os().next() {
-            // So `ps` shows the real program, not /proc/self/exe.
-            command.arg0(argv0);
+        let mut command = this_executable(&spec.exec_args);
+        command.env(SPEC_ENV, spec.encode());
+        let started = start(command);
+        Box::pin(async move { Ok(Box::new(started.await?) as Box<dyn Process>) })
+    }
+}
+
+/// This executable, to be started again with `args` (what makes it a child
+/// under libtest), stdin closed.
+pub(crate) fn this_executable(args: &[String]) -> Command {
+    let mut command = Command::new("/proc/self/exe");
+    if let Some(argv0) = std::env::args_os().next() {
+        // So `ps` shows the real program, not /proc/self/exe.
+        command.arg0(argv0);
+    }
+    command.args(args).stdin(Stdio::null());
+    command
+}
+
+/// Starts `command` from the spawner thread; the child is reaped by the
+/// current runtime.
+pub(crate) fn start(command: Command) -> impl Future<Output = io::Result<tokio::process::Child>> {
+    let (reply, answer) = oneshot::channel();
+    let job = Job {
+        command,
+        runtime: Handle::current(),
+        reply,
+    };
+    let sent = spawner().send(job).is_ok();
+    async move {
+        if !sent {
+            return Err(io::Error::other("the spawner thread is gone"));
         }
-        command
-            .args(&spec.exec_args)
-            .env(SPEC_ENV, spec.encode())
-            .stdin(Stdio::null());
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            command,
-            runtime: Handle::current(),
-            reply,
-        };
-        let sent = spawner().send(job).is_ok();
-        Box::pin(async move {
-            if !sent {
-                return Err(io::Error::other("the spawner thread is gone"));
-            }
-            let child = answer
-                .await
-                .map_err(|_| io::Error::other("the spawner thread is gone"))??;
-            Ok(Box::new(child) as Box<dyn Process>)
-        })
+        answer
+            .await
+            .map_err(|_| io::Error::other("the spawner thread is gone"))?
     }
 }
 

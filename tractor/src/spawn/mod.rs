@@ -1,12 +1,14 @@
 //! Starting child actor processes.
 //!
-//! A child is this same executable started again with a [`SpawnSpec`] in
-//! its environment; it connects back to its parent, which is how the
-//! parent learns it is up. *How* the process is started is a
-//! [`SpawnBackend`]'s business: the default, [`exec`], re-executes
-//! `/proc/self/exe`.
+//! A child is this same executable, made into an actor by a [`SpawnSpec`];
+//! it connects back to its parent, which is how the parent learns it is
+//! up. *How* the process is started is a [`SpawnBackend`]'s business, and
+//! [`StartMethod`] picks one: [`exec`] re-executes `/proc/self/exe` (the
+//! default), [`forkserver`] forks from a server process started once per
+//! spawning actor.
 
 pub(crate) mod exec;
+pub(crate) mod forkserver;
 pub(crate) mod spec;
 
 use std::future::Future;
@@ -34,9 +36,52 @@ pub(crate) trait SpawnBackend: Send + Sync {
     fn spawn(&self, spec: &SpawnSpec) -> Spawning;
 }
 
-/// The backend used for new children.
-pub(crate) fn backend() -> &'static dyn SpawnBackend {
-    &exec::Exec
+/// How child actors are started.
+///
+/// Chosen, from strongest to weakest, by the spawn builder's
+/// `.start_method(..)`, the `TRACTOR_START_METHOD` environment variable,
+/// and `#[tractor::main(start_method = "..")]`; children use their parent's
+/// unless told otherwise.
+///
+/// ```
+/// let method: tractor::StartMethod = "forkserver".parse().unwrap();
+/// assert_eq!(method, tractor::StartMethod::ForkServer);
+/// assert_eq!(method.to_string(), "forkserver");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum StartMethod {
+    /// Start `/proc/self/exe` again for every child (`"exec"`).
+    #[default]
+    Exec,
+    /// Fork every child from a fork server, a copy of this executable
+    /// started once per spawning actor (`"forkserver"`): faster spawns.
+    ForkServer,
+}
+
+/// The environment variable that picks the [`StartMethod`].
+pub const START_METHOD_ENV: &str = "TRACTOR_START_METHOD";
+
+impl std::str::FromStr for StartMethod {
+    type Err = crate::Error;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "exec" => Ok(StartMethod::Exec),
+            "forkserver" => Ok(StartMethod::ForkServer),
+            other => Err(crate::Error::other(format!(
+                "unknown start method {other:?}; use \"exec\" or \"forkserver\""
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StartMethod::Exec => "exec",
+            StartMethod::ForkServer => "forkserver",
+        })
+    }
 }
 
 impl Process for tokio::process::Child {

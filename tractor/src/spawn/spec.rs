@@ -16,9 +16,12 @@ pub(crate) struct SpawnSpec {
     pub uid: ActorUid,
     /// The parent's listening address: the child connects back there.
     pub parent_addr: String,
+    /// The parent's Unix socket, preferred when present.
+    pub parent_local: Option<String>,
     /// Checked right after start: if the parent is already gone, exit.
     pub parent_pid: u32,
     pub registrar_addr: String,
+    pub registrar_local: Option<String>,
     pub parent_is_registrar: bool,
     pub enable_modules: Vec<String>,
     pub statespace: Vec<(String, Vec<u8>)>,
@@ -26,6 +29,8 @@ pub(crate) struct SpawnSpec {
     /// The arguments that make this executable a child (see
     /// `Settings::exec_args`); passed on to grandchildren.
     pub exec_args: Vec<String>,
+    /// How this child starts its own children.
+    pub start_method: super::StartMethod,
 }
 
 impl SpawnSpec {

@@ -1,11 +1,13 @@
 //! The consumer side of a stream: [`RemoteStream`].
 //!
-//! Items arrive from the channel's reader on an unbounded queue; the
-//! queue cannot grow past the window because the producer needs credit to
-//! send. Credit goes back in batches of half a window, so the producer is
-//! never idle waiting for it while the consumer keeps up.
+//! Items arrive from the channel's reader in runs on an unbounded queue;
+//! the queue cannot grow past the window because the producer needs credit
+//! to send. Each item is decoded straight from the read buffer. Credit goes
+//! back in batches of half a window, so the producer is never idle waiting
+//! for it while the consumer keeps up.
 
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -58,17 +60,15 @@ impl<T: DeserializeOwned> Stream for RemoteStream<T> {
     type Item = Result<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
-        let item = ready!(self.raw.poll_item(cx));
-        Poll::Ready(item.map(|item| {
-            item.and_then(|bytes| {
-                postcard::from_bytes(&bytes).map_err(|err| {
-                    Error::codec(
-                        format!("a stream item as {}", std::any::type_name::<T>()),
-                        err,
-                    )
-                })
+        let item = ready!(self.raw.poll_item(cx, |bytes| {
+            postcard::from_bytes(bytes).map_err(|err| {
+                Error::codec(
+                    format!("a stream item as {}", std::any::type_name::<T>()),
+                    err,
+                )
             })
-        }))
+        }));
+        Poll::Ready(item.map(|item| item.and_then(|decoded| decoded)))
     }
 }
 
@@ -86,6 +86,8 @@ pub(crate) struct RawStream {
     channel: Channel,
     id: u64,
     items: mpsc::UnboundedReceiver<Delivery>,
+    /// The run being read: the shared buffer and the items left in it.
+    run: Option<(Bytes, std::vec::IntoIter<Range<usize>>)>,
     window: u32,
     /// Items taken since credit was last returned.
     taken: u32,
@@ -102,6 +104,7 @@ impl RawStream {
             channel: channel.clone(),
             id,
             items,
+            run: None,
             window,
             taken: 0,
             done: false,
@@ -114,38 +117,56 @@ impl RawStream {
         self.on_end = Some(on_end);
     }
 
-    pub(crate) fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        let delivery = ready!(self.items.poll_recv(cx));
-        Poll::Ready(match delivery {
-            Some(Delivery::Item(item)) => {
-                self.taken += 1;
-                if self.taken >= self.window.div_ceil(2) {
-                    self.channel.send_credit(self.id, self.taken);
-                    self.taken = 0;
+    /// The next item, given to `read` as its encoded bytes.
+    pub(crate) fn poll_item<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut read: impl FnMut(&[u8]) -> R,
+    ) -> Poll<Option<Result<R>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            if let Some((chunk, items)) = &mut self.run {
+                if let Some(item) = items.next() {
+                    let value = read(&chunk[item]);
+                    self.took_one();
+                    return Poll::Ready(Some(Ok(value)));
                 }
-                Some(Ok(item))
+                self.run = None;
             }
-            Some(Delivery::End) => {
-                self.finish(Ok(()));
-                None
+            match ready!(self.items.poll_recv(cx)) {
+                Some(Delivery::Items { chunk, items }) => {
+                    self.run = Some((chunk, items.into_iter()))
+                }
+                Some(Delivery::End) => {
+                    self.finish(Ok(()));
+                    return Poll::Ready(None);
+                }
+                Some(Delivery::Failed(error)) => {
+                    self.finish(Err(error.clone()));
+                    return Poll::Ready(Some(Err(error)));
+                }
+                // The channel dropped the queue without a word: only when
+                // it closed under us.
+                None => {
+                    let error = Error::Disconnected {
+                        actor: self.channel.peer().clone(),
+                    };
+                    self.finish(Err(error.clone()));
+                    return Poll::Ready(Some(Err(error)));
+                }
             }
-            Some(Delivery::Failed(error)) => {
-                self.finish(Err(error.clone()));
-                Some(Err(error))
-            }
-            // The channel dropped the queue without a word: only when it
-            // closed under us.
-            None => {
-                let error = Error::Disconnected {
-                    actor: self.channel.peer().clone(),
-                };
-                self.finish(Err(error.clone()));
-                Some(Err(error))
-            }
-        })
+        }
+    }
+
+    /// Counts a taken item, returning credit every half window.
+    fn took_one(&mut self) {
+        self.taken += 1;
+        if self.taken >= self.window.div_ceil(2) {
+            self.channel.send_credit(self.id, self.taken);
+            self.taken = 0;
+        }
     }
 
     fn finish(&mut self, outcome: Result<()>) {
@@ -157,7 +178,7 @@ impl RawStream {
 
     /// Reads and discards the rest of the stream.
     pub(crate) async fn drain(mut self) {
-        while std::future::poll_fn(|cx| self.poll_item(cx))
+        while std::future::poll_fn(|cx| self.poll_item(cx, |_| ()))
             .await
             .is_some()
         {}

@@ -1,0 +1,208 @@
+//! What tractor costs: spawning, calling, streaming, tearing down, and
+//! the memory of an idle actor. Every measure runs real actors.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tractor::{ActorNursery, Error, Portal, StartMethod};
+
+use crate::stats::Rate;
+
+#[tractor::rpc]
+async fn noop() -> u64 {
+    0
+}
+
+#[tractor::rpc]
+async fn fail() -> tractor::Result<()> {
+    Err(Error::other("failing on purpose"))
+}
+
+#[tractor::rpc]
+async fn pid() -> u32 {
+    std::process::id()
+}
+
+#[tractor::stream]
+fn numbers(n: u64) -> impl Stream<Item = u64> {
+    futures::stream::iter(0..n)
+}
+
+#[tractor::stream]
+fn kib_items(n: u64) -> impl Stream<Item = Bytes> {
+    let item = Bytes::from(vec![7u8; 1024]);
+    futures::stream::iter(0..n).map(move |_| item.clone())
+}
+
+async fn daemon(n: &ActorNursery, name: &str) -> tractor::Result<Portal> {
+    n.start_actor(name).enable_modules([module_path!()]).await
+}
+
+/// `run_in_actor` of a trivial function until `result()` returns.
+pub async fn spawn_to_result(runs: usize, method: StartMethod) -> tractor::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        tractor::open_nursery(async |n: &ActorNursery| {
+            let start = Instant::now();
+            let portal = n
+                .run_in_actor("noop", noop::call())
+                .start_method(method)
+                .await?;
+            portal.result().await?;
+            samples.push(start.elapsed());
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(samples)
+}
+
+/// `actors` run_in_actor children spawned at once, each answering, until
+/// the nursery has reaped them all.
+pub async fn spawn_many(
+    actors: usize,
+    runs: usize,
+    method: StartMethod,
+) -> tractor::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        tractor::open_nursery(async |n: &ActorNursery| {
+            let spawns = (0..actors).map(|i| {
+                n.run_in_actor(format!("noop_{i}"), noop::call())
+                    .start_method(method)
+                    .into_future()
+            });
+            let portals = futures::future::try_join_all(spawns).await?;
+            futures::future::try_join_all(portals.iter().map(|p| p.result())).await?;
+            Ok(())
+        })
+        .await?;
+        samples.push(start.elapsed());
+    }
+    Ok(samples)
+}
+
+/// Sequential round trips, and calls per second with `in_flight` calls
+/// outstanding.
+pub async fn calls(
+    rounds: usize,
+    total: usize,
+    in_flight: usize,
+) -> tractor::Result<(Vec<Duration>, f64)> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let portal = daemon(n, "echo").await?;
+        for _ in 0..1000 {
+            portal.run(noop::call()).await?;
+        }
+        let mut samples = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let start = Instant::now();
+            portal.run(noop::call()).await?;
+            samples.push(start.elapsed());
+        }
+        let start = Instant::now();
+        let answered = futures::stream::iter(0..total)
+            .map(|_| portal.run(noop::call()))
+            .buffer_unordered(in_flight)
+            .fold(0usize, async |count, answer| {
+                count + usize::from(answer.is_ok())
+            })
+            .await;
+        let per_sec = answered as f64 / start.elapsed().as_secs_f64();
+        assert_eq!(answered, total);
+        portal.cancel_actor().await?;
+        Ok((samples, per_sec))
+    })
+    .await
+}
+
+/// Stream throughput of u64 items and of 1 KiB items.
+pub async fn streams(
+    runs: usize,
+    u64_items: u64,
+    kib_items_count: u64,
+) -> tractor::Result<(Vec<Rate>, Vec<Rate>)> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let portal = daemon(n, "streamer").await?;
+        let mut small = Vec::new();
+        let mut large = Vec::new();
+        for _ in 0..runs {
+            let start = Instant::now();
+            let mut stream = portal.open_stream(numbers::call(u64_items)).await?;
+            let mut expected = 0;
+            while let Some(n) = stream.next().await {
+                assert_eq!(n?, expected);
+                expected += 1;
+            }
+            assert_eq!(expected, u64_items);
+            small.push(Rate::new(u64_items, u64_items * 8, start.elapsed()));
+
+            let start = Instant::now();
+            let mut stream = portal.open_stream(kib_items::call(kib_items_count)).await?;
+            let mut count = 0;
+            while let Some(item) = stream.next().await {
+                assert_eq!(item?.len(), 1024);
+                count += 1;
+            }
+            assert_eq!(count, kib_items_count);
+            large.push(Rate::new(count, count * 1024, start.elapsed()));
+        }
+        portal.cancel_actor().await?;
+        Ok((small, large))
+    })
+    .await
+}
+
+/// A nursery of `daemons` idle daemons and one child that fails: the time
+/// from the root learning of the failure to every process reaped.
+pub async fn teardown(daemons: usize, runs: usize) -> tractor::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut failed_at = None;
+        let outcome = tractor::open_nursery(async |n: &ActorNursery| {
+            for i in 0..daemons {
+                daemon(n, &format!("idle_{i}")).await?;
+            }
+            let failer = n.run_in_actor("failer", fail::call()).await?;
+            let failure = failer.result().await;
+            failed_at = Some(Instant::now());
+            failure
+        })
+        .await;
+        let failed_at = failed_at.expect("the failure reached the body");
+        assert!(outcome.is_err());
+        samples.push(failed_at.elapsed());
+    }
+    Ok(samples)
+}
+
+/// Resident set size of idle daemons, in bytes.
+pub async fn idle_rss(actors: usize, method: StartMethod) -> tractor::Result<Vec<u64>> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let mut sizes = Vec::with_capacity(actors);
+        for i in 0..actors {
+            let portal = n
+                .start_actor(format!("idle_{i}"))
+                .enable_modules([module_path!()])
+                .start_method(method)
+                .await?;
+            let pid = portal.run(pid::call()).await?;
+            sizes.push(rss_of(pid)?);
+        }
+        n.cancel().await?;
+        Ok(sizes)
+    })
+    .await
+}
+
+fn rss_of(pid: u32) -> tractor::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| Error::other("no VmRSS"))
+}

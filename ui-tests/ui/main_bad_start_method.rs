@@ -1,0 +1,2 @@
+#[tractor::main(start_method = "spawn")]
+async fn main() {}
