@@ -4,6 +4,22 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Where `cargo test` built example `name`.
+fn example(name: &str) -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let binary: PathBuf = deps
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join(name))
+        .unwrap();
+    assert!(
+        binary.exists(),
+        "{} is not built; run `cargo test` on the workspace",
+        binary.display()
+    );
+    binary
+}
+
 /// Runs example `name` (built next to this test by `cargo test`) with a
 /// private registrar address.
 fn run(name: &str) -> Output {
@@ -140,4 +156,45 @@ fn service_discovery() {
         "{stdout}"
     );
     assert!(lines[1].contains(" as some_actor_name["), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_stops_the_whole_tree_within_two_seconds() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+
+    let binary = example("ticker");
+    let mut child = Command::new(binary)
+        .env("TRACTOR_REGISTRAR", free_addr())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, as a shell gives a foreground job.
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "tick 0", "the tree is up");
+    let root = child.id();
+    let tree = tractor_tests::descendants(root);
+    assert!(!tree.is_empty(), "the clock actor is a descendant");
+
+    // Ctrl-C: SIGINT to the whole foreground group.
+    let sent = Instant::now();
+    tractor_tests::signal_group(root, rustix::process::Signal::INT);
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    let output = finished
+        .recv_timeout(Duration::from_secs(2))
+        .expect("the program exits within 2 s of Ctrl-C")
+        .unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(2));
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SIGINT received"), "{stderr}");
+    for pid in tree {
+        assert!(
+            !tractor_tests::is_alive(pid),
+            "descendant {pid} outlived the program"
+        );
+    }
 }

@@ -52,6 +52,13 @@ pub fn signal(pid: u32, signal: Signal) {
     }
 }
 
+/// Sends `signal` to the process group led by `leader`.
+pub fn signal_group(leader: u32, signal: Signal) {
+    if let Some(pid) = Pid::from_raw(leader as i32) {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
 /// This process's id, for a remote function to report.
 pub fn pid() -> u32 {
     std::process::id()
@@ -62,4 +69,52 @@ pub fn pid() -> u32 {
 pub fn free_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("a bound address").to_string()
+}
+
+/// Every live process descended from `root` (children, grandchildren, ..),
+/// found by scanning `/proc` for parent links.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split(' ').nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in &parents {
+            if ppid == parent && is_alive(pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// [`exits_within`] for code outside a runtime.
+pub fn exits_within_blocking(pid: u32, within: Duration) -> bool {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(exits_within(pid, within))
 }

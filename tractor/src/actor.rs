@@ -503,6 +503,14 @@ impl Actor {
         lock(&self.0.children).get(&uuid).cloned()
     }
 
+    /// Kills every child at once (SIGKILL), without waiting: the last
+    /// resort of a program told twice to stop.
+    pub(crate) fn kill_children_now(&self) {
+        for child in lock(&self.0.children).values() {
+            child.kill_now();
+        }
+    }
+
     /// The end of the actor's life: cancel everything it serves, wait
     /// (three quarters of the grace period at most) for its tasks and
     /// children, kill what is left, then answer whoever asked for the

@@ -146,6 +146,17 @@ impl ChildHandle {
         self.kill.cancel();
     }
 
+    /// Signals the pid directly, for when the process is about to exit and
+    /// the reaper will not run again.
+    pub(crate) fn kill_now(&self) {
+        self.kill();
+        if !self.has_exited() {
+            if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+
     /// Graceful, then hard: asks the child to cancel within `grace`, kills
     /// it if it has not exited by then, and resolves once it is reaped.
     /// Returns whether the child acknowledged the request.
@@ -196,12 +207,7 @@ impl ChildHandle {
             }
             // No runtime, so no reaper: signal the pid ourselves, the best
             // that is left (it is unreaped, so the pid is still the child's).
-            Err(_) => {
-                self.kill();
-                if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                }
-            }
+            Err(_) => self.kill_now(),
         }
     }
 }

@@ -66,6 +66,7 @@ mod nursery;
 mod portal;
 mod registry;
 mod runtime;
+mod signals;
 mod spawn;
 mod stream;
 mod uid;

@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::actor::{Actor, Settings};
 use crate::error::{Error, Result};
 use crate::ipc::transport::{self, Stream};
+use crate::signals::{self, Interrupts};
 use crate::spawn::{START_METHOD_ENV, SpawnSpec, StartMethod, forkserver};
 use crate::uid::ActorUid;
 use crate::{lifeline, log, registry};
@@ -130,7 +131,9 @@ where
     fn run(self, config: RootConfig) -> Fut::Output {
         let body = self.take();
         run_root(config, async move {
-            match tokio::spawn(body()).await {
+            // Dropped (Ctrl-C) means aborted: the body's nurseries unwind.
+            let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(body()));
+            match task.await {
                 Ok(output) => Ok(output),
                 Err(err) => match err.try_into_panic() {
                     Ok(panic) => Err(panic),
@@ -202,15 +205,40 @@ fn run_root<T>(config: RootConfig, body: impl Future<Output = std::thread::Resul
         config.fail(err);
     }
     let output = runtime.block_on(async {
-        let output = body.await;
+        // A program stops on SIGINT/SIGTERM; a test leaves them to its
+        // harness.
+        let interrupts = match config.is_test() {
+            true => None,
+            false => Interrupts::listen().ok(),
+        };
+        let output = match interrupts {
+            Some(mut interrupts) => tokio::select! {
+                output = body => Ok(output),
+                signal = interrupts.next() => {
+                    eprintln!(
+                        "tractor: {} received, cancelling the actor tree (again to kill it)",
+                        signals::name(signal)
+                    );
+                    let actor = actor.clone();
+                    tokio::spawn(async move {
+                        let again = interrupts.next().await;
+                        actor.kill_children_now();
+                        std::process::exit(128 + again);
+                    });
+                    Err(signal)
+                }
+            },
+            None => Ok(body.await),
+        };
         actor.finish().await;
         output
     });
     Actor::set_current(previous);
     runtime.shutdown_timeout(Duration::from_millis(100));
     match output {
-        Ok(output) => output,
-        Err(panic) => std::panic::resume_unwind(panic),
+        Ok(Ok(output)) => output,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(signal) => std::process::exit(128 + signal),
     }
 }
 
@@ -305,6 +333,7 @@ fn build_runtime(actor: &Actor) -> std::io::Result<tokio::runtime::Runtime> {
 /// A spawned child's whole life; never returns.
 pub(crate) fn child_main(spec: SpawnSpec) -> ! {
     lifeline::arm(spec.parent_pid);
+    signals::ignore_interrupts();
     if let Some(level) = &spec.loglevel {
         log::console(level);
     }

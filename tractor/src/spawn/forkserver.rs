@@ -293,6 +293,7 @@ pub(crate) fn serve_if_asked() {
         std::process::exit(2);
     };
     crate::lifeline::arm(parent);
+    crate::signals::ignore_interrupts();
     // SAFETY: the parent passed this descriptor to us and nothing else in
     // this process owns it.
     let control = unsafe { OwnedFd::from_raw_fd(fd) };

@@ -1,0 +1,49 @@
+//! Ctrl-C and friends: how a program's tree stops when it is told to.
+//!
+//! The root of a program handles SIGINT and SIGTERM: the first cancels its
+//! body, which tears the tree down gracefully (children asked to cancel,
+//! reaped, unregistered), and the program exits with 128 + the signal; a
+//! second one kills every child at once and exits. Children and fork
+//! servers ignore SIGINT: a Ctrl-C reaches the whole foreground process
+//! group, and it is the root's job to stop the tree in order, not each
+//! process's to die where it stands.
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// Listens for SIGINT and SIGTERM from now on.
+pub(crate) struct Interrupts {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Interrupts {
+    pub(crate) fn listen() -> std::io::Result<Self> {
+        Ok(Interrupts {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next SIGINT or SIGTERM; its number.
+    pub(crate) async fn next(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.interrupt.recv() => libc::SIGINT,
+            _ = self.terminate.recv() => libc::SIGTERM,
+        }
+    }
+}
+
+/// In a child or a fork server: let Ctrl-C reach the root alone.
+pub(crate) fn ignore_interrupts() {
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any thread
+    // of ours exists.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+}
+
+pub(crate) fn name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
