@@ -1,0 +1,323 @@
+//! Chaos: random faults in live actor trees. Each round builds a small
+//! tree, runs calls or a stream through it, and injects one fault at a
+//! random moment: SIGKILL of a child or a grandchild, connections cut
+//! mid-stream, a child stopped (SIGSTOP) while it is being cancelled. In
+//! every round the root must get an error (never hang: each round is
+//! bounded), and afterwards no process of the tree may be alive and the
+//! registrar must hold none of its names.
+//!
+//! The seed is printed; replay a failure with `TRACTOR_CHAOS_SEED=<seed>`.
+//! `TRACTOR_CHAOS_ROUNDS` sets the rounds per test (two tests run).
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tractor::{ActorNursery, Error, StreamContext};
+use tractor_tests::{exits_within, kill, signal};
+
+const ROUND_LIMIT: Duration = Duration::from_secs(10);
+
+// --- hosted by the root: where every actor of a round reports its pid ----
+
+static PIDS: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Mutex::default);
+static ARRIVED: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
+
+#[tractor::rpc]
+async fn report(name: String, pid: u32) {
+    PIDS.lock().unwrap().insert(name, pid);
+    ARRIVED.notify_waiters();
+}
+
+/// Waits until `name` has reported its pid.
+async fn pid_of(name: &str) -> u32 {
+    loop {
+        let arrived = ARRIVED.notified();
+        if let Some(pid) = PIDS.lock().unwrap().get(name) {
+            return *pid;
+        }
+        arrived.await;
+    }
+}
+
+async fn announce() -> tractor::Result<()> {
+    let me = tractor::current_actor();
+    let root = tractor::get_registrar().await?;
+    root.run(report::call(me.name().to_owned(), std::process::id()))
+        .await
+}
+
+// --- run in the tree --------------------------------------------------------
+
+#[tractor::rpc]
+async fn echo(n: u64) -> u64 {
+    n
+}
+
+#[tractor::rpc]
+async fn hello() -> tractor::Result<()> {
+    announce().await
+}
+
+#[tractor::stream]
+fn endless() -> impl Stream<Item = u64> {
+    async_stream::stream! {
+        for i in 0.. {
+            tokio::task::yield_now().await;
+            yield i;
+        }
+    }
+}
+
+/// Spawns `leaf` and relays its endless stream.
+#[tractor::stream]
+async fn relay(ctx: StreamContext<u64>, leaf: String) -> tractor::Result<()> {
+    announce().await?;
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let leaf = n.start_actor(leaf).enable_modules([module_path!()]).await?;
+        leaf.run(hello::call()).await?;
+        let mut items = leaf.open_stream(endless::call()).await?;
+        while let Some(item) = items.next().await {
+            ctx.send_yield(item?).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Cuts every connection of this actor to other actors, as a broken
+/// network would (sockets with a named peer: TCP, or another actor's Unix
+/// socket; the runtime's own unnamed socket pairs are left alone).
+#[tractor::rpc]
+fn sever() {
+    use rustix::net::{AddressFamily, SocketAddrUnix};
+    use std::os::fd::BorrowedFd;
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for fd in fds.flatten() {
+        let Ok(fd) = fd.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // SAFETY: the descriptor stays open for this loop iteration.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Ok(Some(peer)) = rustix::net::getpeername(borrowed) else {
+            continue;
+        };
+        let to_an_actor = match peer.address_family() {
+            AddressFamily::INET | AddressFamily::INET6 => true,
+            AddressFamily::UNIX => {
+                SocketAddrUnix::try_from(peer).is_ok_and(|unix| unix.path().is_some())
+            }
+            _ => false,
+        };
+        if to_an_actor {
+            let _ = rustix::net::shutdown(borrowed, rustix::net::Shutdown::Both);
+        }
+    }
+}
+
+// --- the rounds -------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    KillChildDuringCalls,
+    KillGrandchildDuringStream,
+    KillMiddleDuringStream,
+    CutConnectionsMidStream,
+    StopChildDuringCancel,
+}
+
+const FAULTS: [Fault; 5] = [
+    Fault::KillChildDuringCalls,
+    Fault::KillGrandchildDuringStream,
+    Fault::KillMiddleDuringStream,
+    Fault::CutConnectionsMidStream,
+    Fault::StopChildDuringCancel,
+];
+
+struct Round {
+    id: String,
+    fault: Fault,
+    /// Microseconds to let the tree work before the fault.
+    delay: u64,
+}
+
+impl Round {
+    fn name(&self, role: &str) -> String {
+        format!("{}_{role}", self.id)
+    }
+
+    async fn daemon(&self, n: &ActorNursery, role: &str) -> tractor::Result<tractor::Portal> {
+        let portal = n
+            .start_actor(self.name(role))
+            .enable_modules([module_path!()])
+            .await?;
+        portal.run(hello::call()).await?;
+        Ok(portal)
+    }
+
+    async fn pause(&self) {
+        tokio::time::sleep(Duration::from_micros(self.delay)).await;
+    }
+
+    /// Runs the round; the error the root got.
+    async fn run(&self) -> Error {
+        let outcome = tractor::open_nursery(async |n: &ActorNursery| -> tractor::Result<()> {
+            match self.fault {
+                Fault::KillChildDuringCalls => {
+                    let child = self.daemon(n, "child").await?;
+                    let target = pid_of(&self.name("child")).await;
+                    let calls = async {
+                        let mut i = 0;
+                        loop {
+                            child.run(echo::call(i)).await?;
+                            i += 1;
+                        }
+                    };
+                    let fault = async {
+                        self.pause().await;
+                        kill(target);
+                        std::future::pending::<tractor::Result<()>>().await
+                    };
+                    tokio::select! { r = calls => r, r = fault => r }
+                }
+                Fault::KillGrandchildDuringStream | Fault::KillMiddleDuringStream => {
+                    let middle = n
+                        .run_in_actor(self.name("middle"), relay::call(self.name("leaf")))
+                        .await?;
+                    let mut items = middle.result().await?;
+                    let victim = match self.fault {
+                        Fault::KillMiddleDuringStream => "middle",
+                        _ => "leaf",
+                    };
+                    // The stream flows once the leaf is up.
+                    let _ = pid_of(&self.name("leaf")).await;
+                    items.next().await.transpose()?;
+                    let target = pid_of(&self.name(victim)).await;
+                    self.pause().await;
+                    kill(target);
+                    while let Some(item) = items.next().await {
+                        item?;
+                    }
+                    Err(Error::other("the stream ended without an error"))
+                }
+                Fault::CutConnectionsMidStream => {
+                    let child = self.daemon(n, "child").await?;
+                    let mut items = child.open_stream(endless::call()).await?;
+                    items.next().await.transpose()?;
+                    self.pause().await;
+                    let _ = child.run(sever::call()).await;
+                    while let Some(item) = items.next().await {
+                        item?;
+                    }
+                    Err(Error::other("the stream ended without an error"))
+                }
+                Fault::StopChildDuringCancel => {
+                    let stopped = self.daemon(n, "stopped").await?;
+                    self.daemon(n, "bystander").await?;
+                    let target = pid_of(&self.name("stopped")).await;
+                    stopped.run(echo::call(1)).await?;
+                    self.pause().await;
+                    signal(target, rustix::process::Signal::STOP);
+                    Err(Error::other("the root gives up"))
+                }
+            }
+        })
+        .await;
+        match outcome {
+            Err(err) => err,
+            Ok(()) => panic!(
+                "round {} ({:?}) ended without an error",
+                self.id, self.fault
+            ),
+        }
+    }
+
+    /// No process of the round alive, no name of it registered.
+    async fn check_clean(&self) {
+        let pids: Vec<(String, u32)> = PIDS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| name.starts_with(&format!("{}_", self.id)))
+            .map(|(name, pid)| (name.clone(), *pid))
+            .collect();
+        for (name, pid) in &pids {
+            assert!(
+                exits_within(*pid, Duration::from_secs(2)).await,
+                "round {} ({:?}): {name} ({pid}) is still alive",
+                self.id,
+                self.fault
+            );
+        }
+        // A grandchild's registration ends when the registrar sees its
+        // channel close, which nothing reports as an event: look again
+        // until clean, for at most 2 s.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        for (name, _) in &pids {
+            while tractor::find_actor(name).await.unwrap().is_some() {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "round {} ({:?}): {name} is still registered",
+                    self.id,
+                    self.fault
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Runs random rounds from the base seed (plus `offset`, one per test);
+/// prints what it did.
+async fn chaos(label: &str, offset: u64) {
+    let base = std::env::var("TRACTOR_CHAOS_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    let seed = base.wrapping_add(offset);
+    let rounds: usize = std::env::var("TRACTOR_CHAOS_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(25);
+    println!("chaos {label}: seed {base} (replay with TRACTOR_CHAOS_SEED={base}), {rounds} rounds");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for index in 0..rounds {
+        let round = Round {
+            id: format!("{label}{index}"),
+            fault: FAULTS[rng.usize(..FAULTS.len())],
+            delay: rng.u64(0..20_000),
+        };
+        let err = tokio::time::timeout(ROUND_LIMIT, round.run())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "round {} ({:?}) hung (TRACTOR_CHAOS_SEED={base})",
+                    round.id, round.fault
+                )
+            });
+        assert!(
+            !err.is_cancelled(),
+            "round {}: the root got only Cancelled: {err:?}",
+            round.id
+        );
+        round.check_clean().await;
+        *counts.entry(format!("{:?}", round.fault)).or_default() += 1;
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort();
+    println!("chaos {label}: {rounds} rounds, faults {counts:?}, leftover processes 0");
+}
+
+#[tractor::test(enable_modules = [module_path!()])]
+async fn chaos_rounds_a() {
+    chaos("a", 0).await;
+}
+
+#[tractor::test(enable_modules = [module_path!()])]
+async fn chaos_rounds_b() {
+    chaos("b", 1).await;
+}
