@@ -177,10 +177,12 @@ struct Program {
 }
 
 impl Program {
-    fn start(role: &str, registrar: &str) -> Self {
+    fn start(role: &str, registrar: &str, secret: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_standalone"))
             .arg(role)
             .env("TRACTOR_REGISTRAR", registrar)
+            .env(tractor::SECRET_ENV, secret)
+            .stderr(Stdio::piped())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -216,11 +218,35 @@ impl Program {
 #[tokio::test]
 async fn a_second_program_joins_the_tree_of_the_first() {
     let registrar = free_addr();
+    let secret = "shared by the two programs of this test";
     let mut a_pids = HashMap::new();
-    let mut a = Program::start("a", &registrar);
+    let mut a = Program::start("a", &registrar, secret);
     a.expect("ready", &mut a_pids).await;
 
-    let mut b = Program::start("b", &registrar);
+    // A program with another secret is refused before it can do anything,
+    // and the tree carries on.
+    let mut stranger = Program::start("b", &registrar, "not the secret of this tree");
+    let status = tokio::time::timeout(Duration::from_secs(10), stranger.child.wait())
+        .await
+        .expect("the stranger gives up")
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let mut complaint = String::new();
+    use tokio::io::AsyncReadExt;
+    stranger
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut complaint)
+        .await
+        .unwrap();
+    assert!(
+        complaint.contains("does not know this tree's secret"),
+        "{complaint}"
+    );
+
+    let mut b = Program::start("b", &registrar, secret);
     let called = b.expect("B called: ", &mut HashMap::new()).await;
     assert!(called.contains("service_a in program a"), "{called}");
     let late = b.expect("B found late: ", &mut HashMap::new()).await;

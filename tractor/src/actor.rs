@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::auth::Secret;
 use crate::child::ChildHandle;
 use crate::discovery::Registrar;
 use crate::error::{Error, Result};
@@ -118,6 +119,8 @@ pub(crate) struct Settings {
     pub exec_args: Vec<String>,
     /// How this actor starts its children.
     pub start_method: StartMethod,
+    /// The tree's secret.
+    pub secret: Secret,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -212,6 +215,10 @@ impl Actor {
                 None
             }
         }
+    }
+
+    pub(crate) fn secret(&self) -> &Secret {
+        &self.0.settings.secret
     }
 
     pub(crate) fn settings(&self) -> &Settings {
@@ -318,7 +325,7 @@ impl Actor {
     }
 
     async fn accept(&self, stream: Stream) -> Result<()> {
-        let mut opened = handshake::accept(stream).await?;
+        let mut opened = handshake::accept(stream, &self.0.settings.secret).await?;
         let peer = opened.peer.clone();
         if peer.register {
             let Some(registrar) = self.registrar() else {
@@ -335,7 +342,7 @@ impl Actor {
                 peer.local.clone(),
             );
         }
-        if let Err(err) = handshake::send(&mut opened.stream, &self.handshake(false)).await {
+        if let Err(err) = handshake::welcome(&mut opened.stream, &self.handshake(false)).await {
             if let (true, Some(registrar)) = (peer.register, self.registrar()) {
                 registrar.unregister(&peer.uid);
             }
@@ -358,13 +365,20 @@ impl Actor {
         local: Option<&str>,
         register: bool,
     ) -> Result<Channel> {
-        let opened = handshake::dial(addr, local, &self.handshake(register)).await?;
+        let opened = handshake::dial(
+            addr,
+            local,
+            &self.handshake(register),
+            &self.0.settings.secret,
+        )
+        .await?;
         Ok(self.open(opened))
     }
 
     /// Handshakes over an already connected stream.
     pub(crate) async fn connect_stream(&self, stream: Stream, register: bool) -> Result<Channel> {
-        let opened = handshake::over(stream, &self.handshake(register)).await?;
+        let opened =
+            handshake::over(stream, &self.handshake(register), &self.0.settings.secret).await?;
         Ok(self.open(opened))
     }
 

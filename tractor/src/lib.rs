@@ -54,6 +54,7 @@
 extern crate self as tractor;
 
 mod actor;
+mod auth;
 mod call;
 mod child;
 mod discovery;
@@ -76,6 +77,7 @@ mod uid;
 pub mod __private;
 
 pub use actor::{Actor, current_actor};
+pub use auth::{SECRET_ENV, SECRET_FILE_ENV};
 pub use call::{Call, DEFAULT_WINDOW, StreamCall};
 pub use discovery::{find_actor, get_registrar, wait_for_actor};
 pub use error::{Error, RemoteActorError, Result};

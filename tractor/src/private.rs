@@ -12,6 +12,12 @@ pub use crate::runtime::{InlineBody, RootBody, RootConfig, SpawnedBody};
 
 use crate::call::{Call, StreamCall};
 
+/// Feeds untrusted bytes to every decoder that reads from other processes
+/// (frames, envelopes, error trees, the opening exchange): the fuzz target.
+pub fn decode_untrusted(data: &[u8]) {
+    crate::ipc::reader::decode_untrusted(data);
+}
+
 /// A call of the function whose wire name is `name`, with `args` (the
 /// arguments as a tuple).
 pub fn call<T, A: serde::Serialize>(name: &'static str, args: &A) -> Call<T> {

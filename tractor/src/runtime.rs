@@ -17,6 +17,7 @@ use futures::FutureExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::actor::{Actor, Settings};
+use crate::auth::Secret;
 use crate::error::{Error, Result};
 use crate::ipc::transport::{self, Stream};
 use crate::signals::{self, Interrupts};
@@ -255,6 +256,7 @@ fn root_settings(config: &RootConfig) -> Result<(Settings, StdListener, Option<S
     };
     let mut settings = Settings {
         start_method,
+        secret: Secret::for_root()?,
         uid: ActorUid::new("root"),
         is_root: true,
         registrar_addr: String::new(),
@@ -343,6 +345,7 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
     }
     let actor = Actor::new(Settings {
         start_method: spec.start_method,
+        secret: spec.secret.clone(),
         uid: spec.uid.clone(),
         is_root: false,
         registrar_addr: spec.registrar_addr.clone(),

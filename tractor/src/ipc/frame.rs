@@ -67,8 +67,7 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
 
 /// The length of the frame starting at `at` in `buf`, if it is all there.
 ///
-/// `Ok(None)` means more bytes are needed (and room for them has been
-/// reserved, up to the declared length); an oversized length is an error
+/// `Ok(None)` means more bytes are needed; an oversized length is an error
 /// before any allocation.
 pub(crate) fn peek(buf: &mut BytesMut, at: usize, limit: usize) -> Result<Option<usize>, Error> {
     let available = buf.len() - at;
@@ -82,7 +81,8 @@ pub(crate) fn peek(buf: &mut BytesMut, at: usize, limit: usize) -> Result<Option
         )));
     }
     if available < PREFIX + len {
-        buf.reserve(PREFIX + len - available);
+        // Room grows as bytes arrive (the reader keeps some free), never
+        // on a peer's word alone.
         return Ok(None);
     }
     Ok(Some(len))
@@ -90,9 +90,9 @@ pub(crate) fn peek(buf: &mut BytesMut, at: usize, limit: usize) -> Result<Option
 
 /// Takes the next whole frame off the front of `buf`.
 ///
-/// `Ok(None)` means more bytes are needed (and room for them has been
-/// reserved, up to the declared length); an oversized length is an error
-/// before any allocation.
+/// `Ok(None)` means more bytes are needed (some room for them is made, at
+/// most 64 KiB at a time); an oversized length is an error before any
+/// allocation.
 pub(crate) fn split(buf: &mut BytesMut, limit: usize) -> Result<Option<Bytes>, Error> {
     if buf.len() < PREFIX {
         return Ok(None);
@@ -104,7 +104,8 @@ pub(crate) fn split(buf: &mut BytesMut, limit: usize) -> Result<Option<Bytes>, E
         )));
     }
     if buf.len() < PREFIX + len {
-        buf.reserve(PREFIX + len - buf.len());
+        // As in `peek`: no room is made on a peer's word alone.
+        buf.reserve((PREFIX + len - buf.len()).min(64 * 1024));
         return Ok(None);
     }
     buf.advance(PREFIX);

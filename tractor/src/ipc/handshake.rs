@@ -1,25 +1,63 @@
-//! Opening a channel: dial or accept, then exchange [`Handshake`]s.
+//! Opening a channel: dial or accept, prove the tree's secret both ways,
+//! then exchange [`Handshake`]s.
 //!
-//! The dialing side speaks first. Handshake frames are small and must arrive
-//! quickly; anything else (a port scanner, a stuck peer, a wrong protocol)
-//! is dropped before a channel exists.
+//! ```text
+//! dialer                                  acceptor
+//!   Hello { magic, protocol, nonce_d }  ->
+//!                                       <-  Challenge { nonce_a, HMAC(accept, nonce_d, nonce_a) }
+//!   (checks the acceptor knows the secret)
+//!   Proof { HMAC(dial, nonce_a, nonce_d), who I am } ->
+//!                                           (checks the dialer knows it too)
+//!                                       <-  Welcome { who I am }
+//! ```
+//!
+//! The secret never crosses the wire and fresh nonces make every answer
+//! single-use (see [`auth`](crate::auth)). The acceptor reads nothing but
+//! these small, time-limited frames until the dialer has proven itself: a
+//! stranger, a stuck peer or another protocol is dropped before a channel
+//! exists.
 
 use std::time::Duration;
 
 use bytes::BytesMut;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::auth::{NONCE, Secret, nonce};
 use crate::error::Error;
 use crate::ipc::frame;
-use crate::ipc::msg::{Handshake, Msg};
+use crate::ipc::msg::{Handshake, MAGIC, PROTOCOL_VERSION};
 use crate::ipc::transport::Stream;
 
 /// How long a peer has to complete its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A handshake frame is a few dozen bytes; refuse anything much larger.
+/// A handshake frame is a few hundred bytes; refuse anything much larger.
 const HANDSHAKE_LIMIT: usize = 4096;
 
-/// A connection whose peer has introduced itself.
+const ACCEPTOR: &[u8] = b"tractor/accept";
+const DIALER: &[u8] = b"tractor/dial";
+
+/// The frames of the opening exchange.
+#[derive(Debug, Serialize, Deserialize)]
+enum Opening {
+    Hello {
+        magic: [u8; 8],
+        protocol: u32,
+        nonce: [u8; NONCE],
+    },
+    Challenge {
+        nonce: [u8; NONCE],
+        proof: [u8; NONCE],
+    },
+    Proof {
+        proof: [u8; NONCE],
+        peer: Box<Handshake>,
+    },
+    Welcome(Box<Handshake>),
+}
+
+/// A connection whose peer has proven itself and introduced itself.
 pub(crate) struct Opened {
     pub stream: Stream,
     pub peer: Handshake,
@@ -27,79 +65,169 @@ pub(crate) struct Opened {
     pub leftover: BytesMut,
 }
 
-/// Dials the actor at `addr` (or at its Unix socket `local`) and exchanges
-/// handshakes.
+/// Dials the actor at `addr` (or at its Unix socket `local`) and opens a
+/// channel with it.
 pub(crate) async fn dial(
     addr: &str,
     local: Option<&str>,
     ours: &Handshake,
+    secret: &Secret,
 ) -> Result<Opened, Error> {
     let stream = Stream::connect(addr, local).await?;
-    over(stream, ours).await
+    over(stream, ours, secret).await
 }
 
-/// Exchanges handshakes over a stream we dialed.
-pub(crate) async fn over(mut stream: Stream, local: &Handshake) -> Result<Opened, Error> {
-    let peer_addr = stream.peer();
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        send(&mut stream, local).await?;
-        let (peer, leftover) = receive(&mut stream).await?;
-        Ok(Opened {
-            stream,
-            peer,
-            leftover,
-        })
-    })
-    .await
-    .map_err(|_| {
-        Error::Protocol(format!(
-            "no handshake from {peer_addr} within {HANDSHAKE_TIMEOUT:?}"
-        ))
-    })?
+/// Opens a channel over a stream we dialed.
+pub(crate) async fn over(
+    stream: Stream,
+    ours: &Handshake,
+    secret: &Secret,
+) -> Result<Opened, Error> {
+    let peer = stream.peer();
+    within(&peer, dialer(stream, ours, secret, &peer)).await
 }
 
-/// Reads the handshake of a peer that dialed us; the caller answers with
-/// [`send`] once it has decided to keep the connection.
-pub(crate) async fn accept(mut stream: Stream) -> Result<Opened, Error> {
-    let (peer, leftover) = tokio::time::timeout(HANDSHAKE_TIMEOUT, receive(&mut stream))
-        .await
-        .map_err(|_| Error::Protocol(format!("no handshake within {HANDSHAKE_TIMEOUT:?}")))??;
+async fn dialer(
+    mut stream: Stream,
+    ours: &Handshake,
+    secret: &Secret,
+    peer: &str,
+) -> Result<Opened, Error> {
+    let mut buf = BytesMut::with_capacity(1024);
+    let nonce_d = nonce()?;
+    let hello = Opening::Hello {
+        magic: MAGIC,
+        protocol: PROTOCOL_VERSION,
+        nonce: nonce_d,
+    };
+    send(&mut stream, &hello).await?;
+    let Opening::Challenge {
+        nonce: nonce_a,
+        proof,
+    } = receive(&mut stream, &mut buf, peer).await?
+    else {
+        return Err(unexpected(peer, "a challenge"));
+    };
+    if !secret.check(ACCEPTOR, &nonce_d, &nonce_a, &proof) {
+        return Err(Error::Protocol(format!(
+            "the actor at {peer} does not know this tree's secret; programs that share a tree \
+             must share TRACTOR_SECRET (or TRACTOR_SECRET_FILE)"
+        )));
+    }
+    let proof = Opening::Proof {
+        proof: secret.prove(DIALER, &nonce_a, &nonce_d),
+        peer: Box::new(ours.clone()),
+    };
+    send(&mut stream, &proof).await?;
+    let Opening::Welcome(peer_info) = receive(&mut stream, &mut buf, peer).await? else {
+        return Err(unexpected(peer, "a welcome"));
+    };
     Ok(Opened {
         stream,
-        peer,
-        leftover,
+        peer: *peer_info,
+        leftover: buf,
     })
 }
 
-pub(crate) async fn send(stream: &mut Stream, local: &Handshake) -> Result<(), Error> {
+/// Checks a peer that dialed us; the caller answers with [`welcome`] once
+/// it has decided to keep the connection.
+pub(crate) async fn accept(stream: Stream, secret: &Secret) -> Result<Opened, Error> {
+    let peer = stream.peer();
+    within(&peer, acceptor(stream, secret, &peer)).await
+}
+
+async fn acceptor(mut stream: Stream, secret: &Secret, peer: &str) -> Result<Opened, Error> {
+    let mut buf = BytesMut::with_capacity(1024);
+    let Opening::Hello {
+        magic,
+        protocol,
+        nonce: nonce_d,
+    } = receive(&mut stream, &mut buf, peer).await?
+    else {
+        return Err(unexpected(peer, "a hello"));
+    };
+    if magic != MAGIC {
+        return Err(Error::Protocol(format!("{peer} is not a tractor actor")));
+    }
+    if protocol != PROTOCOL_VERSION {
+        return Err(Error::Protocol(format!(
+            "{peer} speaks protocol version {protocol}, this actor speaks {PROTOCOL_VERSION}; \
+             build both from the same tractor version"
+        )));
+    }
+    let nonce_a = nonce()?;
+    let challenge = Opening::Challenge {
+        nonce: nonce_a,
+        proof: secret.prove(ACCEPTOR, &nonce_d, &nonce_a),
+    };
+    send(&mut stream, &challenge).await?;
+    let Opening::Proof { proof, peer: info } = receive(&mut stream, &mut buf, peer).await? else {
+        return Err(unexpected(peer, "a proof"));
+    };
+    if !secret.check(DIALER, &nonce_a, &nonce_d, &proof) {
+        return Err(Error::Protocol(format!(
+            "{peer} does not know this tree's secret"
+        )));
+    }
+    Ok(Opened {
+        stream,
+        peer: *info,
+        leftover: buf,
+    })
+}
+
+/// Completes the opening on the accepting side.
+pub(crate) async fn welcome(stream: &mut Stream, ours: &Handshake) -> Result<(), Error> {
+    send(stream, &Opening::Welcome(Box::new(ours.clone()))).await
+}
+
+async fn within<T>(
+    peer: &str,
+    opening: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, opening)
+        .await
+        .map_err(|_| {
+            Error::Protocol(format!(
+                "no handshake from {peer} within {HANDSHAKE_TIMEOUT:?}"
+            ))
+        })?
+}
+
+fn unexpected(peer: &str, expected: &str) -> Error {
+    Error::Protocol(format!(
+        "{peer} broke the opening exchange: expected {expected}"
+    ))
+}
+
+async fn send(stream: &mut Stream, opening: &Opening) -> Result<(), Error> {
     let mut buf = BytesMut::new();
-    frame::write(&mut buf, &Msg::Handshake(Box::new(local.clone())), |_| {
-        Ok(())
-    })?;
+    frame::write(&mut buf, opening, |_| Ok(()))?;
     stream.write_all(&buf).await?;
     Ok(())
 }
 
-async fn receive(stream: &mut Stream) -> Result<(Handshake, BytesMut), Error> {
-    let mut buf = BytesMut::with_capacity(1024);
+async fn receive<T: DeserializeOwned>(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    peer: &str,
+) -> Result<T, Error> {
     loop {
-        if let Some(frame) = frame::split(&mut buf, HANDSHAKE_LIMIT)? {
-            let peer = match postcard::from_bytes::<Msg<'_>>(&frame) {
-                Ok(Msg::Handshake(peer)) => *peer,
-                Ok(other) => {
-                    return Err(Error::Protocol(format!(
-                        "expected a handshake, got {other:?}"
-                    )));
-                }
-                Err(err) => return Err(Error::Protocol(format!("unreadable handshake: {err}"))),
-            };
-            peer.check()?;
-            return Ok((peer, buf));
+        if let Some(frame) = frame::split(buf, HANDSHAKE_LIMIT)? {
+            return postcard::from_bytes(&frame).map_err(|err| {
+                Error::Protocol(format!("unreadable handshake from {peer}: {err}"))
+            });
         }
-        if stream.read_buf(&mut buf).await? == 0 {
-            return Err(Error::Protocol(
-                "the peer closed the connection during the handshake".into(),
-            ));
+        if stream.read_buf(buf).await? == 0 {
+            return Err(Error::Protocol(format!(
+                "{peer} closed the connection during the handshake (a tree with another \
+                 secret refuses us this way)"
+            )));
         }
     }
+}
+
+/// Decodes `frame` as an opening message (for fuzzing).
+pub(crate) fn decode_untrusted(frame: &[u8]) {
+    let _ = postcard::from_bytes::<Opening>(frame);
 }

@@ -11,17 +11,15 @@ use crate::error::{Error, RemoteActorError};
 use crate::uid::ActorUid;
 
 /// Spoken by both ends of a channel; checked in the handshake.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
-/// The first eight bytes of every handshake, so that a stray connection is
-/// told apart from an outdated tractor peer.
+/// Opens every connection, so that a stray connection is told apart from
+/// an outdated tractor peer.
 pub(crate) const MAGIC: [u8; 8] = *b"tractor\0";
 
 /// The envelope at the start of every frame.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Msg<'a> {
-    /// The first frame each side sends.
-    Handshake(Box<Handshake>),
     /// Run remote function `func`; payload: its postcard-encoded arguments.
     Call {
         id: u64,
@@ -53,11 +51,10 @@ pub(crate) enum Msg<'a> {
     CancelActor { id: u64, grace_ms: u32 },
 }
 
-/// Who is on the other end of a channel.
+/// Who is on the other end of a channel (exchanged once the opening has
+/// proven both sides, see `handshake`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Handshake {
-    pub magic: [u8; 8],
-    pub protocol: u32,
     pub uid: ActorUid,
     /// Where the peer accepts connections.
     pub addr: Option<String>,
@@ -77,28 +74,12 @@ impl Handshake {
         register: bool,
     ) -> Self {
         Handshake {
-            magic: MAGIC,
-            protocol: PROTOCOL_VERSION,
             uid,
             addr,
             local,
             pid: std::process::id(),
             register,
         }
-    }
-
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        if self.magic != MAGIC {
-            return Err(Error::Protocol("the peer is not a tractor actor".into()));
-        }
-        if self.protocol != PROTOCOL_VERSION {
-            return Err(Error::Protocol(format!(
-                "actor {} speaks protocol version {}, this actor speaks {}; build both \
-                 from the same tractor version",
-                self.uid, self.protocol, PROTOCOL_VERSION
-            )));
-        }
-        Ok(())
     }
 }
 

@@ -192,11 +192,21 @@ fn dispatch(
         Msg::CancelActor { id, grace_ms } => {
             inbound.cancel_actor(channel, id, Duration::from_millis(grace_ms.into()))
         }
-        Msg::Handshake(_) => {
-            return Err(Error::Protocol(
-                "a second handshake on an open channel".into(),
-            ));
-        }
     }
     Ok(())
+}
+
+/// Everything the reader and the opening exchange make of untrusted bytes,
+/// without a socket: frames are split and each is decoded as an envelope,
+/// an error payload and an opening message. For fuzzing; never panics.
+pub(crate) fn decode_untrusted(data: &[u8]) {
+    let mut buf = BytesMut::from(data);
+    while let Ok(Some(frame)) = frame::split(&mut buf, MAX_FRAME) {
+        if let Ok((Msg::Error { .. }, payload)) = decode(&frame)
+            && let Ok(error) = postcard::from_bytes::<WireError>(payload)
+        {
+            let _ = error.into_error().to_string();
+        }
+        super::handshake::decode_untrusted(&frame);
+    }
 }

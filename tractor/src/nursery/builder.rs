@@ -156,6 +156,7 @@ async fn spawn(
         .unwrap_or(actor.settings().start_method);
     let spec = SpawnSpec {
         start_method,
+        secret: actor.secret().clone(),
         uid: uid.clone(),
         parent_addr: actor.listen_addr().to_owned(),
         parent_local: actor.local_path(),

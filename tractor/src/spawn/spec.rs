@@ -31,6 +31,8 @@ pub(crate) struct SpawnSpec {
     pub exec_args: Vec<String>,
     /// How this child starts its own children.
     pub start_method: super::StartMethod,
+    /// The tree's secret.
+    pub secret: crate::auth::Secret,
 }
 
 impl SpawnSpec {
