@@ -118,3 +118,72 @@ pub fn exits_within_blocking(pid: u32, within: Duration) -> bool {
         .expect("a runtime")
         .block_on(exits_within(pid, within))
 }
+
+/// A separately started program (a test binary of this crate) whose stdout
+/// the test reads line by line; killed if dropped.
+pub struct Program {
+    pub child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Program {
+    /// Starts `binary role` with `env` set, stdin/stdout/stderr piped.
+    pub fn start(binary: &str, role: &str, env: &[(&str, &str)]) -> Program {
+        use std::process::Stdio;
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(binary)
+            .arg(role)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start a program");
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Program { child, lines }
+    }
+
+    /// The next line on its stdout.
+    pub async fn line(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+            .await
+            .expect("the program prints within 10 s")
+            .unwrap()
+            .expect("the program printed nothing more")
+    }
+
+    /// Reads lines until one starts with `prefix`, recording
+    /// `pid <name> <pid>` lines on the way.
+    pub async fn expect(
+        &mut self,
+        prefix: &str,
+        pids: &mut std::collections::HashMap<String, u32>,
+    ) -> String {
+        loop {
+            let line = self.line().await;
+            if let Some(rest) = line.strip_prefix("pid ") {
+                if let Some((name, pid)) = rest.split_once(' ') {
+                    pids.insert(name.to_owned(), pid.parse().unwrap_or_default());
+                }
+            }
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits (up to 10 s) for it to exit; its status and stderr.
+    pub async fn finish(mut self) -> (std::process::ExitStatus, String) {
+        use tokio::io::AsyncReadExt;
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("the program exits within 10 s")
+            .unwrap();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr).await;
+        }
+        (status, stderr)
+    }
+}

@@ -2,13 +2,11 @@
 //! die, and a second program joining the tree of a first.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::io::AsyncWriteExt;
 use tractor::{ActorNursery, Error, Portal};
-use tractor_tests::{exits_within, free_addr, kill};
+use tractor_tests::{Program, exits_within, free_addr, kill};
 
 #[tractor::rpc]
 async fn hi() -> String {
@@ -171,48 +169,15 @@ async fn a_killed_actor_disappears_from_lookups_within_two_seconds() {
     assert!(err.to_string().contains("victim"), "{err:?}");
 }
 
-struct Program {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Program {
-    fn start(role: &str, registrar: &str, secret: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_standalone"))
-            .arg(role)
-            .env("TRACTOR_REGISTRAR", registrar)
-            .env(tractor::SECRET_ENV, secret)
-            .stderr(Stdio::piped())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start a program");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Program { child, lines }
-    }
-
-    async fn line(&mut self) -> String {
-        tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
-            .await
-            .expect("the program prints within 10 s")
-            .unwrap()
-            .expect("the program printed nothing more")
-    }
-
-    /// Reads lines until one starts with `prefix`, recording `pid` lines.
-    async fn expect(&mut self, prefix: &str, pids: &mut HashMap<String, u32>) -> String {
-        loop {
-            let line = self.line().await;
-            if let Some(rest) = line.strip_prefix("pid ") {
-                let (name, pid) = rest.split_once(' ').unwrap();
-                pids.insert(name.to_owned(), pid.parse().unwrap());
-            }
-            if line.starts_with(prefix) {
-                return line;
-            }
-        }
-    }
+fn program(role: &str, registrar: &str, secret: &str) -> Program {
+    Program::start(
+        env!("CARGO_BIN_EXE_standalone"),
+        role,
+        &[
+            ("TRACTOR_REGISTRAR", registrar),
+            (tractor::SECRET_ENV, secret),
+        ],
+    )
 }
 
 #[tokio::test]
@@ -220,33 +185,20 @@ async fn a_second_program_joins_the_tree_of_the_first() {
     let registrar = free_addr();
     let secret = "shared by the two programs of this test";
     let mut a_pids = HashMap::new();
-    let mut a = Program::start("a", &registrar, secret);
+    let mut a = program("a", &registrar, secret);
     a.expect("ready", &mut a_pids).await;
 
     // A program with another secret is refused before it can do anything,
     // and the tree carries on.
-    let mut stranger = Program::start("b", &registrar, "not the secret of this tree");
-    let status = tokio::time::timeout(Duration::from_secs(10), stranger.child.wait())
-        .await
-        .expect("the stranger gives up")
-        .unwrap();
+    let stranger = program("b", &registrar, "not the secret of this tree");
+    let (status, complaint) = stranger.finish().await;
     assert_eq!(status.code(), Some(1));
-    let mut complaint = String::new();
-    use tokio::io::AsyncReadExt;
-    stranger
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut complaint)
-        .await
-        .unwrap();
     assert!(
         complaint.contains("does not know this tree's secret"),
         "{complaint}"
     );
 
-    let mut b = Program::start("b", &registrar, secret);
+    let mut b = program("b", &registrar, secret);
     let called = b.expect("B called: ", &mut HashMap::new()).await;
     assert!(called.contains("service_a in program a"), "{called}");
     let late = b.expect("B found late: ", &mut HashMap::new()).await;

@@ -32,6 +32,7 @@ use crate::discovery::Registrar;
 use crate::error::{Error, Result};
 use crate::invoke::Outcome;
 use crate::ipc::msg::{Handshake, WireError};
+use crate::ipc::tls;
 use crate::ipc::transport::{self, Listener, Stream};
 use crate::ipc::{CallKind, Channel, Inbound, Served, handshake};
 use crate::registry;
@@ -325,6 +326,10 @@ impl Actor {
     }
 
     async fn accept(&self, stream: Stream) -> Result<()> {
+        let stream = match stream {
+            Stream::Tcp(tcp) => tls::transport()?.accepted(tcp).await?,
+            other => other,
+        };
         let mut opened = handshake::accept(stream, &self.0.settings.secret).await?;
         let peer = opened.peer.clone();
         if peer.register {

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::actor::{Actor, Settings};
 use crate::auth::Secret;
 use crate::error::{Error, Result};
-use crate::ipc::transport::{self, Stream};
+use crate::ipc::{tls, transport};
 use crate::signals::{self, Interrupts};
 use crate::spawn::{START_METHOD_ENV, SpawnSpec, StartMethod, forkserver};
 use crate::uid::ActorUid;
@@ -196,7 +196,10 @@ fn run_root<T>(config: RootConfig, body: impl Future<Output = std::thread::Resul
     let started = runtime.block_on(async {
         actor.serve(TcpListener::from_std(listener)?)?;
         if let Some(link) = registrar_link {
-            let link = Stream::tcp(TcpStream::from_std(link)?)?;
+            let addr = actor.settings().registrar_addr.clone();
+            let link = tls::transport()?
+                .dialed(TcpStream::from_std(link)?, &addr)
+                .await?;
             let channel = actor.connect_stream(link, true).await?;
             actor.set_registrar_channel(channel).await;
         }
@@ -286,7 +289,11 @@ fn root_settings(config: &RootConfig) -> Result<(Settings, StdListener, Option<S
     for _ in 0..2 {
         if let Ok(link) = StdStream::connect_timeout(&target, Duration::from_millis(250)) {
             link.set_nonblocking(true)?;
-            return Ok((settings, listen("127.0.0.1:0")?, Some(link)));
+            return Ok((
+                settings,
+                listen(&format!("{}:0", transport::listen_host()))?,
+                Some(link),
+            ));
         }
         match StdListener::bind(target) {
             Ok(listener) => {
@@ -381,7 +388,7 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
 }
 
 async fn serve_child(actor: &Actor, spec: &SpawnSpec) -> Result<()> {
-    actor.serve(TcpListener::bind("127.0.0.1:0").await?)?;
+    actor.serve(TcpListener::bind((transport::listen_host(), 0)).await?)?;
     if !spec.parent_is_registrar {
         match actor
             .connect(&spec.registrar_addr, spec.registrar_local.as_deref(), true)

@@ -12,6 +12,7 @@ pub(crate) mod handshake;
 pub(crate) mod msg;
 pub(crate) mod outbox;
 pub(crate) mod reader;
+pub(crate) mod tls;
 pub(crate) mod transport;
 
 pub(crate) use channel::{CallKind, Channel, Delivery, Inbound, Served};

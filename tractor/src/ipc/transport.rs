@@ -17,9 +17,13 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 
-/// A connection over either transport.
+use super::tls::transport;
+use crate::error::Result;
+
+/// A connection over any transport.
 pub(crate) enum Stream {
     Tcp(TcpStream),
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
     Unix(UnixStream),
 }
 
@@ -30,26 +34,25 @@ pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
 impl Stream {
     /// Connects to an actor: over its Unix socket if it has one we can
-    /// open, else over TCP.
-    pub(crate) async fn connect(tcp: &str, local: Option<&str>) -> io::Result<Stream> {
-        if let Some(path) = local {
+    /// open, else over TCP (with TLS where configured, see `tls`).
+    pub(crate) async fn connect(tcp: &str, local: Option<&str>) -> Result<Stream> {
+        let transport = transport()?;
+        if let (Some(path), true) = (local, transport.unix_sockets()) {
             if let Ok(stream) = UnixStream::connect(path).await {
                 return Ok(Stream::Unix(stream));
             }
         }
-        Self::tcp(TcpStream::connect(tcp).await?)
-    }
-
-    /// A TCP connection, set up for small messages.
-    pub(crate) fn tcp(stream: TcpStream) -> io::Result<Stream> {
-        stream.set_nodelay(true)?;
-        Ok(Stream::Tcp(stream))
+        transport.dialed(TcpStream::connect(tcp).await?, tcp).await
     }
 
     pub(crate) fn into_split(self) -> (ReadHalf, WriteHalf) {
         match self {
             Stream::Tcp(stream) => {
                 let (read, write) = stream.into_split();
+                (Box::new(read), Box::new(write))
+            }
+            Stream::Tls(stream) => {
+                let (read, write) = tokio::io::split(*stream);
                 (Box::new(read), Box::new(write))
             }
             Stream::Unix(stream) => {
@@ -65,6 +68,11 @@ impl Stream {
             Stream::Tcp(stream) => stream
                 .peer_addr()
                 .map_or_else(|_| "a TCP peer".into(), |addr| addr.to_string()),
+            Stream::Tls(stream) => stream
+                .get_ref()
+                .0
+                .peer_addr()
+                .map_or_else(|_| "a TLS peer".into(), |addr| addr.to_string()),
             Stream::Unix(_) => "a local peer".into(),
         }
     }
@@ -78,6 +86,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
             Stream::Unix(stream) => Pin::new(stream).poll_read(cx, buf),
         }
     }
@@ -91,6 +100,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Tcp(stream) => Pin::new(stream).poll_write(cx, buf),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
             Stream::Unix(stream) => Pin::new(stream).poll_write(cx, buf),
         }
     }
@@ -98,6 +108,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(stream) => Pin::new(stream).poll_flush(cx),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
             Stream::Unix(stream) => Pin::new(stream).poll_flush(cx),
         }
     }
@@ -105,6 +116,7 @@ impl AsyncWrite for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
+            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
             Stream::Unix(stream) => Pin::new(stream).poll_shutdown(cx),
         }
     }
@@ -116,9 +128,11 @@ pub(crate) trait Listener: Send + Sync + 'static {
     fn next(&self) -> impl std::future::Future<Output = io::Result<Stream>> + Send;
 }
 
+/// Accepted TCP connections come out plain: TLS (if configured) is set up
+/// by the connection's own task, so a slow client holds up no one else.
 impl Listener for tokio::net::TcpListener {
     async fn next(&self) -> io::Result<Stream> {
-        Stream::tcp(self.accept().await?.0)
+        Ok(Stream::Tcp(self.accept().await?.0))
     }
 }
 
@@ -144,15 +158,28 @@ pub(crate) fn socket_dir() -> Option<PathBuf> {
     private.then_some(dir)
 }
 
-/// Binds this actor's Unix socket (`<dir>/<name>.sock`, mode 0600).
+/// Binds this actor's Unix socket (`<dir>/<name>.sock`, mode 0600), unless
+/// the transport settings rule Unix sockets out.
 pub(crate) fn bind_local(name: &str) -> Option<(UnixListener, PathBuf)> {
     use std::os::unix::fs::PermissionsExt;
+    if !transport().ok()?.unix_sockets() {
+        return None;
+    }
     let path = socket_dir()?.join(format!("{name}.sock"));
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).ok()?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ok()?;
     Some((listener, path))
 }
+
+/// The interface actors listen on for TCP: `TRACTOR_HOST`, else loopback.
+pub(crate) fn listen_host() -> String {
+    std::env::var(HOST_ENV).unwrap_or_else(|_| "127.0.0.1".into())
+}
+
+/// The interface actors listen on for TCP (default `127.0.0.1`); set it to
+/// a routable address for trees that span hosts.
+pub const HOST_ENV: &str = "TRACTOR_HOST";
 
 /// Removes sockets in the directory that nobody listens on any more (left
 /// by actors that were killed).
