@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::stats::Rate;
@@ -69,19 +69,9 @@ pub async fn reexec(runs: usize) -> std::io::Result<Vec<Duration>> {
 pub async fn ping_pong(rounds: usize) -> std::io::Result<Vec<Duration>> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let mut child = helper("pingpong", &listener.local_addr()?.to_string())?;
-    let (mut stream, _) = listener.accept().await?;
+    let (stream, _) = listener.accept().await?;
     stream.set_nodelay(true)?;
-    let mut buf = [0u8; 8];
-    let mut samples = Vec::with_capacity(rounds);
-    for i in 0..rounds + 1000 {
-        let start = Instant::now();
-        stream.write_all(&(i as u64).to_le_bytes()).await?;
-        stream.read_exact(&mut buf).await?;
-        if i >= 1000 {
-            samples.push(start.elapsed());
-        }
-    }
-    drop(stream);
+    let samples = ping(stream, rounds).await?;
     child.wait().await?;
     Ok(samples)
 }
@@ -95,7 +85,18 @@ pub async fn ping_pong_unix(rounds: usize) -> std::io::Result<Vec<Duration>> {
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)?;
     let mut child = helper("pingpong-unix", &path.to_string_lossy())?;
-    let (mut stream, _) = listener.accept().await?;
+    let (stream, _) = listener.accept().await?;
+    let samples = ping(stream, rounds).await?;
+    child.wait().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(samples)
+}
+
+/// `rounds` timed round trips (after 1000 to warm up), then hangs up.
+async fn ping<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    rounds: usize,
+) -> std::io::Result<Vec<Duration>> {
     let mut buf = [0u8; 8];
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..rounds + 1000 {
@@ -106,14 +107,13 @@ pub async fn ping_pong_unix(rounds: usize) -> std::io::Result<Vec<Duration>> {
             samples.push(start.elapsed());
         }
     }
-    drop(stream);
-    child.wait().await?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(samples)
 }
 
-async fn echo_unix(path: &str) -> std::io::Result<()> {
-    let mut stream = tokio::net::UnixStream::connect(path).await?;
+/// The far end of a ping-pong: echoes until the other end hangs up.
+async fn pong<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    mut stream: S,
+) -> std::io::Result<()> {
     tokio::spawn(async move {
         let mut buf = [0u8; 8];
         while stream.read_exact(&mut buf).await.is_ok() {
@@ -126,19 +126,14 @@ async fn echo_unix(path: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+async fn echo_unix(path: &str) -> std::io::Result<()> {
+    pong(tokio::net::UnixStream::connect(path).await?).await
+}
+
 async fn echo(addr: &str) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    tokio::spawn(async move {
-        let mut buf = [0u8; 8];
-        while stream.read_exact(&mut buf).await.is_ok() {
-            if stream.write_all(&buf).await.is_err() {
-                break;
-            }
-        }
-    })
-    .await?;
-    Ok(())
+    pong(stream).await
 }
 
 /// Streaming floor: one process writes length-prefixed postcard frames

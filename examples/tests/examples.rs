@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use tractor_tests::free_addr;
+
 /// Where `cargo test` built example `name`.
 fn example(name: &str) -> PathBuf {
     let deps = std::env::current_exe().unwrap();
@@ -31,25 +33,8 @@ fn run_within(name: &str, limit: Duration) -> Output {
     run_with_registrar(name, limit, &free_addr())
 }
 
-fn free_addr() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .to_string()
-}
-
 fn run_with_registrar(name: &str, limit: Duration, registrar: &str) -> Output {
-    let deps = std::env::current_exe().unwrap();
-    let binary: PathBuf = deps
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("examples").join(name))
-        .unwrap();
-    assert!(
-        binary.exists(),
-        "{} is not built; run `cargo test` on the workspace",
-        binary.display()
-    );
+    let binary = example(name);
     let child = Command::new(binary)
         .env("TRACTOR_REGISTRAR", registrar)
         .stdout(Stdio::piped())

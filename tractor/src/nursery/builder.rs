@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{ActorNursery, ResultSlot};
-use crate::call::{Call, StreamCall};
+use crate::call::{Call, Request, StreamCall};
 use crate::child::ChildHandle;
 use crate::error::{Error, Result};
 use crate::ipc::Channel;
@@ -235,6 +235,42 @@ impl<'n> IntoFuture for SpawnBuilder<'n, Daemon> {
     }
 }
 
+/// A `run_in_actor` child, up and ready for its main call.
+struct Main<'n> {
+    nursery: &'n ActorNursery,
+    child: Arc<ChildHandle>,
+    channel: Channel,
+    slot: Arc<ResultSlot>,
+    func: std::borrow::Cow<'static, str>,
+    args: Vec<u8>,
+}
+
+impl Main<'_> {
+    fn portal<O>(self) -> RunPortal<O> {
+        let actor = self.nursery.inner().actor().clone();
+        RunPortal::new(Portal::new(actor, self.channel), self.slot)
+    }
+}
+
+async fn spawn_main<'n>(
+    nursery: &'n ActorNursery,
+    name: String,
+    options: Options,
+    request: Request,
+) -> Result<Main<'n>> {
+    // Arguments that cannot be sent fail before any process starts.
+    let args = request.args?;
+    let (child, channel, slot) = spawn(nursery, name, options, Some(&request.name)).await?;
+    Ok(Main {
+        nursery,
+        child,
+        channel,
+        slot,
+        func: request.name,
+        args,
+    })
+}
+
 impl<'n, T> IntoFuture for SpawnBuilder<'n, RunIn<Call<T>>>
 where
     T: DeserializeOwned + Send + 'static,
@@ -250,17 +286,10 @@ where
             kind: RunIn(call),
         } = self;
         Box::pin(async move {
-            let request = call.into_request();
-            // Arguments that cannot be sent fail before any process starts.
-            let args = request.args?;
-            let (child, channel, slot) = spawn(nursery, name, options, Some(&request.name)).await?;
-            nursery
-                .inner()
-                .run_main(&child, &request.name, &args, slot.clone());
-            Ok(RunPortal::new(
-                Portal::new(nursery.inner().actor().clone(), channel),
-                slot,
-            ))
+            let main = spawn_main(nursery, name, options, call.into_request()).await?;
+            let inner = nursery.inner();
+            inner.run_main(&main.child, &main.func, &main.args, main.slot.clone());
+            Ok(main.portal())
         })
     }
 }
@@ -281,15 +310,16 @@ where
         } = self;
         Box::pin(async move {
             let (request, window) = call.into_request();
-            let args = request.args?;
-            let (child, channel, slot) = spawn(nursery, name, options, Some(&request.name)).await?;
-            nursery
-                .inner()
-                .run_main_stream(&child, &request.name, &args, window, slot.clone());
-            Ok(RunPortal::new(
-                Portal::new(nursery.inner().actor().clone(), channel),
-                slot,
-            ))
+            let main = spawn_main(nursery, name, options, request).await?;
+            let inner = nursery.inner();
+            inner.run_main_stream(
+                &main.child,
+                &main.func,
+                &main.args,
+                window,
+                main.slot.clone(),
+            );
+            Ok(main.portal())
         })
     }
 }
