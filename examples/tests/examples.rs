@@ -178,7 +178,7 @@ fn ctrl_c_stops_the_whole_tree_within_two_seconds() {
     assert!(stderr.contains("SIGINT received"), "{stderr}");
     for pid in tree {
         assert!(
-            !tractor_tests::is_alive(pid),
+            tractor_tests::exits_within_blocking(pid, Duration::from_millis(500)),
             "descendant {pid} outlived the program"
         );
     }

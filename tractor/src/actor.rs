@@ -553,6 +553,9 @@ impl Actor {
         }
         let reaped = futures::future::join_all(children.iter().map(|child| child.exited()));
         let _ = tokio::time::timeout(grace / 4, reaped).await;
+        if let Some(server) = self.0.forkserver.get() {
+            let _ = tokio::time::timeout(grace / 4, server.shut_down()).await;
+        }
         if let Some(path) = self.0.local_path.get() {
             let _ = std::fs::remove_file(path);
         }

@@ -59,6 +59,8 @@ enum Reply {
 pub(crate) struct ForkServer {
     requests: tokio::sync::Mutex<OwnedWriteHalf>,
     state: Mutex<State>,
+    /// Resolves once the server process has exited and been reaped.
+    exited: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Default)]
@@ -92,14 +94,18 @@ impl ForkServer {
         drop(theirs);
         // The server lives as long as this actor's connection to it; reap
         // it whenever it ends.
+        let exited = tokio_util::sync::CancellationToken::new();
+        let reaped = exited.clone();
         tokio::spawn(async move {
             let _ = server.wait().await;
+            reaped.cancel();
         });
         ours.set_nonblocking(true)?;
         let (mut replies, requests) = UnixStream::from_std(ours)?.into_split();
         let client = Arc::new(ForkServer {
             requests: tokio::sync::Mutex::new(requests),
             state: Mutex::default(),
+            exited,
         });
         let reader = client.clone();
         tokio::spawn(async move {
@@ -110,6 +116,13 @@ impl ForkServer {
             reader.lost();
         });
         Ok(client)
+    }
+
+    /// Tells the server to go (closing its control socket) and waits until
+    /// it has exited.
+    pub(crate) async fn shut_down(&self) {
+        let _ = self.requests.lock().await.shutdown().await;
+        self.exited.cancelled().await;
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
