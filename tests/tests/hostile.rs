@@ -38,11 +38,18 @@ struct Handshake {
 }
 
 #[derive(Serialize, Deserialize)]
+struct Early {
+    proof: [u8; 32],
+    peer: Handshake,
+}
+
+#[derive(Serialize, Deserialize)]
 enum Opening {
     Hello {
         magic: [u8; 8],
         protocol: u32,
         nonce: [u8; 32],
+        early: Option<Box<Early>>,
     },
     Challenge {
         nonce: [u8; 32],
@@ -53,6 +60,10 @@ enum Opening {
         peer: Box<Handshake>,
     },
     Welcome(Box<Handshake>),
+    Accepted {
+        proof: [u8; 32],
+        peer: Box<Handshake>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -162,6 +173,7 @@ impl Sink {
             magic: *b"tractor\0",
             protocol: 2,
             nonce: ours,
+            early: None,
         };
         stream.write_all(&message(&hello, &[])).unwrap();
         let challenge: Opening = postcard::from_bytes(&read_frame(&mut stream).unwrap()).unwrap();
@@ -226,6 +238,7 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
                 magic: *b"nottract",
                 protocol: 2,
                 nonce: [0; 32],
+                early: None,
             },
             &[],
         ),
@@ -234,6 +247,29 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
                 magic: *b"tractor\0",
                 protocol: 999,
                 nonce: [0; 32],
+                early: None,
+            },
+            &[],
+        ),
+        // A child's early proof, from a child nobody is expecting.
+        message(
+            &Opening::Hello {
+                magic: *b"tractor\0",
+                protocol: 2,
+                nonce: [3; 32],
+                early: Some(Box::new(Early {
+                    proof: [0; 32],
+                    peer: Handshake {
+                        uid: ActorUid {
+                            name: "impostor".into(),
+                            uuid: uuid::Uuid::new_v4(),
+                        },
+                        addr: None,
+                        local: None,
+                        pid: 1,
+                        register: true,
+                    },
+                })),
             },
             &[],
         ),
@@ -268,6 +304,7 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
             magic: *b"tractor\0",
             protocol: 2,
             nonce: [1; 32],
+            early: None,
         };
         stream.write_all(&message(&hello, &[])).unwrap();
         let Opening::Challenge { nonce, proof } =

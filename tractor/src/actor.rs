@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::auth::Secret;
+use crate::auth::{self, NONCE, Secret};
 use crate::child::ChildHandle;
 use crate::discovery::Registrar;
 use crate::error::{Error, Result};
@@ -91,6 +91,8 @@ pub(crate) struct ActorInner {
     grace: Mutex<Duration>,
     tasks: TaskTracker,
     expected: Mutex<HashMap<Uuid, oneshot::Sender<Channel>>>,
+    /// The single-use challenge each expected child proves the secret over.
+    challenges: Mutex<HashMap<Uuid, [u8; NONCE]>>,
     peers: Mutex<HashMap<Uuid, Channel>>,
     children: Mutex<HashMap<Uuid, Arc<ChildHandle>>>,
     cancel_acks: Mutex<Vec<(Channel, u64)>>,
@@ -120,6 +122,8 @@ pub(crate) struct Settings {
     pub exec_args: Vec<String>,
     /// How this actor starts its children.
     pub start_method: StartMethod,
+    /// Worker threads of this actor's runtime (children get as many).
+    pub workers: usize,
     /// The tree's secret.
     pub secret: Secret,
 }
@@ -141,6 +145,7 @@ impl Actor {
             grace: Mutex::new(CANCEL_GRACE),
             tasks: TaskTracker::new(),
             expected: Mutex::default(),
+            challenges: Mutex::default(),
             peers: Mutex::default(),
             children: Mutex::default(),
             cancel_acks: Mutex::default(),
@@ -330,7 +335,10 @@ impl Actor {
             Stream::Tcp(tcp) => tls::transport()?.accepted(tcp).await?,
             other => other,
         };
-        let mut opened = handshake::accept(stream, &self.0.settings.secret).await?;
+        let (mut opened, pending) = handshake::accept(stream, &self.0.settings.secret, |peer| {
+            lock(&self.0.challenges).remove(&peer.uid.uuid())
+        })
+        .await?;
         let peer = opened.peer.clone();
         if peer.register {
             let Some(registrar) = self.registrar() else {
@@ -347,7 +355,10 @@ impl Actor {
                 peer.local.clone(),
             );
         }
-        if let Err(err) = handshake::welcome(&mut opened.stream, &self.handshake(false)).await {
+        if let Err(err) = pending
+            .finish(&mut opened.stream, &self.handshake(false))
+            .await
+        {
             if let (true, Some(registrar)) = (peer.register, self.registrar()) {
                 registrar.unregister(&peer.uid);
             }
@@ -500,14 +511,32 @@ impl Actor {
 
     /// Registers interest in the child `uuid` connecting back; the channel
     /// is delivered once it has handshaken.
-    pub(crate) fn expect(&self, uuid: Uuid) -> Expected {
+    pub(crate) fn expect(&self, uuid: Uuid) -> Result<Expected> {
         let (tx, rx) = oneshot::channel();
+        let challenge = auth::nonce()?;
+        lock(&self.0.challenges).insert(uuid, challenge);
         lock(&self.0.expected).insert(uuid, tx);
-        Expected {
+        Ok(Expected {
             actor: self.clone(),
             uuid,
             channel: rx,
-        }
+            challenge,
+        })
+    }
+
+    /// A spawned child dials its parent, proving the secret over the
+    /// challenge of its spawn spec.
+    pub(crate) async fn connect_parent(
+        &self,
+        addr: &str,
+        local: Option<&str>,
+        register: bool,
+        challenge: &[u8; NONCE],
+    ) -> Result<Channel> {
+        let ours = self.handshake(register);
+        let opened =
+            handshake::dial_parent(addr, local, &ours, &self.0.settings.secret, challenge).await?;
+        Ok(self.open(opened))
     }
 
     pub(crate) fn add_child(&self, child: Arc<ChildHandle>) {
@@ -696,10 +725,13 @@ pub(crate) struct Expected {
     actor: Actor,
     uuid: Uuid,
     pub(crate) channel: oneshot::Receiver<Channel>,
+    /// Goes in the child's spawn spec.
+    pub(crate) challenge: [u8; NONCE],
 }
 
 impl Drop for Expected {
     fn drop(&mut self) {
         lock(&self.actor.0.expected).remove(&self.uuid);
+        lock(&self.actor.0.challenges).remove(&self.uuid);
     }
 }

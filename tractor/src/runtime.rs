@@ -258,6 +258,9 @@ fn root_settings(config: &RootConfig) -> Result<(Settings, StdListener, Option<S
         None => StartMethod::default(),
     };
     let mut settings = Settings {
+        // Read once here (it means reading cgroup files) and handed down to
+        // every child, which would otherwise read them again at its start.
+        workers: std::thread::available_parallelism().map_or(1, usize::from),
         start_method,
         secret: Secret::for_root()?,
         uid: ActorUid::new("root"),
@@ -331,6 +334,7 @@ fn resolve(addr: &str) -> Result<SocketAddr> {
 fn build_runtime(actor: &Actor) -> std::io::Result<tokio::runtime::Runtime> {
     let on_start = actor.clone();
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(actor.settings().workers)
         .enable_all()
         .thread_name("tractor-actor")
         .on_thread_start(move || {
@@ -351,6 +355,7 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
         std::process::exit(1);
     }
     let actor = Actor::new(Settings {
+        workers: spec.workers.max(1),
         start_method: spec.start_method,
         secret: spec.secret.clone(),
         uid: spec.uid.clone(),
@@ -402,10 +407,11 @@ async fn serve_child(actor: &Actor, spec: &SpawnSpec) -> Result<()> {
         }
     }
     let parent = actor
-        .connect(
+        .connect_parent(
             &spec.parent_addr,
             spec.parent_local.as_deref(),
             spec.parent_is_registrar,
+            &spec.challenge,
         )
         .await
         .map_err(|err| {

@@ -11,6 +11,15 @@
 //!                                       <-  Welcome { who I am }
 //! ```
 //!
+//! A spawned child skips the first round trip: its parent put a fresh,
+//! single-use challenge in its spawn spec, so the child's hello carries its
+//! proof and its introduction, and the parent answers with its own proof:
+//!
+//! ```text
+//!   Hello { magic, protocol, nonce_d, early: HMAC(dial, challenge, nonce_d) + who I am } ->
+//!                                       <-  Accepted { HMAC(accept, nonce_d, challenge), who I am }
+//! ```
+//!
 //! The secret never crosses the wire and fresh nonces make every answer
 //! single-use (see [`auth`](crate::auth)). The acceptor reads nothing but
 //! these small, time-limited frames until the dialer has proven itself: a
@@ -45,6 +54,8 @@ enum Opening {
         magic: [u8; 8],
         protocol: u32,
         nonce: [u8; NONCE],
+        /// A spawned child's proof over the challenge from its spec.
+        early: Option<Box<Early>>,
     },
     Challenge {
         nonce: [u8; NONCE],
@@ -55,6 +66,23 @@ enum Opening {
         peer: Box<Handshake>,
     },
     Welcome(Box<Handshake>),
+    /// The answer to an early proof.
+    Accepted {
+        proof: [u8; NONCE],
+        peer: Box<Handshake>,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Early {
+    proof: [u8; NONCE],
+    peer: Handshake,
+}
+
+/// How the accepting side completes the opening (see [`Pending::finish`]).
+pub(crate) enum Pending {
+    Welcome,
+    Accept { proof: [u8; NONCE] },
 }
 
 /// A connection whose peer has proven itself and introduced itself.
@@ -95,12 +123,7 @@ async fn dialer(
 ) -> Result<Opened, Error> {
     let mut buf = BytesMut::with_capacity(1024);
     let nonce_d = nonce()?;
-    let hello = Opening::Hello {
-        magic: MAGIC,
-        protocol: PROTOCOL_VERSION,
-        nonce: nonce_d,
-    };
-    send(&mut stream, &hello).await?;
+    send(&mut stream, &hello(nonce_d, None)).await?;
     let Opening::Challenge {
         nonce: nonce_a,
         proof,
@@ -129,19 +152,76 @@ async fn dialer(
     })
 }
 
-/// Checks a peer that dialed us; the caller answers with [`welcome`] once
-/// it has decided to keep the connection.
-pub(crate) async fn accept(stream: Stream, secret: &Secret) -> Result<Opened, Error> {
-    let peer = stream.peer();
-    within(&peer, acceptor(stream, secret, &peer)).await
+fn hello(nonce: [u8; NONCE], early: Option<Box<Early>>) -> Opening {
+    Opening::Hello {
+        magic: MAGIC,
+        protocol: PROTOCOL_VERSION,
+        nonce,
+        early,
+    }
 }
 
-async fn acceptor(mut stream: Stream, secret: &Secret, peer: &str) -> Result<Opened, Error> {
+/// Opens a channel from a spawned child to its parent, proving the secret
+/// over `challenge` (from the spawn spec) in the first message.
+pub(crate) async fn dial_parent(
+    addr: &str,
+    local: Option<&str>,
+    ours: &Handshake,
+    secret: &Secret,
+    challenge: &[u8; NONCE],
+) -> Result<Opened, Error> {
+    let mut stream = Stream::connect(addr, local).await?;
+    let peer = stream.peer();
+    within(&peer, async {
+        let mut buf = BytesMut::with_capacity(1024);
+        let nonce_d = nonce()?;
+        let early = Early {
+            proof: secret.prove(DIALER, challenge, &nonce_d),
+            peer: ours.clone(),
+        };
+        send(&mut stream, &hello(nonce_d, Some(Box::new(early)))).await?;
+        let Opening::Accepted { proof, peer: info } = receive(&mut stream, &mut buf, &peer).await?
+        else {
+            return Err(unexpected(&peer, "an acceptance"));
+        };
+        if !secret.check(ACCEPTOR, &nonce_d, challenge, &proof) {
+            return Err(Error::Protocol(format!(
+                "the parent at {peer} does not know this tree's secret"
+            )));
+        }
+        Ok(Opened {
+            stream,
+            peer: *info,
+            leftover: buf,
+        })
+    })
+    .await
+}
+
+/// Checks a peer that dialed us; the caller completes the opening with
+/// [`Pending::finish`] once it has decided to keep the connection.
+/// `challenge_for` hands out (once) the challenge given to a child at spawn.
+pub(crate) async fn accept(
+    stream: Stream,
+    secret: &Secret,
+    challenge_for: impl FnOnce(&Handshake) -> Option<[u8; NONCE]>,
+) -> Result<(Opened, Pending), Error> {
+    let peer = stream.peer();
+    within(&peer, acceptor(stream, secret, challenge_for, &peer)).await
+}
+
+async fn acceptor(
+    mut stream: Stream,
+    secret: &Secret,
+    challenge_for: impl FnOnce(&Handshake) -> Option<[u8; NONCE]>,
+    peer: &str,
+) -> Result<(Opened, Pending), Error> {
     let mut buf = BytesMut::with_capacity(1024);
     let Opening::Hello {
         magic,
         protocol,
         nonce: nonce_d,
+        early,
     } = receive(&mut stream, &mut buf, peer).await?
     else {
         return Err(unexpected(peer, "a hello"));
@@ -154,6 +234,27 @@ async fn acceptor(mut stream: Stream, secret: &Secret, peer: &str) -> Result<Ope
             "{peer} speaks protocol version {protocol}, this actor speaks {PROTOCOL_VERSION}; \
              build both from the same tractor version"
         )));
+    }
+    if let Some(early) = early {
+        let Some(challenge) = challenge_for(&early.peer) else {
+            return Err(Error::Protocol(format!(
+                "{peer} claims to be a child this actor is not expecting"
+            )));
+        };
+        if !secret.check(DIALER, &challenge, &nonce_d, &early.proof) {
+            return Err(Error::Protocol(format!(
+                "{peer} does not know this tree's secret"
+            )));
+        }
+        let pending = Pending::Accept {
+            proof: secret.prove(ACCEPTOR, &nonce_d, &challenge),
+        };
+        let opened = Opened {
+            stream,
+            peer: early.peer,
+            leftover: buf,
+        };
+        return Ok((opened, pending));
     }
     let nonce_a = nonce()?;
     let challenge = Opening::Challenge {
@@ -169,16 +270,26 @@ async fn acceptor(mut stream: Stream, secret: &Secret, peer: &str) -> Result<Ope
             "{peer} does not know this tree's secret"
         )));
     }
-    Ok(Opened {
+    let opened = Opened {
         stream,
         peer: *info,
         leftover: buf,
-    })
+    };
+    Ok((opened, Pending::Welcome))
 }
 
-/// Completes the opening on the accepting side.
-pub(crate) async fn welcome(stream: &mut Stream, ours: &Handshake) -> Result<(), Error> {
-    send(stream, &Opening::Welcome(Box::new(ours.clone()))).await
+impl Pending {
+    /// Completes the opening on the accepting side.
+    pub(crate) async fn finish(self, stream: &mut Stream, ours: &Handshake) -> Result<(), Error> {
+        let last = match self {
+            Pending::Welcome => Opening::Welcome(Box::new(ours.clone())),
+            Pending::Accept { proof } => Opening::Accepted {
+                proof,
+                peer: Box::new(ours.clone()),
+            },
+        };
+        send(stream, &last).await
+    }
 }
 
 async fn within<T>(

@@ -154,7 +154,10 @@ async fn spawn(
     let start_method = options
         .start_method
         .unwrap_or(actor.settings().start_method);
+    let mut expected = actor.expect(uid.uuid())?;
     let spec = SpawnSpec {
+        challenge: expected.challenge,
+        workers: actor.settings().workers,
         start_method,
         secret: actor.secret().clone(),
         uid: uid.clone(),
@@ -169,7 +172,6 @@ async fn spawn(
         loglevel: options.loglevel.or_else(crate::log::inherited_level),
         exec_args: actor.settings().exec_args.clone(),
     };
-    let mut expected = actor.expect(uid.uuid());
     let started = match start_method {
         StartMethod::Exec => Exec.spawn(&spec).await,
         StartMethod::ForkServer => match actor.forkserver().await {

@@ -31,8 +31,13 @@ pub(crate) struct SpawnSpec {
     pub exec_args: Vec<String>,
     /// How this child starts its own children.
     pub start_method: super::StartMethod,
+    /// Worker threads for the child's runtime.
+    pub workers: usize,
     /// The tree's secret.
     pub secret: crate::auth::Secret,
+    /// Single-use: the child proves the secret over it when it first
+    /// connects to its parent.
+    pub challenge: [u8; crate::auth::NONCE],
 }
 
 impl SpawnSpec {
