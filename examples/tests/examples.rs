@@ -176,10 +176,5 @@ fn ctrl_c_stops_the_whole_tree_within_two_seconds() {
     assert_eq!(output.status.code(), Some(130), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SIGINT received"), "{stderr}");
-    for pid in tree {
-        assert!(
-            tractor_tests::exits_within_blocking(pid, Duration::from_millis(500)),
-            "descendant {pid} outlived the program"
-        );
-    }
+    tractor_tests::assert_all_exit(tree, Duration::from_millis(500));
 }

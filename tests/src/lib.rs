@@ -119,6 +119,18 @@ pub fn exits_within_blocking(pid: u32, within: Duration) -> bool {
         .block_on(exits_within(pid, within))
 }
 
+/// Asserts that every one of `pids` exits within `within` (each measured
+/// from when its turn comes): what a program's descendants must do once it
+/// has gone.
+pub fn assert_all_exit(pids: impl IntoIterator<Item = u32>, within: Duration) {
+    for pid in pids {
+        assert!(
+            exits_within_blocking(pid, within),
+            "descendant {pid} outlived the program"
+        );
+    }
+}
+
 /// A separately started program (a test binary of this crate) whose stdout
 /// the test reads line by line; killed if dropped.
 pub struct Program {

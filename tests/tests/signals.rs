@@ -75,12 +75,7 @@ fn sigterm_at_the_root_stops_the_tree_within_two_seconds() {
     assert!(sent.elapsed() < Duration::from_secs(2));
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(stderr.contains("SIGTERM received"), "{stderr}");
-    for pid in everyone {
-        assert!(
-            tractor_tests::exits_within_blocking(pid, Duration::from_millis(500)),
-            "{pid} outlived the program"
-        );
-    }
+    tractor_tests::assert_all_exit(everyone, Duration::from_millis(500));
 }
 
 #[test]
@@ -100,12 +95,7 @@ fn sigint_at_a_child_alone_leaves_the_tree_whole() {
         !stderr.contains("exited unexpectedly"),
         "nothing died before the root said so: {stderr}"
     );
-    for pid in everyone {
-        assert!(
-            tractor_tests::exits_within_blocking(pid, Duration::from_millis(500)),
-            "{pid} outlived the program"
-        );
-    }
+    tractor_tests::assert_all_exit(everyone, Duration::from_millis(500));
 }
 
 #[test]
@@ -134,10 +124,5 @@ fn a_second_interrupt_kills_at_once() {
         "the second SIGINT did not cut the grace period short: {:?}",
         second.elapsed()
     );
-    for pid in everyone {
-        assert!(
-            tractor_tests::exits_within_blocking(pid, Duration::from_secs(2)),
-            "{pid} outlived the program"
-        );
-    }
+    tractor_tests::assert_all_exit(everyone, Duration::from_secs(2));
 }

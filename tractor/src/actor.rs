@@ -90,9 +90,7 @@ pub(crate) struct ActorInner {
     cancel: CancellationToken,
     grace: Mutex<Duration>,
     tasks: TaskTracker,
-    expected: Mutex<HashMap<Uuid, oneshot::Sender<Channel>>>,
-    /// The single-use challenge each expected child proves the secret over.
-    challenges: Mutex<HashMap<Uuid, [u8; NONCE]>>,
+    expected: Mutex<HashMap<Uuid, Expecting>>,
     peers: Mutex<HashMap<Uuid, Channel>>,
     children: Mutex<HashMap<Uuid, Arc<ChildHandle>>>,
     cancel_acks: Mutex<Vec<(Channel, u64)>>,
@@ -145,7 +143,6 @@ impl Actor {
             grace: Mutex::new(CANCEL_GRACE),
             tasks: TaskTracker::new(),
             expected: Mutex::default(),
-            challenges: Mutex::default(),
             peers: Mutex::default(),
             children: Mutex::default(),
             cancel_acks: Mutex::default(),
@@ -336,7 +333,9 @@ impl Actor {
             other => other,
         };
         let (mut opened, pending) = handshake::accept(stream, &self.0.settings.secret, |peer| {
-            lock(&self.0.challenges).remove(&peer.uid.uuid())
+            let mut expected = lock(&self.0.expected);
+            let expecting = expected.get_mut(&peer.uid.uuid())?;
+            expecting.challenge.take()
         })
         .await?;
         let peer = opened.peer.clone();
@@ -368,7 +367,7 @@ impl Actor {
         self.add_peer(&channel);
         let expected = lock(&self.0.expected).remove(&peer.uid.uuid());
         if let Some(expected) = expected {
-            let _ = expected.send(channel);
+            let _ = expected.channel.send(channel);
         }
         Ok(())
     }
@@ -514,8 +513,11 @@ impl Actor {
     pub(crate) fn expect(&self, uuid: Uuid) -> Result<Expected> {
         let (tx, rx) = oneshot::channel();
         let challenge = auth::nonce()?;
-        lock(&self.0.challenges).insert(uuid, challenge);
-        lock(&self.0.expected).insert(uuid, tx);
+        let expecting = Expecting {
+            channel: tx,
+            challenge: Some(challenge),
+        };
+        lock(&self.0.expected).insert(uuid, expecting);
         Ok(Expected {
             actor: self.clone(),
             uuid,
@@ -720,6 +722,13 @@ impl Inbound for Actor {
     }
 }
 
+/// The parent's side of a child it is waiting for.
+struct Expecting {
+    channel: oneshot::Sender<Channel>,
+    /// Single-use: the child proves the secret over it in its hello.
+    challenge: Option<[u8; NONCE]>,
+}
+
 /// A child we are waiting for; dropping it forgets the expectation.
 pub(crate) struct Expected {
     actor: Actor,
@@ -732,6 +741,5 @@ pub(crate) struct Expected {
 impl Drop for Expected {
     fn drop(&mut self) {
         lock(&self.actor.0.expected).remove(&self.uuid);
-        lock(&self.actor.0.challenges).remove(&self.uuid);
     }
 }
