@@ -8,6 +8,7 @@
 //! travel as [`Error::Multi`].
 
 use std::fmt;
+use std::process::ExitStatus;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -21,29 +22,41 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// `Display` and `Debug` show, for every remote error nested inside, the
 /// actor that raised it and its original message, so an `Error` returned from
-/// `main` explains itself.
-#[derive(Clone)]
+/// `main` explains itself. Each variant either shows its cause in its own
+/// message or returns it from `source()`, never both, so chain reporters
+/// (`anyhow`'s `{:#}`, `eyre`) print every cause once.
+#[derive(Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An error raised in another actor.
+    #[error(transparent)]
     Remote(RemoteActorError),
     /// Several actors (or the nursery body and actors) failed together.
+    #[error("{}", DisplayMulti(.0))]
     Multi(Vec<Error>),
     /// This scope (or the actor serving the call) was cancelled from outside.
+    #[error("cancelled")]
     Cancelled,
     /// A child actor's process ended without being asked to.
+    #[error("actor {actor} exited unexpectedly ({status})")]
     ActorDied {
         /// The actor that died.
         actor: ActorUid,
-        /// How it ended, e.g. `exit status: 3` or `signal: 9 (SIGKILL)`.
-        status: String,
+        /// How its process ended: `status.code()` for an exit,
+        /// `std::os::unix::process::ExitStatusExt::signal` for a signal.
+        status: ExitStatus,
     },
     /// The channel to an actor closed while a call was in flight.
+    #[error(
+        "the channel to actor {actor} closed before it answered (the actor exited or the \
+         connection broke)"
+    )]
     Disconnected {
         /// The actor on the other end.
         actor: ActorUid,
     },
     /// A child actor could not be started.
+    #[error("could not spawn actor '{name}': {reason}")]
     Spawn {
         /// The name it was to have.
         name: String,
@@ -51,11 +64,13 @@ pub enum Error {
         reason: String,
     },
     /// `RunPortal::result` was called after an earlier call took the result.
+    #[error("the result of actor {actor} was already taken by an earlier call to result()")]
     ResultTaken {
         /// The actor whose result was asked for twice.
         actor: ActorUid,
     },
     /// A value could not be encoded or decoded with postcard.
+    #[error("could not encode or decode {what}: {reason}")]
     Codec {
         /// What was being encoded or decoded.
         what: String,
@@ -63,13 +78,34 @@ pub enum Error {
         reason: String,
     },
     /// A peer broke the wire protocol; its channel was closed.
+    #[error("protocol error: {0}")]
     Protocol(String),
     /// Called outside any actor (no `#[tractor::main]` / `#[tractor::test]`).
+    #[error(
+        "not running inside a tractor actor: start the program with #[tractor::main] (or the \
+         test with #[tractor::test])"
+    )]
     NotInActor,
     /// An I/O error.
+    #[error(transparent)]
     Io(Arc<std::io::Error>),
     /// Any other error, made with [`Error::other`].
+    #[error(transparent)]
     Other(Arc<dyn std::error::Error + Send + Sync>),
+}
+
+/// The numbered list `Multi` shows.
+struct DisplayMulti<'a>(&'a [Error]);
+
+impl fmt::Display for DisplayMulti<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} errors:", self.0.len())?;
+        for (i, error) in self.0.iter().enumerate() {
+            let text = error.to_string().replace('\n', "\n    ");
+            write!(f, "\n  {}) {text}", i + 1)?;
+        }
+        Ok(())
+    }
 }
 
 impl Error {
@@ -168,46 +204,6 @@ impl PartialEq for Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Remote(remote) => fmt::Display::fmt(remote, f),
-            Error::Multi(errors) => {
-                write!(f, "{} errors:", errors.len())?;
-                for (i, error) in errors.iter().enumerate() {
-                    let text = error.to_string().replace('\n', "\n    ");
-                    write!(f, "\n  {}) {text}", i + 1)?;
-                }
-                Ok(())
-            }
-            Error::Cancelled => f.write_str("cancelled"),
-            Error::ActorDied { actor, status } => {
-                write!(f, "actor {actor} exited unexpectedly ({status})")
-            }
-            Error::Disconnected { actor } => write!(
-                f,
-                "the channel to actor {actor} closed before it answered (the actor exited \
-                 or the connection broke)"
-            ),
-            Error::Spawn { name, reason } => write!(f, "could not spawn actor '{name}': {reason}"),
-            Error::ResultTaken { actor } => write!(
-                f,
-                "the result of actor {actor} was already taken by an earlier call to result()"
-            ),
-            Error::Codec { what, reason } => {
-                write!(f, "could not encode or decode {what}: {reason}")
-            }
-            Error::Protocol(reason) => write!(f, "protocol error: {reason}"),
-            Error::NotInActor => f.write_str(
-                "not running inside a tractor actor: start the program with \
-                 #[tractor::main] (or the test with #[tractor::test])",
-            ),
-            Error::Io(err) => fmt::Display::fmt(err, f),
-            Error::Other(err) => fmt::Display::fmt(err, f),
-        }
-    }
-}
-
 impl fmt::Debug for Error {
     /// Like `Display`, with every remote error's full traceback, so that
     /// `main` returning an error prints where it came from.
@@ -223,17 +219,6 @@ impl fmt::Debug for Error {
                 Ok(())
             }
             other => fmt::Display::fmt(other, f),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Remote(remote) => Some(remote),
-            Error::Io(err) => Some(&**err),
-            Error::Other(err) => err.source(),
-            _ => None,
         }
     }
 }

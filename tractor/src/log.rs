@@ -12,8 +12,9 @@
 //! `#[tractor::main(loglevel = "..")]`) unless their spawn sets
 //! `.loglevel(..)`.
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -21,9 +22,19 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::actor::Actor;
-
 static LEVEL: Mutex<Option<String>> = Mutex::new(None);
+
+thread_local! {
+    /// Who this thread works for, as log lines show it (set by the
+    /// runtime on each of an actor's threads).
+    static LABEL: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+}
+
+/// Labels every line logged from the calling thread with `label` (the
+/// actor's uid), or stops labelling with `None`.
+pub(crate) fn set_thread_label(label: Option<Arc<str>>) {
+    LABEL.with(|current| *current.borrow_mut() = label);
+}
 
 /// Logs to stderr at `level`, each line prefixed with the actor's name;
 /// actors spawned from now on log at the same level.
@@ -56,7 +67,7 @@ pub(crate) fn inherited_level() -> Option<String> {
     LEVEL.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Prefixes each event with the actor of the thread that emitted it.
+/// Prefixes each event with the label of the thread that emitted it.
 struct WithActor<F>(F);
 
 impl<S, N, F> FormatEvent<S, N> for WithActor<F>
@@ -71,9 +82,11 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        if let Some(actor) = Actor::try_current() {
-            write!(writer, "[{}] ", actor.uid())?;
-        }
+        let labelled = LABEL.with(|label| match &*label.borrow() {
+            Some(label) => write!(writer, "[{label}] "),
+            None => Ok(()),
+        });
+        labelled?;
         self.0.format_event(ctx, writer, event)
     }
 }

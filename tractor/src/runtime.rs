@@ -23,7 +23,26 @@ use crate::ipc::{tls, transport};
 use crate::signals::{self, Interrupts};
 use crate::spawn::{START_METHOD_ENV, SpawnSpec, StartMethod, forkserver};
 use crate::uid::ActorUid;
-use crate::{lifeline, log, registry};
+use crate::{log, platform, registry};
+
+/// Worker threads of a child actor's runtime unless the root or the spawn
+/// says otherwise: one to run calls and one so that a call hogging its
+/// thread does not stall the channels; an idle actor should not hold a
+/// thread per core of a big host.
+pub(crate) const DEFAULT_CHILD_WORKERS: usize = 2;
+
+// A fork server must be the only thread of its process when it forks, so
+// it runs before `main` (before libtest's threads, in a test binary).
+platform::before_main!(FORK_SERVER_BEFORE_MAIN, serve_fork_server_if_asked);
+
+fn serve_fork_server_if_asked() {
+    if std::env::var_os(forkserver::SERVER_ENV).is_some() {
+        // What the Rust runtime would have done by now: a write to a
+        // closed socket is an error, not a fatal signal.
+        signals::ignore_broken_pipes();
+        forkserver::serve_if_asked(child_main);
+    }
+}
 
 /// The registrar address when nothing else says.
 pub const DEFAULT_REGISTRAR: &str = "127.0.0.1:1616";
@@ -169,7 +188,10 @@ where
 }
 
 fn run_root<T>(config: RootConfig, body: impl Future<Output = std::thread::Result<T>>) -> T {
-    forkserver::serve_if_asked();
+    // Normally done before main (see FORK_SERVER_BEFORE_MAIN, which this
+    // also keeps linked in).
+    std::hint::black_box(&FORK_SERVER_BEFORE_MAIN);
+    forkserver::serve_if_asked(child_main);
     if let Some(spec) = SpawnSpec::take_from_env() {
         match spec {
             Ok(spec) => child_main(spec),
@@ -196,7 +218,7 @@ fn run_root<T>(config: RootConfig, body: impl Future<Output = std::thread::Resul
     let started = runtime.block_on(async {
         actor.serve(TcpListener::from_std(listener)?)?;
         if let Some(link) = registrar_link {
-            let addr = actor.settings().registrar_addr.clone();
+            let addr = actor.registrar_addr().to_owned();
             let link = tls::transport()?
                 .dialed(TcpStream::from_std(link)?, &addr)
                 .await?;
@@ -261,6 +283,7 @@ fn root_settings(config: &RootConfig) -> Result<(Settings, StdListener, Option<S
         // Read once here (it means reading cgroup files) and handed down to
         // every child, which would otherwise read them again at its start.
         workers: std::thread::available_parallelism().map_or(1, usize::from),
+        child_workers: DEFAULT_CHILD_WORKERS,
         start_method,
         secret: Secret::for_root()?,
         uid: ActorUid::new("root"),
@@ -345,7 +368,7 @@ fn build_runtime(actor: &Actor) -> std::io::Result<tokio::runtime::Runtime> {
 
 /// A spawned child's whole life; never returns.
 pub(crate) fn child_main(spec: SpawnSpec) -> ! {
-    lifeline::arm(spec.parent_pid);
+    platform::die_with_parent(spec.parent_pid);
     signals::ignore_interrupts();
     if let Some(level) = &spec.loglevel {
         log::console(level);
@@ -356,6 +379,7 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
     }
     let actor = Actor::new(Settings {
         workers: spec.workers.max(1),
+        child_workers: spec.child_workers.max(1),
         start_method: spec.start_method,
         secret: spec.secret.clone(),
         uid: spec.uid.clone(),

@@ -40,6 +40,15 @@ pub(crate) fn ignore_interrupts() {
     unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
 }
 
+/// A write to a closed socket or pipe fails with `EPIPE` instead of
+/// killing the process (what the Rust runtime sets up before `main`, for
+/// code that runs earlier).
+pub(crate) fn ignore_broken_pipes() {
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any thread
+    // of ours exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 pub(crate) fn name(signal: i32) -> &'static str {
     match signal {
         libc::SIGINT => "SIGINT",

@@ -23,11 +23,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::ipc::credit::Credit;
 use crate::ipc::handshake::Opened;
 use crate::ipc::msg::{Handshake, Msg, WireError};
 use crate::ipc::outbox::Outbox;
 use crate::ipc::{frame, reader};
-use crate::stream::Credit;
 use crate::uid::ActorUid;
 
 /// What kind of call the peer opened.

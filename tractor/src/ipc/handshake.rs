@@ -279,6 +279,12 @@ async fn acceptor(
 }
 
 impl Pending {
+    /// Whether the peer proved itself over a spawn challenge: it is the
+    /// child that challenge was made for.
+    pub(crate) fn is_spawn(&self) -> bool {
+        matches!(self, Pending::Accept { .. })
+    }
+
     /// Completes the opening on the accepting side.
     pub(crate) async fn finish(self, stream: &mut Stream, ours: &Handshake) -> Result<(), Error> {
         let last = match self {

@@ -7,6 +7,7 @@
 //! by one batching writer ([`outbox`]) and read by one [`reader`].
 
 pub(crate) mod channel;
+pub(crate) mod credit;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod msg;
@@ -16,3 +17,4 @@ pub(crate) mod tls;
 pub(crate) mod transport;
 
 pub(crate) use channel::{CallKind, Channel, Delivery, Inbound, Served};
+pub(crate) use credit::Credit;

@@ -14,14 +14,13 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{ActorNursery, ResultSlot};
+use super::ActorNursery;
 use crate::call::{Call, Request, StreamCall};
-use crate::child::ChildHandle;
+use crate::children::ChildHandle;
 use crate::error::{Error, Result};
 use crate::ipc::Channel;
-use crate::portal::{Portal, RunPortal};
-use crate::spawn::exec::Exec;
-use crate::spawn::{SpawnBackend, SpawnSpec, StartMethod};
+use crate::portal::{Portal, ResultSlot, RunPortal};
+use crate::spawn::{SpawnSpec, StartMethod};
 use crate::stream::RemoteStream;
 use crate::uid::ActorUid;
 
@@ -68,6 +67,7 @@ struct Options {
     statespace: Vec<(String, Vec<u8>)>,
     loglevel: Option<String>,
     start_method: Option<StartMethod>,
+    worker_threads: Option<usize>,
     /// The first option that could not be applied, reported on `.await`.
     error: Option<Error>,
 }
@@ -117,6 +117,15 @@ impl<'n, K> SpawnBuilder<'n, K> {
         self
     }
 
+    /// Worker threads of the new actor's runtime (at least 1). By default
+    /// a child gets the tree's child default: 2, or what the root was given
+    /// with `worker_threads`. An actor's own children do not inherit this
+    /// setting; they get the tree's default too.
+    pub fn worker_threads(mut self, threads: usize) -> Self {
+        self.options.worker_threads = Some(threads.max(1));
+        self
+    }
+
     /// The new actor's log level (a `tracing` filter such as `"debug"`);
     /// by default it inherits this actor's.
     pub fn loglevel(mut self, level: impl Into<String>) -> Self {
@@ -154,37 +163,33 @@ async fn spawn(
     let start_method = options
         .start_method
         .unwrap_or(actor.settings().start_method);
-    let mut expected = actor.expect(uid.uuid())?;
+    let children = actor.children();
+    let mut expected = children.expect(uid.uuid())?;
+    let settings = actor.settings();
+    let connections = actor.connections();
     let spec = SpawnSpec {
         challenge: expected.challenge,
-        workers: actor.settings().workers,
+        workers: options.worker_threads.unwrap_or(settings.child_workers),
+        child_workers: settings.child_workers,
         start_method,
-        secret: actor.secret().clone(),
-        uid: uid.clone(),
-        parent_addr: actor.listen_addr().to_owned(),
-        parent_local: actor.local_path(),
+        secret: connections.secret().clone(),
+        uid,
+        parent_addr: connections.listen_addr().to_owned(),
+        parent_local: connections.local_path(),
         registrar_local: actor.registrar_local().await,
         parent_pid: std::process::id(),
-        registrar_addr: actor.settings().registrar_addr.clone(),
+        registrar_addr: actor.registrar_addr().to_owned(),
         parent_is_registrar: actor.is_registrar(),
         enable_modules: options.enable_modules,
         statespace: options.statespace,
         loglevel: options.loglevel.or_else(crate::log::inherited_level),
-        exec_args: actor.settings().exec_args.clone(),
+        exec_args: settings.exec_args.clone(),
     };
-    let started = match start_method {
-        StartMethod::Exec => Exec.spawn(&spec).await,
-        StartMethod::ForkServer => match actor.forkserver().await {
-            Ok(server) => server.spawn(&spec).await,
-            Err(err) => Err(err),
-        },
-    };
-    let process = started.map_err(|err| {
+    let child = children.start(&spec, start_method).await.map_err(|err| {
         fail(format!(
             "could not start the process ({start_method}): {err}"
         ))
     })?;
-    let child = ChildHandle::start(uid, process, actor);
     let slot = Arc::new(ResultSlot::new(child.uid().clone()));
     inner.adopt(child.clone(), main.map(|_| slot.clone()));
 

@@ -26,7 +26,6 @@
 //! it exits).
 
 mod builder;
-mod result_slot;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
@@ -35,13 +34,13 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub use builder::{Daemon, RunIn, RunTarget, SpawnBuilder};
-pub(crate) use result_slot::ResultSlot;
 
-use crate::stream::RawStream;
-
-use crate::actor::{Actor, CANCEL_GRACE};
-use crate::child::ChildHandle;
+use crate::actor::Actor;
+use crate::budget::DEFAULT_GRACE;
+use crate::children::ChildHandle;
 use crate::error::{Error, Result};
+use crate::portal::ResultSlot;
+use crate::stream::RawStream;
 
 /// Opens a nursery, runs `body` with it, and returns once every actor it
 /// spawned is gone.
@@ -245,7 +244,7 @@ impl ActorNursery {
             .filter(|record| !record.exited)
             .map(|record| record.child.clone())
             .collect();
-        futures::future::join_all(children.iter().map(|child| child.cancel(CANCEL_GRACE))).await;
+        futures::future::join_all(children.iter().map(|child| child.cancel(DEFAULT_GRACE))).await;
         Ok(())
     }
 
@@ -397,10 +396,13 @@ impl Inner {
                     None => true,
                     Some(slot) => matches!(slot.outcome(), Some(Ok(()))),
                 };
-                (!expected && answered_ok).then(|| Error::ActorDied {
-                    actor: record.child.uid().clone(),
-                    status: record.child.status().unwrap_or_default(),
-                })
+                let status = record.child.status();
+                status
+                    .filter(|_| !expected && answered_ok)
+                    .map(|status| Error::ActorDied {
+                        actor: record.child.uid().clone(),
+                        status,
+                    })
             }
             Event::Answered(_) => {
                 record.answered = true;
@@ -425,7 +427,7 @@ impl Inner {
         for record in self.children().iter().filter(|r| !r.exited) {
             record
                 .child
-                .cancel_in_background(&self.actor, self.actor.child_grace());
+                .cancel_in_background(self.actor.children(), self.actor.child_grace());
         }
     }
 
@@ -436,7 +438,7 @@ impl Inner {
             if record.answered && !record.exited {
                 record
                     .child
-                    .cancel_in_background(&self.actor, self.actor.child_grace());
+                    .cancel_in_background(self.actor.children(), self.actor.child_grace());
             }
         }
     }
@@ -449,17 +451,34 @@ impl Inner {
 }
 
 /// A child's answer that says only that the channel went away becomes how
-/// the child ended: cancelled (by this nursery) or dead.
+/// the child ended: cancelled (by this nursery) or dead. A child that lost
+/// its channel cancels itself; one that has not exited within the default
+/// grace is killed, so the answer always carries its exit status.
 async fn settle<T>(child: &ChildHandle, answer: Result<T>) -> Result<T> {
     match answer {
         Err(Error::Disconnected { .. }) => {
-            let status = tokio::time::timeout(CANCEL_GRACE, child.exited()).await;
+            let status = match tokio::time::timeout(DEFAULT_GRACE, child.exited()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    // Killing it is ours to do, not what it failed of.
+                    let asked = child.cancel_requested();
+                    child.kill();
+                    let status = child.exited().await;
+                    if !asked {
+                        return Err(Error::ActorDied {
+                            actor: child.uid().clone(),
+                            status,
+                        });
+                    }
+                    status
+                }
+            };
             if child.cancel_requested() {
                 Err(Error::Cancelled)
             } else {
                 Err(Error::ActorDied {
                     actor: child.uid().clone(),
-                    status: status.unwrap_or_else(|_| "its channel closed".into()),
+                    status,
                 })
             }
         }

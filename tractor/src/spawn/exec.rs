@@ -1,14 +1,16 @@
-//! The `exec` backend: start `/proc/self/exe` again.
+//! The `exec` backend: start this executable again.
 //!
 //! Processes are started from one dedicated, never-exiting thread. Linux
 //! delivers a child's parent-death signal (which every child asks for, see
-//! `lifeline`) when the *thread* that forked it exits, so forking from a
-//! runtime thread that may be retired would kill children early.
+//! `platform::die_with_parent`) when the *thread* that forked it exits, so
+//! forking from a runtime thread that may be retired would kill children
+//! early.
 
 use std::future::Future;
 use std::io;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::pin::Pin;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 
@@ -16,14 +18,22 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use super::spec::SPEC_ENV;
-use super::{Process, SpawnBackend, SpawnSpec, Spawning};
+use super::{KillNow, Process, SpawnBackend, SpawnSpec, Spawning, Started};
+use crate::platform::{Pidfd, SELF_EXE};
 
 pub(crate) struct Exec;
+
+/// A child started by exec: the runtime reaps it, its pidfd kills it.
+pub(crate) struct Execd {
+    child: tokio::process::Child,
+    pid: u32,
+    pidfd: std::sync::Arc<Pidfd>,
+}
 
 struct Job {
     command: Command,
     runtime: Handle,
-    reply: oneshot::Sender<io::Result<tokio::process::Child>>,
+    reply: oneshot::Sender<io::Result<Execd>>,
 }
 
 impl SpawnBackend for Exec {
@@ -31,14 +41,59 @@ impl SpawnBackend for Exec {
         let mut command = this_executable(&spec.exec_args);
         command.env(SPEC_ENV, spec.encode());
         let started = start(command);
-        Box::pin(async move { Ok(Box::new(started.await?) as Box<dyn Process>) })
+        Box::pin(async move {
+            let execd = started.await?;
+            let killer = execd.killer();
+            Ok(Started {
+                process: Box::new(execd),
+                killer,
+            })
+        })
+    }
+}
+
+impl Execd {
+    /// Kills through the pidfd, which stays valid (and cannot name another
+    /// process) for as long as it is held.
+    pub(crate) fn killer(&self) -> Box<dyn KillNow> {
+        Box::new(self.pidfd.clone())
+    }
+}
+
+impl KillNow for std::sync::Arc<Pidfd> {
+    fn kill_now(&self) {
+        self.kill();
+    }
+}
+
+impl Process for Execd {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn start_kill(&mut self) {
+        self.pidfd.kill();
+    }
+
+    fn wait(&mut self) -> Pin<Box<dyn Future<Output = ExitStatus> + Send + '_>> {
+        Box::pin(async move {
+            match self.child.wait().await {
+                Ok(status) => status,
+                Err(err) => {
+                    // Only if the runtime's child reaper is gone; the kernel
+                    // reaps it with us then.
+                    tracing::warn!(pid = self.pid, "could not wait for a child: {err}");
+                    ExitStatus::from_raw(libc::SIGKILL)
+                }
+            }
+        })
     }
 }
 
 /// This executable, to be started again with `args` (what makes it a child
 /// under libtest), stdin closed.
 pub(crate) fn this_executable(args: &[String]) -> Command {
-    let mut command = Command::new("/proc/self/exe");
+    let mut command = Command::new(SELF_EXE);
     if let Some(argv0) = std::env::args_os().next() {
         // So `ps` shows the real program, not /proc/self/exe.
         command.arg0(argv0);
@@ -49,7 +104,7 @@ pub(crate) fn this_executable(args: &[String]) -> Command {
 
 /// Starts `command` from the spawner thread; the child is reaped by the
 /// current runtime.
-pub(crate) fn start(command: Command) -> impl Future<Output = io::Result<tokio::process::Child>> {
+pub(crate) fn start(command: Command) -> impl Future<Output = io::Result<Execd>> {
     let (reply, answer) = oneshot::channel();
     let job = Job {
         command,
@@ -67,6 +122,28 @@ pub(crate) fn start(command: Command) -> impl Future<Output = io::Result<tokio::
     }
 }
 
+fn spawn_job(command: Command) -> io::Result<Execd> {
+    let child = tokio::process::Command::from(command).spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("a fresh child has no pid"))?;
+    // Our unreaped child: the pid cannot have been reused yet.
+    match Pidfd::open(pid) {
+        Ok(pidfd) => Ok(Execd {
+            child,
+            pid,
+            pidfd: std::sync::Arc::new(pidfd),
+        }),
+        Err(err) => {
+            // Without a handle we could not kill it safely later: stop it
+            // now (the runtime reaps what it leaves behind).
+            let mut child = child;
+            let _ = child.start_kill();
+            Err(err)
+        }
+    }
+}
+
 fn spawner() -> &'static mpsc::Sender<Job> {
     static SPAWNER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
     SPAWNER.get_or_init(|| {
@@ -78,8 +155,7 @@ fn spawner() -> &'static mpsc::Sender<Job> {
                     // The child is registered with the runtime that will
                     // reap it.
                     let _entered = job.runtime.enter();
-                    let spawned = tokio::process::Command::from(job.command).spawn();
-                    let _ = job.reply.send(spawned);
+                    let _ = job.reply.send(spawn_job(job.command));
                 }
             });
         if let Err(err) = started {

@@ -3,21 +3,23 @@
 //! Re-executing the program for every child costs a full exec, dynamic
 //! linking and runtime start. Instead, the first time an actor spawns with
 //! this backend, it starts one *fork server*: this executable again, which
-//! becomes a single-threaded loop before any runtime exists. For each
-//! request the server forks; the fork skips straight to being the child
-//! actor (it has the program's code and its link-time table already).
+//! becomes a single-threaded loop before `main` runs (the runtime installs
+//! [`serve_if_asked`] as a pre-main hook, see `platform::before_main`). For
+//! each request the server forks; the fork skips straight to being the
+//! child actor (it has the program's code and its link-time table already).
 //!
 //! Why a fresh exec for the server rather than a fork of the actor itself:
 //! forking a process whose other threads may hold locks (an allocator
 //! arena, stderr, a mutex of ours) leaves those locks held forever in the
-//! fork. The server is forked from nothing but a clean, idle process, and
-//! it closes every descriptor but stdio in its forks.
+//! fork. The server runs before `main` (so before libtest's threads, in a
+//! test binary), checks before every fork that it is still the only thread
+//! of its process, and closes every descriptor but stdio in its forks.
 //!
 //! The server is the children's OS parent: it reaps them and reports each
 //! exit over its control socket, and it kills on request (it alone knows
 //! whether a pid is still its unreaped child). Its own parent-death signal
 //! ties it to the actor that started it, and every child's to the server,
-//! so killing an actor still takes its children with it.
+//! so killing an actor, or its fork server, takes those children with it.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -34,7 +36,9 @@ use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::oneshot;
 
-use super::{Process, SpawnBackend, SpawnSpec, Spawning, exec};
+use super::exec::{self, Execd};
+use super::{KillNow, Process, SpawnBackend, SpawnSpec, Spawning, Started};
+use crate::platform::{self, Forked, Pidfd};
 
 /// Set (to `"<fd> <parent pid>"`) in the environment of a fork server.
 pub(crate) const SERVER_ENV: &str = "TRACTOR_FORKSERVER";
@@ -52,7 +56,12 @@ enum Request {
 enum Reply {
     Spawned(u32),
     SpawnFailed(i32),
-    Exited { pid: u32, status: i32 },
+    Exited {
+        pid: u32,
+        status: i32,
+    },
+    /// The server would not fork (it is not single-threaded).
+    Refused(String),
 }
 
 /// An actor's connection to its fork server.
@@ -61,6 +70,9 @@ pub(crate) struct ForkServer {
     state: Mutex<State>,
     /// Resolves once the server process has exited and been reaped.
     exited: tokio_util::sync::CancellationToken,
+    /// Kills the server process (and, through their parent-death signal,
+    /// every child it forked).
+    killer: Box<dyn KillNow>,
 }
 
 #[derive(Default)]
@@ -75,7 +87,8 @@ struct State {
 }
 
 impl ForkServer {
-    /// Starts a fork server for the current actor.
+    /// Starts a fork server for the current actor. `exec_args` make this
+    /// executable reach its entry point when the pre-main hook is missing.
     pub(crate) async fn start(exec_args: &[String]) -> io::Result<Arc<ForkServer>> {
         let (ours, theirs) = StdUnixStream::pair()?;
         let fd = theirs.as_raw_fd();
@@ -90,14 +103,15 @@ impl ForkServer {
                 Ok(())
             });
         }
-        let mut server = exec::start(command).await?;
+        let mut server: Execd = exec::start(command).await?;
         drop(theirs);
+        let killer = server.killer();
         // The server lives as long as this actor's connection to it; reap
         // it whenever it ends.
         let exited = tokio_util::sync::CancellationToken::new();
         let reaped = exited.clone();
         tokio::spawn(async move {
-            let _ = server.wait().await;
+            server.wait().await;
             reaped.cancel();
         });
         ours.set_nonblocking(true)?;
@@ -106,6 +120,7 @@ impl ForkServer {
             requests: tokio::sync::Mutex::new(requests),
             state: Mutex::default(),
             exited,
+            killer,
         });
         let reader = client.clone();
         tokio::spawn(async move {
@@ -125,6 +140,11 @@ impl ForkServer {
         self.exited.cancelled().await;
     }
 
+    /// Kills the server at once, and so every child it forked.
+    pub(crate) fn kill_now(&self) {
+        self.killer.kill_now();
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -140,6 +160,11 @@ impl ForkServer {
             Reply::SpawnFailed(errno) => {
                 if let Some(waiter) = state.spawning.pop_front() {
                     let _ = waiter.send(Err(io::Error::from_raw_os_error(errno)));
+                }
+            }
+            Reply::Refused(why) => {
+                if let Some(waiter) = state.spawning.pop_front() {
+                    let _ = waiter.send(Err(io::Error::other(why)));
                 }
             }
             Reply::Exited { pid, status } => {
@@ -175,7 +200,7 @@ impl ForkServer {
     }
 
     /// Forks the actor `spec` describes.
-    async fn fork(self: &Arc<Self>, spec: &SpawnSpec) -> io::Result<Box<dyn Process>> {
+    async fn fork(self: &Arc<Self>, spec: &SpawnSpec) -> io::Result<Started> {
         let (tx, spawned) = oneshot::channel();
         let frame = frame(&Request::Spawn(Box::new(spec.clone())))?;
         {
@@ -209,12 +234,24 @@ impl ForkServer {
                 }
             }
         }
-        Ok(Box::new(Forked {
-            pid,
-            exit,
-            server: self.clone(),
-            status: None,
-        }))
+        Ok(Started {
+            process: Box::new(ForkedChild {
+                pid,
+                exit,
+                server: self.clone(),
+                status: None,
+            }),
+            killer: Box::new(self.clone()),
+        })
+    }
+}
+
+/// Without a runtime, a single forked child cannot be asked for: the
+/// server goes, and its children with it (only an actor that is exiting
+/// anyway does this).
+impl KillNow for Arc<ForkServer> {
+    fn kill_now(&self) {
+        ForkServer::kill_now(self);
     }
 }
 
@@ -227,39 +264,38 @@ impl SpawnBackend for Arc<ForkServer> {
 }
 
 /// A child forked by the server.
-struct Forked {
+struct ForkedChild {
     pid: u32,
     exit: oneshot::Receiver<ExitStatus>,
     server: Arc<ForkServer>,
     status: Option<ExitStatus>,
 }
 
-impl Process for Forked {
+impl Process for ForkedChild {
     fn pid(&self) -> u32 {
         self.pid
     }
 
-    fn start_kill(&mut self) -> io::Result<()> {
+    fn start_kill(&mut self) {
+        // The server alone may signal this pid: it knows whether it is
+        // still its unreaped child.
         let server = self.server.clone();
         let pid = self.pid;
         tokio::spawn(async move {
             let _ = server.send(&Request::Kill(pid)).await;
         });
-        Ok(())
     }
 
-    fn wait(
-        &mut self,
-    ) -> std::pin::Pin<Box<dyn Future<Output = io::Result<ExitStatus>> + Send + '_>> {
+    fn wait(&mut self) -> std::pin::Pin<Box<dyn Future<Output = ExitStatus> + Send + '_>> {
         Box::pin(async move {
             if let Some(status) = self.status {
-                return Ok(status);
+                return status;
             }
             let status = (&mut self.exit)
                 .await
                 .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
             self.status = Some(status);
-            Ok(status)
+            status
         })
     }
 }
@@ -289,13 +325,17 @@ where
 // --- the server side -------------------------------------------------------
 
 /// If this process was started as a fork server, serves until its actor
-/// goes away, then exits; otherwise returns.
-pub(crate) fn serve_if_asked() {
+/// goes away, then exits; otherwise returns. Each fork becomes a child
+/// actor through `child_main`.
+///
+/// Meant to run before `main` (see the module docs); under `main` it still
+/// works, but refuses to fork while other threads exist.
+pub(crate) fn serve_if_asked(child_main: fn(SpawnSpec) -> !) {
     let Some(setting) = std::env::var_os(SERVER_ENV) else {
         return;
     };
-    // SAFETY: first thing in the process, before any thread of ours (see
-    // SpawnSpec::take_from_env).
+    // SAFETY: the process is single-threaded here (before main, or first
+    // thing in it; the server refuses to fork otherwise, see `fork`).
     unsafe { std::env::remove_var(SERVER_ENV) };
     let parsed = setting.to_str().and_then(|setting| {
         let (fd, parent) = setting.split_once(' ')?;
@@ -305,12 +345,12 @@ pub(crate) fn serve_if_asked() {
         eprintln!("tractor: bad {SERVER_ENV} setting");
         std::process::exit(2);
     };
-    crate::lifeline::arm(parent);
+    platform::die_with_parent(parent);
     crate::signals::ignore_interrupts();
     // SAFETY: the parent passed this descriptor to us and nothing else in
     // this process owns it.
     let control = unsafe { OwnedFd::from_raw_fd(fd) };
-    let code = match Server::new(control).run() {
+    let code = match Server::new(control, child_main).run() {
         Ok(()) => 0,
         Err(err) => {
             eprintln!("tractor: fork server failed: {err}");
@@ -323,15 +363,17 @@ pub(crate) fn serve_if_asked() {
 struct Server {
     control: StdUnixStream,
     inbox: Vec<u8>,
-    children: Vec<(u32, OwnedFd)>,
+    children: Vec<(u32, Pidfd)>,
+    child_main: fn(SpawnSpec) -> !,
 }
 
 impl Server {
-    fn new(control: OwnedFd) -> Self {
+    fn new(control: OwnedFd, child_main: fn(SpawnSpec) -> !) -> Self {
         Server {
             control: StdUnixStream::from(control),
             inbox: Vec::new(),
             children: Vec::new(),
+            child_main,
         }
     }
 
@@ -359,13 +401,13 @@ impl Server {
             };
             for index in exited.into_iter().rev() {
                 let (pid, _pidfd) = self.children.swap_remove(index);
-                let status = reap(pid);
+                let status = platform::reap(pid);
                 self.reply(&Reply::Exited { pid, status })?;
             }
             if control_ready && !self.read_requests()? {
                 // Our actor is gone: so are we, and whatever we forked.
-                for (pid, _) in &self.children {
-                    signal(*pid, libc::SIGKILL);
+                for (_, pidfd) in &self.children {
+                    pidfd.kill();
                 }
                 return Ok(());
             }
@@ -396,10 +438,10 @@ impl Server {
             match request {
                 Request::Spawn(spec) => self.fork(*spec)?,
                 Request::Kill(pid) => {
-                    // Only a child not reaped yet: its pid cannot have been
-                    // reused.
-                    if self.children.iter().any(|(child, _)| *child == pid) {
-                        signal(pid, libc::SIGKILL);
+                    // Only a child not reaped yet, through its pidfd.
+                    if let Some((_, pidfd)) = self.children.iter().find(|(child, _)| *child == pid)
+                    {
+                        pidfd.kill();
                     }
                 }
             }
@@ -408,50 +450,56 @@ impl Server {
     }
 
     fn fork(&mut self, mut spec: SpawnSpec) -> io::Result<()> {
+        // Forking is only sound with no other thread: check it every time
+        // rather than trust how this process was started.
+        match platform::thread_count() {
+            Ok(1) => {}
+            Ok(threads) => {
+                let why = format!(
+                    "the fork server runs {threads} threads and will not fork; it must start \
+                     before main (is the pre-main hook linked in?)"
+                );
+                return self.reply(&Reply::Refused(why));
+            }
+            Err(err) => {
+                return self.reply(&Reply::Refused(format!(
+                    "the fork server cannot count its threads: {err}"
+                )));
+            }
+        }
         spec.parent_pid = std::process::id();
-        // SAFETY: this process is single-threaded (nothing but this loop
-        // ever ran here), so the fork inherits no lock held by another
-        // thread.
-        match unsafe { libc::fork() } {
-            0 => {
-                // The new actor keeps stdio only.
-                // SAFETY: closing descriptors this process owns and will not
-                // use again.
-                unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-                crate::runtime::child_main(spec)
+        // SAFETY: single-threaded, checked just above.
+        match unsafe { platform::fork() } {
+            Ok(Forked::Child) => {
+                // The new actor keeps stdio only; one that cannot drop the
+                // rest must not run with descriptors it does not know of.
+                if let Err(err) = platform::close_inherited_fds() {
+                    eprintln!("tractor: a forked actor could not close inherited files: {err}");
+                    std::process::exit(1);
+                }
+                (self.child_main)(spec)
             }
-            -1 => {
-                let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-                self.reply(&Reply::SpawnFailed(errno))
-            }
-            pid => {
-                let pid = pid as u32;
-                let pid_id = rustix::process::Pid::from_raw(pid as i32)
-                    .ok_or_else(|| io::Error::other("fork returned pid 0 in the parent"))?;
-                let pidfd =
-                    rustix::process::pidfd_open(pid_id, rustix::process::PidfdFlags::empty())?;
-                self.children.push((pid, pidfd));
-                self.reply(&Reply::Spawned(pid))
-            }
+            Ok(Forked::Parent(pid)) => match Pidfd::open(pid) {
+                // Our unreaped child: the pid is still its own.
+                Ok(pidfd) => {
+                    self.children.push((pid, pidfd));
+                    self.reply(&Reply::Spawned(pid))
+                }
+                Err(err) => {
+                    // Cannot watch it: do not keep it either.
+                    // SAFETY: plain kill(2) of our own unreaped child.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    platform::reap(pid);
+                    self.reply(&Reply::SpawnFailed(err.raw_os_error().unwrap_or(0)))
+                }
+            },
+            Err(err) => self.reply(&Reply::SpawnFailed(err.raw_os_error().unwrap_or(0))),
         }
     }
 
     fn reply(&mut self, reply: &Reply) -> io::Result<()> {
         self.control.write_all(&frame(reply)?)
     }
-}
-
-/// Waits for child `pid` (which has exited) and returns its raw status.
-fn reap(pid: u32) -> i32 {
-    let mut status = 0;
-    // SAFETY: plain waitpid on our own child.
-    unsafe { libc::waitpid(pid as i32, &mut status, 0) };
-    status
-}
-
-fn signal(pid: u32, signal: i32) {
-    // SAFETY: plain kill(2).
-    unsafe { libc::kill(pid as i32, signal) };
 }
 
 /// `value` as a length-prefixed postcard frame.

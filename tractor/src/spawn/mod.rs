@@ -3,9 +3,13 @@
 //! A child is this same executable, made into an actor by a [`SpawnSpec`];
 //! it connects back to its parent, which is how the parent learns it is
 //! up. *How* the process is started is a [`SpawnBackend`]'s business, and
-//! [`StartMethod`] picks one: [`exec`] re-executes `/proc/self/exe` (the
+//! [`StartMethod`] picks one: [`exec`] re-executes this executable (the
 //! default), [`forkserver`] forks from a server process started once per
 //! spawning actor.
+//!
+//! This module knows nothing of actors: what a started process becomes is
+//! decided by whoever calls it (the runtime hands the fork server its
+//! child entry point).
 
 pub(crate) mod exec;
 pub(crate) mod forkserver;
@@ -21,14 +25,26 @@ pub(crate) use spec::SpawnSpec;
 /// A started child process, as a backend hands it over.
 pub(crate) trait Process: Send + 'static {
     fn pid(&self) -> u32;
-    /// Sends SIGKILL; the process still has to be waited for.
-    fn start_kill(&mut self) -> io::Result<()>;
+    /// Starts killing the process (SIGKILL); it still has to be waited for.
+    fn start_kill(&mut self);
     /// Resolves when the process has exited and been reaped.
-    fn wait(&mut self) -> Pin<Box<dyn Future<Output = io::Result<ExitStatus>> + Send + '_>>;
+    fn wait(&mut self) -> Pin<Box<dyn Future<Output = ExitStatus> + Send + '_>>;
+}
+
+/// Kills a process right away, without a runtime: the last resort of an
+/// actor about to exit (see `ChildHandle::kill_now`).
+pub(crate) trait KillNow: Send + Sync + 'static {
+    fn kill_now(&self);
+}
+
+/// A started process and its last-resort killer.
+pub(crate) struct Started {
+    pub(crate) process: Box<dyn Process>,
+    pub(crate) killer: Box<dyn KillNow>,
 }
 
 /// A process being started.
-pub(crate) type Spawning = Pin<Box<dyn Future<Output = io::Result<Box<dyn Process>>> + Send>>;
+pub(crate) type Spawning = Pin<Box<dyn Future<Output = io::Result<Started>> + Send>>;
 
 /// A way of starting child actor processes.
 pub(crate) trait SpawnBackend: Send + Sync {
@@ -39,9 +55,10 @@ pub(crate) trait SpawnBackend: Send + Sync {
 /// How child actors are started.
 ///
 /// Chosen, from strongest to weakest, by the spawn builder's
-/// `.start_method(..)`, the `TRACTOR_START_METHOD` environment variable,
-/// and `#[tractor::main(start_method = "..")]`; children use their parent's
-/// unless told otherwise.
+/// `.start_method(..)`, the root's (`Root::builder().start_method(..)` or
+/// `#[tractor::main(start_method = "..")]`), and the `TRACTOR_START_METHOD`
+/// environment variable; children use their parent's unless told
+/// otherwise.
 ///
 /// ```
 /// let method: tractor::StartMethod = "forkserver".parse().unwrap();
@@ -50,7 +67,7 @@ pub(crate) trait SpawnBackend: Send + Sync {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum StartMethod {
-    /// Start `/proc/self/exe` again for every child (`"exec"`).
+    /// Start this executable again for every child (`"exec"`).
     #[default]
     Exec,
     /// Fork every child from a fork server, a copy of this executable
@@ -81,20 +98,5 @@ impl std::fmt::Display for StartMethod {
             StartMethod::Exec => "exec",
             StartMethod::ForkServer => "forkserver",
         })
-    }
-}
-
-impl Process for tokio::process::Child {
-    fn pid(&self) -> u32 {
-        // Only `None` once reaped, and the reaper owns the child.
-        self.id().unwrap_or(0)
-    }
-
-    fn start_kill(&mut self) -> io::Result<()> {
-        tokio::process::Child::start_kill(self)
-    }
-
-    fn wait(&mut self) -> Pin<Box<dyn Future<Output = io::Result<ExitStatus>> + Send + '_>> {
-        Box::pin(tokio::process::Child::wait(self))
     }
 }

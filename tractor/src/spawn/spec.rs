@@ -33,6 +33,9 @@ pub(crate) struct SpawnSpec {
     pub start_method: super::StartMethod,
     /// Worker threads for the child's runtime.
     pub workers: usize,
+    /// Worker threads for the child's own children, unless their spawn
+    /// says otherwise (the tree's default, handed down).
+    pub child_workers: usize,
     /// The tree's secret.
     pub secret: crate::auth::Secret,
     /// Single-use: the child proves the secret over it when it first

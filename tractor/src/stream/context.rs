@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::ipc::Credit;
 use crate::ipc::{Channel, frame};
-use crate::stream::Credit;
 
 /// The sending end of a stream, given to a
 /// `#[tractor::stream] async fn f(ctx: StreamContext<T>, ..)`.

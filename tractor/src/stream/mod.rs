@@ -7,19 +7,17 @@
 //! or takes a [`StreamContext<T>`] and pushes with `ctx.send_yield(v)`,
 //! possibly from several tasks at once.
 //!
-//! Each stream has its own credit window ([`credit`]), so many streams and
+//! Each stream has its own credit window (`ipc::credit`), so many streams and
 //! calls share one channel without blocking one another, a fast producer
 //! cannot flood its consumer, and a slow consumer slows its producer.
 //! Dropping a [`RemoteStream`] cancels the producing function; a producer
 //! that fails or whose actor is cancelled ends the stream with an error.
 
 mod context;
-mod credit;
 pub(crate) mod produce;
 mod remote;
 
 pub(crate) use context::RawContext;
 pub use context::StreamContext;
-pub(crate) use credit::Credit;
 pub(crate) use remote::RawStream;
 pub use remote::RemoteStream;

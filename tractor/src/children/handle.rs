@@ -4,10 +4,11 @@
 //! The process is owned by a reaper task (tracked by the parent actor, so
 //! the parent never exits before its children are reaped). Everyone else
 //! holds a [`ChildHandle`]: it tells whether and how the process ended and
-//! routes kill requests to the reaper, which alone may signal the pid while
-//! it is known to be unreaped.
+//! routes kill requests to the reaper, which alone may signal the process
+//! while it is known to be unreaped.
 
 use std::future::Future;
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -15,17 +16,19 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::actor::Actor;
+use super::Children;
 use crate::ipc::Channel;
-use crate::spawn::Process;
+use crate::spawn::{KillNow, Started};
 use crate::uid::ActorUid;
 
 pub(crate) struct ChildHandle {
     uid: ActorUid,
     pid: u32,
     /// How the process ended, once reaped.
-    status: watch::Receiver<Option<String>>,
+    status: watch::Receiver<Option<ExitStatus>>,
     kill: CancellationToken,
+    /// Kills without the reaper, for an actor about to exit.
+    killer: Box<dyn KillNow>,
     /// Set when this actor asked the child to go (cancel, kill, failed
     /// spawn): its exit is then expected, not an error.
     cancel_requested: AtomicBool,
@@ -35,43 +38,40 @@ pub(crate) struct ChildHandle {
 }
 
 impl ChildHandle {
-    /// Takes ownership of a freshly spawned process and starts reaping it.
-    pub(crate) fn start(uid: ActorUid, mut process: Box<dyn Process>, actor: &Actor) -> Arc<Self> {
+    /// Takes ownership of a freshly started process and starts reaping it.
+    pub(super) fn start(uid: ActorUid, started: Started, children: &Children) -> Arc<Self> {
+        let Started {
+            mut process,
+            killer,
+        } = started;
         let (tx, status) = watch::channel(None);
         let child = Arc::new(ChildHandle {
             uid,
             pid: process.pid(),
             status,
             kill: CancellationToken::new(),
+            killer,
             cancel_requested: AtomicBool::new(false),
             acked: AtomicBool::new(false),
             channel: OnceLock::new(),
         });
-        actor.add_child(child.clone());
+        children.adopt(&child);
         let kill = child.kill.clone();
-        let uid = child.uid.clone();
-        let uuid = uid.uuid();
-        let owner = actor.clone();
         let handle = Arc::downgrade(&child);
-        actor.tasks().spawn(async move {
+        let uid = child.uid.clone();
+        let owner = children.clone();
+        children.tasks().spawn(async move {
             let mut killed = false;
             let status = loop {
                 tokio::select! {
                     status = process.wait() => break status,
                     () = kill.cancelled(), if !killed => {
                         killed = true;
-                        if let Err(err) = process.start_kill() {
-                            tracing::warn!(pid = process.pid(), "could not kill: {err}");
-                        }
+                        process.start_kill();
                     }
                 }
             };
-            let status = match status {
-                Ok(status) => status.to_string(),
-                Err(err) => format!("unknown exit status: {err}"),
-            };
             tracing::info!(actor = %uid, %status, "reaped");
-            owner.remove_child(uuid);
             // A killed child cannot remove its own socket file.
             let local = handle.upgrade().and_then(|child| {
                 child
@@ -81,11 +81,9 @@ impl ChildHandle {
             if let Some(path) = local {
                 let _ = std::fs::remove_file(path);
             }
-            // A registrar parent knows first that its child is gone: its
-            // entry goes before anyone can see the exit.
-            if let Some(registrar) = owner.registrar() {
-                registrar.unregister_uuid(uuid);
-            }
+            // Reported before anyone can see the exit: a registrar parent
+            // drops the child's entry first.
+            owner.reaped(&uid);
             let _ = tx.send(Some(status));
         });
         child
@@ -109,8 +107,8 @@ impl ChildHandle {
     }
 
     /// How the process ended, if it has.
-    pub(crate) fn status(&self) -> Option<String> {
-        self.status.borrow().clone()
+    pub(crate) fn status(&self) -> Option<ExitStatus> {
+        *self.status.borrow()
     }
 
     pub(crate) fn has_exited(&self) -> bool {
@@ -118,14 +116,14 @@ impl ChildHandle {
     }
 
     /// Resolves once the process has been reaped, with how it ended.
-    pub(crate) fn exited(&self) -> impl Future<Output = String> + Send + 'static {
+    pub(crate) fn exited(&self) -> impl Future<Output = ExitStatus> + Send + 'static {
         let mut status = self.status.clone();
         async move {
             match status.wait_for(Option::is_some).await {
-                Ok(status) => status.clone().unwrap_or_default(),
+                Ok(status) => status.unwrap_or_else(killed),
                 // The reaper is gone without a status: only at runtime
-                // shutdown, when nothing waits for this any more.
-                Err(_) => "unknown exit status".into(),
+                // shutdown, when the process goes down with us.
+                Err(_) => killed(),
             }
         }
     }
@@ -146,42 +144,45 @@ impl ChildHandle {
         self.kill.cancel();
     }
 
-    /// Signals the pid directly, for when the process is about to exit and
-    /// the reaper will not run again.
+    /// Kills without going through the reaper, for when the process is
+    /// about to exit and the reaper will not run again.
     pub(crate) fn kill_now(&self) {
         self.kill();
         if !self.has_exited() {
-            if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
+            self.killer.kill_now();
         }
     }
 
     /// Graceful, then hard: asks the child to cancel within `grace`, kills
     /// it if it has not exited by then, and resolves once it is reaped.
-    /// Returns whether the child acknowledged the request.
+    /// A zero grace kills at once. Returns whether the child acknowledged.
     pub(crate) async fn cancel(&self, grace: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + grace;
         if self.expect_exit() || self.has_exited() {
-            // Someone else is already cancelling it: just wait.
-            let _ = tokio::time::timeout(grace * 2, self.exited()).await;
+            // Someone else is already cancelling it: wait as long as we
+            // were asked to, then make sure.
+            let _ = tokio::time::timeout_at(deadline, self.exited()).await;
             self.kill.cancel();
             self.exited().await;
             return self.acked.load(Ordering::Acquire);
         }
-        let request = self.channel().map(|channel| channel.cancel_actor(grace));
+        let request = match (grace.is_zero(), self.channel()) {
+            (false, Some(channel)) => channel.cancel_actor(grace).ok(),
+            // Nothing to ask: no time for it, not connected yet, or gone.
+            _ => None,
+        };
         let acked = match request {
-            Some(Ok(ack)) => {
-                let acked = tokio::time::timeout(grace, async {
+            Some(ack) => {
+                let answered = tokio::time::timeout_at(deadline, async {
                     let acked = ack.await.is_ok();
                     // An acknowledging child exits right after answering.
                     self.exited().await;
                     acked
                 })
                 .await;
-                acked.unwrap_or(false)
+                answered.unwrap_or(false)
             }
-            // Not connected yet, or the channel is gone: nothing to ask.
-            _ => false,
+            None => false,
         };
         self.acked.store(acked, Ordering::Release);
         if !self.has_exited() {
@@ -192,22 +193,28 @@ impl ChildHandle {
         acked
     }
 
-    /// Starts [`cancel`](Self::cancel) in the background (tracked by
-    /// `actor`), for callers that cannot wait, such as `Drop`.
-    pub(crate) fn cancel_in_background(self: &Arc<Self>, actor: &Actor, grace: Duration) {
+    /// Starts [`cancel`](Self::cancel) in the background (tracked by the
+    /// actor), for callers that cannot wait, such as `Drop`.
+    pub(crate) fn cancel_in_background(self: &Arc<Self>, children: &Children, grace: Duration) {
         if self.has_exited() || self.cancel_requested() {
             return;
         }
         let child = self.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(_) => {
-                actor.tasks().spawn(async move {
+                children.tasks().spawn(async move {
                     child.cancel(grace).await;
                 });
             }
-            // No runtime, so no reaper: signal the pid ourselves, the best
-            // that is left (it is unreaped, so the pid is still the child's).
+            // No runtime, so no reaper: kill it ourselves, the best that
+            // is left.
             Err(_) => self.kill_now(),
         }
     }
+}
+
+/// The status of a process that was killed (what a lost reaper leaves).
+fn killed() -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    ExitStatus::from_raw(libc::SIGKILL)
 }

@@ -1,5 +1,9 @@
 //! Credit-based flow control, producer side.
 //!
+//! It lives with the channel because the channel routes credit frames to
+//! the producer they are for and closes every producer's credit when it
+//! goes down; streams (`stream`) only spend it.
+//!
 //! A stream's consumer grants the producer a window of items up front and
 //! more as it takes them. The producer spends one unit per item and waits
 //! when it has none, so a fast producer never fills its consumer's memory

@@ -6,17 +6,21 @@
 //! flight through one portal (or its clones) at once; dropping a call's
 //! future cancels it in the remote actor.
 
+mod result_slot;
+
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::actor::{Actor, CANCEL_GRACE};
+pub(crate) use result_slot::ResultSlot;
+
+use crate::actor::Actor;
+use crate::budget::{Budget, DEFAULT_GRACE};
 use crate::call::{Call, StreamCall};
 use crate::error::{Error, Result};
 use crate::ipc::Channel;
-use crate::nursery::ResultSlot;
 use crate::stream::{RawStream, RemoteStream};
 use crate::uid::ActorUid;
 
@@ -58,11 +62,6 @@ impl Portal {
         self.channel.peer_addr()
     }
 
-    /// The actor this portal belongs to (the caller's side).
-    pub(crate) fn actor(&self) -> &Actor {
-        &self.actor
-    }
-
     /// Runs `call` in the remote actor and returns what it returned.
     ///
     /// An `Err` the function returned, or a panic in it, comes back as
@@ -98,14 +97,17 @@ impl Portal {
     /// this actor, the process has been reaped when this returns.
     pub async fn cancel_actor(&self) -> Result<bool> {
         if let Some(child) = self.actor.child(self.uid().uuid()) {
-            return Ok(child.cancel(CANCEL_GRACE).await);
+            return Ok(child.cancel(DEFAULT_GRACE).await);
         }
-        let ack = match self.channel.cancel_actor(CANCEL_GRACE) {
+        // Not our child: we cannot kill it, only wait for its answer, which
+        // its budget makes come before the deadline.
+        let budget = Budget::new(DEFAULT_GRACE);
+        let ack = match self.channel.cancel_actor(budget.grace()) {
             Ok(ack) => ack,
             Err(Error::Disconnected { .. }) => return Ok(false),
             Err(err) => return Err(err),
         };
-        match tokio::time::timeout(CANCEL_GRACE * 2, ack).await {
+        match tokio::time::timeout_at(budget.deadline(), ack).await {
             Ok(Ok(_)) => Ok(true),
             Ok(Err(Error::Disconnected { .. })) | Err(_) => Ok(false),
             Ok(Err(err)) => Err(err),

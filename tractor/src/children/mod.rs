@@ -1,0 +1,174 @@
+//! Children: the processes an actor started, from the request to start
+//! one until it is reaped.
+//!
+//! [`Children`] is the one service that owns them: it starts processes
+//! (through a `spawn` backend, the fork server started on first use),
+//! waits for each new child to connect back ([`Expected`]), keeps a
+//! [`ChildHandle`] per live child, and reaps. It knows nothing of nurseries
+//! or the registrar: it reports each reaped child to the hook it was made
+//! with, so whoever cares (discovery) is fed by that event rather than
+//! called from here.
+//!
+//! Every reaper is a task on the actor's tracker, so the actor never exits
+//! before its children are reaped.
+
+mod expected;
+mod handle;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+pub(crate) use expected::Expected;
+use expected::Expecting;
+pub(crate) use handle::ChildHandle;
+
+use crate::auth::NONCE;
+use crate::budget::Budget;
+use crate::ipc::Channel;
+use crate::spawn::exec::Exec;
+use crate::spawn::forkserver::ForkServer;
+use crate::spawn::{SpawnBackend, SpawnSpec, StartMethod};
+use crate::uid::ActorUid;
+
+/// Called with each child's uid once it has been reaped.
+pub(crate) type OnReaped = Box<dyn Fn(&ActorUid) + Send + Sync>;
+
+/// The children of one actor; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Children(Arc<Shared>);
+
+struct Shared {
+    tasks: TaskTracker,
+    live: Mutex<HashMap<Uuid, Arc<ChildHandle>>>,
+    expected: Mutex<HashMap<Uuid, Expecting>>,
+    /// Started on the first spawn that uses it.
+    forkserver: tokio::sync::OnceCell<Arc<ForkServer>>,
+    /// What makes this executable reach its entry point (see
+    /// `Settings::exec_args`).
+    exec_args: Vec<String>,
+    on_reaped: OnReaped,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Children {
+    pub(crate) fn new(tasks: TaskTracker, exec_args: Vec<String>, on_reaped: OnReaped) -> Self {
+        Children(Arc::new(Shared {
+            tasks,
+            live: Mutex::default(),
+            expected: Mutex::default(),
+            forkserver: tokio::sync::OnceCell::new(),
+            exec_args,
+            on_reaped,
+        }))
+    }
+
+    /// Registers interest in the child `uuid` connecting back; the channel
+    /// is delivered once it has handshaken over the returned challenge.
+    pub(crate) fn expect(&self, uuid: Uuid) -> crate::Result<Expected> {
+        Expected::register(self.clone(), uuid)
+    }
+
+    /// The single-use challenge given to child `uuid` at spawn, if it is
+    /// expected and has not used it yet.
+    pub(crate) fn take_challenge(&self, uuid: Uuid) -> Option<[u8; NONCE]> {
+        lock(&self.0.expected)
+            .get_mut(&uuid)
+            .and_then(|expecting| expecting.challenge.take())
+    }
+
+    /// A child that proved itself over its spawn challenge connected back.
+    pub(crate) fn connected(&self, channel: Channel) {
+        let expecting = lock(&self.0.expected).remove(&channel.peer().uuid());
+        if let Some(expecting) = expecting {
+            let _ = expecting.channel.send(channel);
+        }
+    }
+
+    /// Starts the process that becomes the actor `spec` describes, and its
+    /// reaper.
+    pub(crate) async fn start(
+        &self,
+        spec: &SpawnSpec,
+        method: StartMethod,
+    ) -> std::io::Result<Arc<ChildHandle>> {
+        let started = match method {
+            StartMethod::Exec => Exec.spawn(spec).await?,
+            StartMethod::ForkServer => self.forkserver().await?.spawn(spec).await?,
+        };
+        Ok(ChildHandle::start(spec.uid.clone(), started, self))
+    }
+
+    async fn forkserver(&self) -> std::io::Result<Arc<ForkServer>> {
+        self.0
+            .forkserver
+            .get_or_try_init(|| ForkServer::start(&self.0.exec_args))
+            .await
+            .cloned()
+    }
+
+    pub(crate) fn get(&self, uuid: Uuid) -> Option<Arc<ChildHandle>> {
+        lock(&self.0.live).get(&uuid).cloned()
+    }
+
+    fn live(&self) -> Vec<Arc<ChildHandle>> {
+        lock(&self.0.live).values().cloned().collect()
+    }
+
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.0.tasks
+    }
+
+    /// Kills every child at once (SIGKILL), without waiting: the last
+    /// resort of a program told twice to stop.
+    pub(crate) fn kill_all_now(&self) {
+        for child in self.live() {
+            child.kill_now();
+        }
+        if let Some(server) = self.0.forkserver.get() {
+            server.kill_now();
+        }
+    }
+
+    /// The last step of the actor's shutdown: children still there at the
+    /// budget's `children_by` are killed and reaped (until `answer_by`),
+    /// then the fork server goes.
+    pub(crate) async fn finish(&self, budget: &Budget) {
+        let children = self.live();
+        for child in &children {
+            child.kill();
+        }
+        let reaped = futures::future::join_all(children.iter().map(|child| child.exited()));
+        if tokio::time::timeout_at(budget.answer_by(), reaped)
+            .await
+            .is_err()
+        {
+            tracing::warn!("children still unreaped after SIGKILL; answering anyway");
+        }
+        if let Some(server) = self.0.forkserver.get() {
+            let _ = tokio::time::timeout_at(budget.answer_by(), server.shut_down()).await;
+        }
+    }
+
+    fn adopt(&self, child: &Arc<ChildHandle>) {
+        lock(&self.0.live).insert(child.uid().uuid(), child.clone());
+    }
+
+    fn reaped(&self, uid: &ActorUid) {
+        lock(&self.0.live).remove(&uid.uuid());
+        (self.0.on_reaped)(uid);
+    }
+
+    fn forget_expected(&self, uuid: Uuid) {
+        lock(&self.0.expected).remove(&uuid);
+    }
+
+    fn insert_expected(&self, uuid: Uuid, expecting: Expecting) {
+        lock(&self.0.expected).insert(uuid, expecting);
+    }
+}

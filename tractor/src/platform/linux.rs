@@ -1,0 +1,135 @@
+//! The Linux implementation of [`platform`](super).
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::process::{Pid, PidfdFlags, Signal};
+
+/// This executable, to be started again for a child or a fork server.
+pub(crate) const SELF_EXE: &str = "/proc/self/exe";
+
+/// No orphans: asks the kernel to SIGKILL this process when the thread
+/// that forked it exits, then exits at once if the parent (`parent_pid`)
+/// is already gone (it died before the request was made).
+///
+/// Linux ties the parent-death signal to the parent *thread*, which is
+/// why parents fork from a dedicated thread that never exits (see
+/// `spawn::exec`).
+pub(crate) fn die_with_parent(parent_pid: u32) {
+    if let Err(err) = rustix::process::set_parent_process_death_signal(Some(Signal::KILL)) {
+        tracing::warn!("could not arm the parent-death signal: {err}");
+    }
+    if std::os::unix::process::parent_id() != parent_pid {
+        eprintln!("tractor: the parent actor (pid {parent_pid}) is already gone; exiting");
+        std::process::exit(1);
+    }
+}
+
+/// A process handle that cannot be confused with a later process reusing
+/// the pid.
+pub(crate) struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    /// Opens a handle on `pid`. Race-free only while `pid` cannot have
+    /// been reaped: it is our unreaped child, or we hold it some other way.
+    pub(crate) fn open(pid: u32) -> io::Result<Pidfd> {
+        let pid = Pid::from_raw(pid as i32)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pid 0"))?;
+        Ok(Pidfd(rustix::process::pidfd_open(
+            pid,
+            PidfdFlags::empty(),
+        )?))
+    }
+
+    /// Sends SIGKILL; a process that already exited is not an error.
+    pub(crate) fn kill(&self) {
+        match rustix::process::pidfd_send_signal(&self.0, Signal::KILL) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+            Err(err) => tracing::warn!("could not kill a child through its pidfd: {err}"),
+        }
+    }
+}
+
+impl AsFd for Pidfd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// How many threads this process runs.
+pub(crate) fn thread_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
+/// In a fresh fork: closes every descriptor from 3 up, so the new actor
+/// keeps only stdio. Uses `close_range`; where the kernel lacks it, closes
+/// what `/proc/self/fd` lists.
+///
+/// Only for a single-threaded process (the fork server's forks), where
+/// allocating is safe.
+pub(crate) fn close_inherited_fds() -> io::Result<()> {
+    // SAFETY: closing descriptors this process owns and will not use again.
+    let closed = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if closed == 0 {
+        return Ok(());
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: as above; the directory's own descriptor is among them
+        // and is closed already or now, harmlessly.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+/// What `fork` returned.
+pub(crate) enum Forked {
+    /// In the new process.
+    Child,
+    /// In the parent: the child's pid.
+    Parent(u32),
+}
+
+/// Forks this process.
+///
+/// # Safety
+///
+/// The calling process must be single-threaded: the fork inherits no
+/// other thread, so no lock another thread holds may be held there.
+pub(crate) unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller guarantees a single-threaded process.
+    match unsafe { libc::fork() } {
+        0 => Ok(Forked::Child),
+        -1 => Err(io::Error::last_os_error()),
+        pid => Ok(Forked::Parent(pid as u32)),
+    }
+}
+
+/// Reaps child `pid` (which has exited); its raw wait status.
+pub(crate) fn reap(pid: u32) -> i32 {
+    let mut status = 0;
+    // SAFETY: plain waitpid on our own child.
+    unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+    status
+}
+
+/// Defines `$name`, a hook that runs `$hook()` before `main` in every
+/// process of this executable (an `.init_array` entry). Keep a reference
+/// to `$name` in code that is surely linked, so the linker keeps it.
+macro_rules! before_main {
+    ($name:ident, $hook:path) => {
+        #[used]
+        #[unsafe(link_section = ".init_array")]
+        pub(crate) static $name: extern "C" fn() = {
+            extern "C" fn hook() {
+                $hook()
+            }
+            hook
+        };
+    };
+}
+pub(crate) use before_main;

@@ -1,0 +1,128 @@
+//! The registrar's table of live actors.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::ipc::Channel;
+use crate::ipc::msg::Handshake;
+use crate::uid::ActorUid;
+
+/// The registrar's table; present only in the registrar actor.
+pub(crate) struct Registrar {
+    entries: Mutex<Entries>,
+    /// Bumped on every registration, so waiters re-check.
+    version: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_uuid: HashMap<Uuid, Entry>,
+    next_seq: u64,
+}
+
+struct Entry {
+    uid: ActorUid,
+    addr: String,
+    local: Option<String>,
+    /// Registration order: a later one wins among equal names.
+    seq: u64,
+}
+
+/// A registered actor and where to reach it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Found {
+    pub(crate) uid: ActorUid,
+    pub(crate) addr: String,
+    pub(crate) local: Option<String>,
+}
+
+impl Default for Registrar {
+    fn default() -> Self {
+        Registrar {
+            entries: Mutex::default(),
+            version: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Registrar {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers `uid`, reachable at `addr` (or its Unix socket `local`).
+    pub(crate) fn register(&self, uid: ActorUid, addr: String, local: Option<String>) {
+        tracing::debug!(actor = %uid, %addr, "registered");
+        {
+            let mut entries = self.entries();
+            let seq = entries.next_seq;
+            entries.next_seq += 1;
+            let entry = Entry {
+                uid,
+                addr,
+                local,
+                seq,
+            };
+            entries.by_uuid.insert(entry.uid.uuid(), entry);
+        }
+        self.version.send_modify(|version| *version += 1);
+    }
+
+    pub(crate) fn unregister(&self, uid: &ActorUid) {
+        if let Some(entry) = self.entries().by_uuid.remove(&uid.uuid()) {
+            tracing::debug!(actor = %entry.uid, "unregistered");
+        }
+    }
+
+    /// A peer introduced itself asking to be registered.
+    pub(crate) fn introduced(&self, peer: &Handshake) {
+        if peer.register {
+            self.register(
+                peer.uid.clone(),
+                peer.addr.clone().unwrap_or_default(),
+                peer.local.clone(),
+            );
+        }
+    }
+
+    /// A channel closed: if it was a registration, that actor is gone.
+    pub(crate) fn channel_closed(&self, channel: &Channel) {
+        if channel.peer_registers() {
+            self.unregister(channel.peer());
+        }
+    }
+
+    /// The most recently registered actor called `name`, other than those
+    /// in `skip`.
+    pub(crate) fn find(&self, name: &str, skip: &[Uuid]) -> Option<Found> {
+        self.entries()
+            .by_uuid
+            .values()
+            .filter(|entry| entry.uid.name() == name && !skip.contains(&entry.uid.uuid()))
+            .max_by_key(|entry| entry.seq)
+            .map(|entry| Found {
+                uid: entry.uid.clone(),
+                addr: entry.addr.clone(),
+                local: entry.local.clone(),
+            })
+    }
+
+    /// Waits until an actor called `name` is registered.
+    pub(crate) async fn wait(&self, name: &str) -> Found {
+        let mut version = self.version.subscribe();
+        loop {
+            version.borrow_and_update();
+            if let Some(found) = self.find(name, &[]) {
+                return found;
+            }
+            // The sender lives as long as the registrar, which outlives
+            // this call.
+            if version.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
