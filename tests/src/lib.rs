@@ -199,3 +199,5 @@ impl Program {
         (status, stderr)
     }
 }
+
+pub mod wire;

@@ -3,228 +3,19 @@
 //! know the secret. The actor must drop the offending connection, keep
 //! serving its tree, and never allocate on a peer's word.
 //!
-//! The attacker here is written from the wire format alone (the types
-//! below mirror tractor's envelope), as a third party would write it.
+//! The attacker is written from the wire format alone (`tractor_tests::wire`
+//! mirrors tractor's envelope), as a third party would write it.
 
-use std::io::{BufRead, BufReader, Lines, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::Arc;
-use std::time::Duration;
+use std::io::Write;
 
-use hmac::{Hmac, KeyInit, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
-use tractor_tests::{free_addr, is_alive};
-
-const SECRET: &str = "the secret of the hostile-input test tree";
-const MAX_FRAME: u32 = 64 * 1024 * 1024;
-
-// --- the wire format, as documented in tractor's ipc modules --------------
-
-#[derive(Serialize, Deserialize)]
-struct ActorUid {
-    name: Arc<str>,
-    uuid: uuid::Uuid,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Handshake {
-    uid: ActorUid,
-    addr: Option<String>,
-    local: Option<String>,
-    pid: u32,
-    register: bool,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Early {
-    proof: [u8; 32],
-    peer: Handshake,
-}
-
-#[derive(Serialize, Deserialize)]
-enum Opening {
-    Hello {
-        magic: [u8; 8],
-        protocol: u32,
-        nonce: [u8; 32],
-        early: Option<Box<Early>>,
-    },
-    Challenge {
-        nonce: [u8; 32],
-        proof: [u8; 32],
-    },
-    Proof {
-        proof: [u8; 32],
-        peer: Box<Handshake>,
-    },
-    Welcome(Box<Handshake>),
-    Accepted {
-        proof: [u8; 32],
-        peer: Box<Handshake>,
-    },
-}
-
-#[derive(Serialize, Deserialize)]
-enum Msg<'a> {
-    Call { id: u64, func: &'a str },
-    OpenStream { id: u64, func: &'a str, window: u32 },
-    Return { id: u64 },
-    Yield { id: u64 },
-    Stop { id: u64 },
-    Credit { id: u64, n: u32 },
-    Error { id: u64 },
-    Cancel { id: u64 },
-    CancelActor { id: u64, grace_ms: u32 },
-}
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut frame = (body.len() as u32).to_le_bytes().to_vec();
-    frame.extend_from_slice(body);
-    frame
-}
-
-fn message<T: Serialize>(value: &T, payload: &[u8]) -> Vec<u8> {
-    let mut body = postcard::to_allocvec(value).unwrap();
-    body.extend_from_slice(payload);
-    frame(&body)
-}
-
-fn mac(key: &[u8], role: &[u8], first: &[u8; 32], second: &[u8; 32]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
-    mac.update(role);
-    mac.update(first);
-    mac.update(second);
-    mac.finalize().into_bytes().into()
-}
-
-fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut len = [0; 4];
-    stream.read_exact(&mut len).ok()?;
-    let mut body = vec![0; u32::from_le_bytes(len) as usize];
-    stream.read_exact(&mut body).ok()?;
-    Some(body)
-}
-
-/// Whether the victim closed `stream` (reads EOF or an error).
-fn closed_by_peer(stream: &mut TcpStream) -> bool {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut byte = [0; 1];
-    matches!(stream.read(&mut byte), Ok(0) | Err(_))
-}
-
-// --- the tree under attack --------------------------------------------------
-
-struct Sink {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-    victim: String,
-    pid: u32,
-    pings: u64,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sink"))
-            .env("TRACTOR_REGISTRAR", free_addr())
-            .env(tractor::SECRET_ENV, SECRET)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next().unwrap().unwrap();
-        let mut words = line.split(' ').skip(1);
-        let victim = words.next().unwrap().to_owned();
-        let pid = words.next().unwrap().parse().unwrap();
-        Sink {
-            child,
-            stdin,
-            lines,
-            victim,
-            pid,
-            pings: 0,
-        }
-    }
-
-    /// The victim still answers its tree.
-    fn still_serving(&mut self) {
-        writeln!(self.stdin, "ping").unwrap();
-        let line = self.lines.next().unwrap().unwrap();
-        assert_eq!(line, format!("pong {}", self.pings));
-        self.pings += 1;
-        assert!(is_alive(self.pid));
-    }
-
-    fn connect(&self) -> TcpStream {
-        TcpStream::connect(&self.victim).unwrap()
-    }
-
-    /// A connection that passed the opening exchange with `key`.
-    fn authenticated(&self, key: &[u8]) -> TcpStream {
-        let mut stream = self.connect();
-        let ours = [7u8; 32];
-        let hello = Opening::Hello {
-            magic: *b"tractor\0",
-            protocol: 2,
-            nonce: ours,
-            early: None,
-        };
-        stream.write_all(&message(&hello, &[])).unwrap();
-        let challenge: Opening = postcard::from_bytes(&read_frame(&mut stream).unwrap()).unwrap();
-        let Opening::Challenge { nonce, proof } = challenge else {
-            panic!("expected a challenge");
-        };
-        assert_eq!(
-            proof,
-            mac(key, b"tractor/accept", &ours, &nonce),
-            "the victim proves the secret"
-        );
-        let me = Handshake {
-            uid: ActorUid {
-                name: "mallory".into(),
-                uuid: uuid::Uuid::new_v4(),
-            },
-            addr: None,
-            local: None,
-            pid: std::process::id(),
-            register: false,
-        };
-        let proof = Opening::Proof {
-            proof: mac(key, b"tractor/dial", &nonce, &ours),
-            peer: Box::new(me),
-        };
-        stream.write_all(&message(&proof, &[])).unwrap();
-        let welcome: Opening = postcard::from_bytes(&read_frame(&mut stream).unwrap()).unwrap();
-        assert!(matches!(welcome, Opening::Welcome(_)));
-        stream
-    }
-
-    fn finish(mut self) {
-        drop(self.stdin);
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "{status}");
-        drop(self.lines);
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
+use tractor_tests::wire::{
+    ActorUid, Early, Handshake, MAX_FRAME, Msg, Opening, PROTOCOL, SECRET, Sink, closed_by_peer,
+    frame, mac, message, read_frame, vm_data_kib,
+};
 
 #[test]
 fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
-    let mut sink = Sink::start();
+    let mut sink = Sink::start(env!("CARGO_BIN_EXE_sink"));
     sink.still_serving();
     let mut tried = 0;
 
@@ -236,7 +27,7 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
         message(
             &Opening::Hello {
                 magic: *b"nottract",
-                protocol: 2,
+                protocol: PROTOCOL,
                 nonce: [0; 32],
                 early: None,
             },
@@ -255,7 +46,7 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
         message(
             &Opening::Hello {
                 magic: *b"tractor\0",
-                protocol: 2,
+                protocol: PROTOCOL,
                 nonce: [3; 32],
                 early: Some(Box::new(Early {
                     proof: [0; 32],
@@ -287,11 +78,14 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
             &[],
         ),
     ];
-    for attack in attacks {
+    for (index, attack) in attacks.iter().enumerate() {
         let mut stream = sink.connect();
-        let _ = stream.write_all(&attack);
+        let _ = stream.write_all(attack);
         let _ = stream.shutdown(std::net::Shutdown::Write);
-        assert!(closed_by_peer(&mut stream));
+        assert!(
+            closed_by_peer(&mut stream),
+            "the victim closes on attack {index}"
+        );
         sink.still_serving();
         tried += 1;
     }
@@ -302,7 +96,7 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
         let mut stream = sink.connect();
         let hello = Opening::Hello {
             magic: *b"tractor\0",
-            protocol: 2,
+            protocol: PROTOCOL,
             nonce: [1; 32],
             early: None,
         };
@@ -338,20 +132,23 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
         // A command right behind the forged proof must never run.
         attack.extend(message(&Msg::CancelActor { id: 1, grace_ms: 0 }, &[]));
         stream.write_all(&attack).unwrap();
-        assert!(closed_by_peer(&mut stream));
+        assert!(
+            closed_by_peer(&mut stream),
+            "a forged proof ends the connection"
+        );
         sink.still_serving();
         tried += 1;
     }
 
     // Past the opening: a peer that knows the secret and misbehaves.
-    let before = rss_kib(sink.pid);
+    let before = vm_data_kib(sink.pid);
     {
         // Declares the largest frame allowed and sends none of it: nothing
         // is allocated for it.
         let mut stream = sink.authenticated(SECRET.as_bytes());
         stream.write_all(&MAX_FRAME.to_le_bytes()).unwrap();
         sink.still_serving();
-        let grown = rss_kib(sink.pid).saturating_sub(before);
+        let grown = vm_data_kib(sink.pid).saturating_sub(before);
         assert!(
             grown < 8 * 1024,
             "the victim grew by {grown} KiB on a peer's word"

@@ -25,7 +25,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,8 +36,9 @@ use crate::children::{ChildHandle, Children};
 use crate::connections::Connections;
 use crate::error::{Error, Result};
 use crate::ipc::handshake::Opened;
+use crate::ipc::limits::Admission;
 use crate::ipc::transport::Stream;
-use crate::ipc::{CallKind, Channel, Inbound};
+use crate::ipc::{Channel, Inbound, Incoming};
 use crate::registrar::{Registrar, RegistrarLink};
 use crate::server::{Server, foreign};
 use crate::spawn::StartMethod;
@@ -117,6 +117,8 @@ pub(crate) struct Settings {
     pub workers: usize,
     /// Worker threads a child of this actor gets unless its spawn says.
     pub child_workers: usize,
+    /// Calls one peer may have running in this actor at once.
+    pub max_concurrent_calls: usize,
     /// The tree's secret.
     pub secret: Secret,
 }
@@ -330,7 +332,11 @@ impl Actor {
     }
 
     fn open(&self, opened: Opened) -> Channel {
-        let channel = Channel::start(opened, Arc::new(self.clone()));
+        let channel = Channel::start(
+            opened,
+            Arc::new(self.clone()),
+            self.0.settings.max_concurrent_calls,
+        );
         self.0.connections.add_peer(&channel);
         channel
     }
@@ -470,22 +476,27 @@ impl Actor {
 }
 
 impl Inbound for Actor {
-    fn call(&self, channel: &Channel, id: u64, func: &str, kind: CallKind, args: Bytes) {
-        self.0.server.serve(channel, id, func, kind, args);
+    fn call(&self, channel: &Channel, call: Incoming<'_>) -> Result<()> {
+        self.0.server.serve(channel, call)
     }
 
-    fn cancel_actor(&self, channel: &Channel, id: u64, grace: Duration) {
+    fn cancel_actor(&self, channel: &Channel, id: u64, grace: Duration, admission: Admission) {
         if self.is_root() {
             let message = format!(
                 "actor {} is a root actor and is not cancelled remotely; stop its program \
                  instead",
                 self.uid()
             );
-            channel.send_error(id, &foreign("NotCancellable", message, self.uid()));
+            let refusal = foreign("NotCancellable", message, self.uid());
+            let channel = channel.clone();
+            self.0.tasks.spawn(async move {
+                channel.send_error(id, &refusal).await;
+                drop(admission);
+            });
             return;
         }
         tracing::debug!(by = %channel.peer(), ?grace, "cancel requested");
-        self.0.server.answer_when_done(channel, id);
+        self.0.server.answer_when_done(channel, id, admission);
         self.cancel(grace);
     }
 

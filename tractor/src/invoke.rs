@@ -99,7 +99,20 @@ impl Invocation {
         let ran = AssertUnwindSafe(self.run_body(name, stream))
             .catch_unwind()
             .await;
-        ran.unwrap_or_else(|panic| Outcome::Failed(panic_failure(&*panic)))
+        match ran {
+            Ok(Outcome::Failed(Failure(FailureKind::Unencodable { type_name, reason }))) => {
+                Outcome::Failed(Failure::foreign(
+                    "tractor::Error::Codec",
+                    format!(
+                        "the answer of `{name}` could not be sent: a {type_name} does not \
+                         encode: {reason}"
+                    ),
+                    Vec::new(),
+                ))
+            }
+            Ok(outcome) => outcome,
+            Err(panic) => Outcome::Failed(panic_failure(&*panic)),
+        }
     }
 
     async fn run_body(self, name: &str, stream: Option<RawContext>) -> Outcome {
@@ -129,7 +142,11 @@ impl Invocation {
                 let source = make.await;
                 match produce::produce(&context, source).await {
                     Ok(()) => Outcome::Ended,
-                    Err(err) => Outcome::Failed(Failure(FailureKind::Tractor(err))),
+                    Err(err) => Outcome::Failed(Failure::foreign(
+                        err.kind_name(),
+                        format!("an item of `{name}` could not be sent: {err}"),
+                        Vec::new(),
+                    )),
                 }
             }
             (Body::Context(body), Some(context)) => match body(context).await.0 {
@@ -173,14 +190,10 @@ impl Reply {
     /// The function returned `value`.
     pub fn value<T: Serialize + ?Sized>(value: &T) -> Reply {
         Reply(postcard::to_allocvec(value).map_err(|err| {
-            Failure::foreign(
-                "tractor::Error::Codec",
-                format!(
-                    "could not encode the return value ({}): {err}",
-                    std::any::type_name::<T>()
-                ),
-                Vec::new(),
-            )
+            Failure(FailureKind::Unencodable {
+                type_name: std::any::type_name::<T>(),
+                reason: err.to_string(),
+            })
         }))
     }
 
@@ -197,6 +210,12 @@ pub struct Failure(FailureKind);
 enum FailureKind {
     /// A `tractor::Error`: relayed as itself.
     Tractor(Error),
+    /// The function's value did not encode; reported naming the function
+    /// once it is known (see `Invocation::run`).
+    Unencodable {
+        type_name: &'static str,
+        reason: String,
+    },
     /// Any other error type.
     Foreign {
         type_name: String,
@@ -229,6 +248,13 @@ impl Failure {
     pub(crate) fn to_wire(&self, me: &ActorUid) -> WireError {
         match &self.0 {
             FailureKind::Tractor(error) => WireError::relay(error, me),
+            FailureKind::Unencodable { type_name, reason } => {
+                WireError::Remote(RemoteActorError::new(
+                    "tractor::Error::Codec",
+                    format!("a {type_name} does not encode: {reason}"),
+                    me.clone(),
+                ))
+            }
             FailureKind::Foreign {
                 type_name,
                 message,

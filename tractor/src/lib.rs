@@ -85,6 +85,7 @@ pub use auth::{SECRET_ENV, SECRET_FILE_ENV};
 pub use call::{Call, DEFAULT_WINDOW, StreamCall};
 pub use discovery::{find_actor, get_registrar, wait_for_actor};
 pub use error::{Error, RemoteActorError, Result};
+pub use ipc::limits::DEFAULT_MAX_CONCURRENT_CALLS;
 pub use ipc::tls::{TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TRANSPORT_ENV};
 pub use ipc::transport::HOST_ENV;
 pub use nursery::{ActorNursery, Daemon, RunIn, RunTarget, SpawnBuilder, open_nursery};

@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::actor::{Actor, Settings};
 use crate::auth::Secret;
 use crate::error::{Error, Result};
+use crate::ipc::limits::DEFAULT_MAX_CONCURRENT_CALLS;
 use crate::ipc::{tls, transport};
 use crate::signals::{self, Interrupts};
 use crate::spawn::{START_METHOD_ENV, SpawnSpec, StartMethod, forkserver};
@@ -284,6 +285,7 @@ fn root_settings(config: &RootConfig) -> Result<(Settings, StdListener, Option<S
         // every child, which would otherwise read them again at its start.
         workers: std::thread::available_parallelism().map_or(1, usize::from),
         child_workers: DEFAULT_CHILD_WORKERS,
+        max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
         start_method,
         secret: Secret::for_root()?,
         uid: ActorUid::new("root"),
@@ -380,6 +382,7 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
     let actor = Actor::new(Settings {
         workers: spec.workers.max(1),
         child_workers: spec.child_workers.max(1),
+        max_concurrent_calls: spec.max_concurrent_calls.max(1),
         start_method: spec.start_method,
         secret: spec.secret.clone(),
         uid: spec.uid.clone(),

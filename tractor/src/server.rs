@@ -11,16 +11,16 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::error::RemoteActorError;
+use crate::error::{Error, RemoteActorError};
 use crate::invoke::Outcome;
+use crate::ipc::limits::Admission;
 use crate::ipc::msg::WireError;
-use crate::ipc::{CallKind, Channel, Credit, Served};
-use crate::registry;
+use crate::ipc::{CallKind, Channel, Credit, Incoming, Served};
+use crate::registry::{self, RpcEntry};
 use crate::stream::RawContext;
 use crate::uid::ActorUid;
 
@@ -31,8 +31,9 @@ pub(crate) struct Server {
     /// The actor's own token: cancelled when the actor is.
     cancel: CancellationToken,
     tasks: TaskTracker,
-    /// Cancel requests to answer once the actor has wound down.
-    acks: Mutex<Vec<(Channel, u64)>>,
+    /// Cancel requests to answer once the actor has wound down (each
+    /// holding its admission, so a peer cannot pile them up).
+    acks: Mutex<Vec<(Channel, u64, Admission)>>,
 }
 
 impl Server {
@@ -57,37 +58,17 @@ impl Server {
         self.enabled.contains(module) || module == "tractor" || module.starts_with("tractor::")
     }
 
-    /// Runs the peer's call `id` of `func` on `channel`.
-    pub(crate) fn serve(
-        &self,
-        channel: &Channel,
-        id: u64,
-        func: &str,
-        kind: CallKind,
-        args: Bytes,
-    ) {
-        let me = &self.me;
-        let Some(entry) = registry::lookup(func) else {
-            let message = format!(
-                "actor {me} has no remote function `{func}`: is the crate that defines it \
-                 linked into this executable?"
-            );
-            channel.send_error(id, &foreign("NoSuchFunction", message, me));
-            return;
-        };
-        if !self.exposes(entry.module()) {
-            let message = format!(
-                "`{func}` is not exposed by actor {me}: its module `{module}` is not enabled; \
-                 spawn the actor with .enable_modules([\"{module}\"])",
-                module = entry.module()
-            );
-            channel.send_error(id, &foreign("ModuleNotExposed", message, me));
-            return;
-        }
-        if self.cancel.is_cancelled() {
-            channel.send_error(id, &WireError::Cancelled);
-            return;
-        }
+    /// Runs the peer's call on `channel`, as a task that holds the call's
+    /// admission until it has answered. An `Err` is a protocol violation
+    /// (the call's id is in use), which closes the channel.
+    pub(crate) fn serve(&self, channel: &Channel, call: Incoming<'_>) -> Result<(), Error> {
+        let Incoming {
+            id,
+            func,
+            kind,
+            args,
+            admission,
+        } = call;
         let token = self.cancel.child_token();
         let stream = match kind {
             CallKind::Unary => None,
@@ -101,27 +82,56 @@ impl Server {
             token: token.clone(),
             credit: stream.as_ref().map(|stream| stream.credit.clone()),
         };
-        if !channel.serve(id, served) {
-            return;
+        if !channel.serve(id, served)? {
+            return Ok(());
         }
-        let me = me.clone();
+        let resolved = self.resolve(func);
+        let me = self.me.clone();
         let actor_cancelled = self.cancel.clone();
         let channel = channel.clone();
-        let span = tracing::info_span!("rpc", actor = %me, func = entry.name(), id);
+        let span = tracing::info_span!("rpc", actor = %me, func, id);
         self.tasks.spawn(
             async move {
-                let outcome = tokio::select! {
-                    biased;
-                    () = token.cancelled() => None,
-                    outcome = entry.invoke(&args).run(entry.name(), stream) => Some(outcome),
+                let _admission = admission;
+                let outcome = match resolved {
+                    Ok(entry) => {
+                        // Decoded: the frame's bytes can go.
+                        let invocation = entry.invoke(&args);
+                        drop(args);
+                        tokio::select! {
+                            biased;
+                            () = token.cancelled() => None,
+                            outcome = invocation.run(entry.name(), stream) => {
+                                Some(Ok((entry.name(), outcome)))
+                            }
+                        }
+                    }
+                    Err(refusal) => Some(Err(refusal)),
                 };
                 channel.served(id);
                 match outcome {
-                    Some(Outcome::Value(value)) => channel.send_return(id, &value),
-                    Some(Outcome::Ended) => channel.send_stop(id),
-                    Some(Outcome::Failed(failure)) => channel.send_error(id, &failure.to_wire(&me)),
+                    Some(Ok((name, Outcome::Value(value)))) => {
+                        match channel.send_return(id, &value).await {
+                            Ok(()) | Err(Error::Disconnected { .. }) => {}
+                            // Whatever kept the answer from leaving, the
+                            // caller hears of it instead of waiting for it.
+                            Err(err) => {
+                                let message =
+                                    format!("the answer of `{name}` could not be sent: {err}");
+                                tracing::warn!("{message}");
+                                channel
+                                    .send_error(id, &foreign(err.kind_name(), message, &me))
+                                    .await
+                            }
+                        }
+                    }
+                    Some(Ok((_, Outcome::Ended))) => channel.send_stop(id),
+                    Some(Ok((_, Outcome::Failed(failure)))) => {
+                        channel.send_error(id, &failure.to_wire(&me)).await
+                    }
+                    Some(Err(refusal)) => channel.send_error(id, &refusal).await,
                     None if actor_cancelled.is_cancelled() => {
-                        channel.send_error(id, &WireError::Cancelled)
+                        channel.send_error(id, &WireError::Cancelled).await
                     }
                     // The caller gave up: nobody awaits an answer.
                     None => {}
@@ -129,21 +139,46 @@ impl Server {
             }
             .instrument(span),
         );
+        Ok(())
+    }
+
+    /// The entry for `func`, or the error that answers the call instead.
+    fn resolve(&self, func: &str) -> Result<&'static RpcEntry, WireError> {
+        let me = &self.me;
+        let Some(entry) = registry::lookup(func) else {
+            let message = format!(
+                "actor {me} has no remote function `{func}`: is the crate that defines it \
+                 linked into this executable?"
+            );
+            return Err(foreign("NoSuchFunction", message, me));
+        };
+        if !self.exposes(entry.module()) {
+            let message = format!(
+                "`{func}` is not exposed by actor {me}: its module `{module}` is not enabled; \
+                 spawn the actor with .enable_modules([\"{module}\"])",
+                module = entry.module()
+            );
+            return Err(foreign("ModuleNotExposed", message, me));
+        }
+        if self.cancel.is_cancelled() {
+            return Err(WireError::Cancelled);
+        }
+        Ok(entry)
     }
 
     /// Answers `id` on `channel` once the actor has wound down.
-    pub(crate) fn answer_when_done(&self, channel: &Channel, id: u64) {
+    pub(crate) fn answer_when_done(&self, channel: &Channel, id: u64, admission: Admission) {
         self.acks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((channel.clone(), id));
+            .push((channel.clone(), id, admission));
     }
 
     /// Answers every cancel request: the actor is done.
     pub(crate) fn answer_cancel_requests(&self) {
         let acks = std::mem::take(&mut *self.acks.lock().unwrap_or_else(|p| p.into_inner()));
-        for (channel, id) in &acks {
-            channel.send_return(*id, &[]);
+        for (channel, id, _) in &acks {
+            channel.acknowledge(*id);
         }
     }
 }

@@ -1,7 +1,15 @@
 //! A daemon to attack, for the hostile-input tests: prints
-//! `victim <addr> <pid>`, then answers each `ping` line on stdin by calling
-//! the victim and printing `pong <n>`; at end of input it stops the tree.
+//! `victim <addr> <pid>` and `root <pid>`, then serves commands on stdin:
+//!
+//! - `ping`: calls the victim and prints `pong <n>`;
+//! - `consume <name>`: the root finds actor `<name>` (an attacker that
+//!   registered), reads its stream `mallory::numbers` with a window of 4,
+//!   and prints `consumed <n> items, then <error or end>`; then it calls
+//!   `mallory::answer` and prints `answer <result>`.
+//!
+//! At end of input it stops the tree.
 
+use futures::{Stream, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tractor::ActorNursery;
 
@@ -11,8 +19,50 @@ async fn echo(n: u64) -> u64 {
 }
 
 #[tractor::rpc]
+async fn echo_bytes(data: Vec<u8>) -> Vec<u8> {
+    data
+}
+
+#[tractor::rpc]
+async fn sleep_forever() {
+    std::future::pending::<()>().await;
+}
+
+#[tractor::rpc]
 async fn pid() -> u32 {
     std::process::id()
+}
+
+/// Endless items of `size` bytes each.
+#[tractor::stream]
+fn firehose(size: u32) -> impl Stream<Item = Vec<u8>> {
+    let item = vec![7u8; size as usize];
+    futures::stream::repeat(item)
+}
+
+async fn consume(name: &str) -> tractor::Result<()> {
+    let Some(mallory) = tractor::find_actor(name).await? else {
+        println!("consumed nothing: {name} is not registered");
+        return Ok(());
+    };
+    let numbers: tractor::StreamCall<u64> =
+        tractor::StreamCall::by_name("mallory::numbers", &()).window(4);
+    let mut items = mallory.open_stream(numbers).await?;
+    let mut count = 0;
+    let mut end = "the end".to_string();
+    while let Some(item) = items.next().await {
+        match item {
+            Ok(_) => count += 1,
+            Err(err) => end = err.to_string(),
+        }
+    }
+    println!("consumed {count} items, then {end}");
+    let answer: tractor::Call<u64> = tractor::Call::by_name("mallory::answer", &());
+    match mallory.run(answer).await {
+        Ok(value) => println!("answer {value}"),
+        Err(err) => println!("answer failed: {err}"),
+    }
+    Ok(())
 }
 
 #[tractor::main]
@@ -24,12 +74,15 @@ async fn main() -> tractor::Result<()> {
             .await?;
         let pid = victim.run(pid::call()).await?;
         println!("victim {} {pid}", victim.addr().unwrap_or_default());
+        println!("root {}", std::process::id());
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         let mut count = 0;
         while let Some(line) = lines.next_line().await? {
             if line == "ping" {
                 println!("pong {}", victim.run(echo::call(count)).await?);
                 count += 1;
+            } else if let Some(name) = line.strip_prefix("consume ") {
+                consume(name).await?;
             }
         }
         victim.cancel_actor().await?;

@@ -7,8 +7,12 @@
 //! opened with us are tracked in `serving` so that a `Cancel` (or the peer
 //! going away) stops them and a `Credit` reaches the right producer. Frames
 //! are written by the connection's single writer task (see [`Outbox`]) and
-//! read by its single reader task (see [`reader`]), which
-//! never waits on a consumer: one slow stream cannot hold up the others.
+//! read by its single reader task (see [`reader`]), which never waits on a
+//! consumer: one slow stream cannot hold up the others.
+//!
+//! Both directions are bounded: what we send waits for room in the outbox,
+//! what the peer sends is admitted within the channel's [`Limits`] and, for
+//! streams, checked against the credit we granted ([`Granted`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,8 +27,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::ipc::credit::Credit;
+use crate::ipc::credit::{Credit, Granted};
 use crate::ipc::handshake::Opened;
+use crate::ipc::limits::{Admission, Limits};
 use crate::ipc::msg::{Handshake, Msg, WireError};
 use crate::ipc::outbox::Outbox;
 use crate::ipc::{frame, reader};
@@ -39,13 +44,25 @@ pub(crate) enum CallKind {
     Stream { window: u32 },
 }
 
+/// A call the peer made, admitted and ready to serve.
+pub(crate) struct Incoming<'a> {
+    pub(crate) id: u64,
+    pub(crate) func: &'a str,
+    pub(crate) kind: CallKind,
+    pub(crate) args: Bytes,
+    /// Held for as long as the call runs.
+    pub(crate) admission: Admission,
+}
+
 /// What an actor does with the frames its peers send it.
 pub(crate) trait Inbound: Send + Sync + 'static {
-    /// The peer calls (or opens a stream of) remote function `func` as `id`.
-    fn call(&self, channel: &Channel, id: u64, func: &str, kind: CallKind, args: Bytes);
+    /// The peer calls (or opens a stream of) a remote function. An `Err`
+    /// is a protocol violation (a call id already in use) and closes the
+    /// channel.
+    fn call(&self, channel: &Channel, call: Incoming<'_>) -> Result<(), Error>;
     /// The peer asks this whole actor to cancel, answering call `id` when
-    /// done.
-    fn cancel_actor(&self, channel: &Channel, id: u64, grace: Duration);
+    /// done; the request holds `admission` until it is answered.
+    fn cancel_actor(&self, channel: &Channel, id: u64, grace: Duration, admission: Admission);
     /// The channel closed (either side, for any reason).
     fn closed(&self, channel: &Channel);
 }
@@ -69,6 +86,7 @@ pub(crate) struct Channel(Arc<Shared>);
 struct Shared {
     peer: Handshake,
     outbox: Outbox,
+    limits: Limits,
     next_id: AtomicU64,
     calls: Mutex<Calls>,
     closed: CancellationToken,
@@ -87,7 +105,16 @@ struct Calls {
 
 enum Waiter {
     Unary(oneshot::Sender<Result<Bytes, Error>>),
-    Stream(mpsc::UnboundedSender<Delivery>),
+    Stream(StreamSink),
+}
+
+/// Where one of our streams' deliveries go, and what we allowed its
+/// producer. The queue is unbounded in type only: the reader refuses items
+/// past the credit granted, and every delivery holds at least one item.
+#[derive(Clone)]
+pub(crate) struct StreamSink {
+    pub(crate) items: mpsc::UnboundedSender<Delivery>,
+    pub(crate) granted: Arc<Granted>,
 }
 
 pub(crate) struct Served {
@@ -97,8 +124,9 @@ pub(crate) struct Served {
 }
 
 impl Channel {
-    /// Starts the reader and writer tasks of a handshaken connection.
-    pub(crate) fn start(opened: Opened, inbound: Arc<dyn Inbound>) -> Channel {
+    /// Starts the reader and writer tasks of a handshaken connection; the
+    /// peer may have `max_calls` calls running here at once.
+    pub(crate) fn start(opened: Opened, inbound: Arc<dyn Inbound>, max_calls: usize) -> Channel {
         let Opened {
             stream,
             peer,
@@ -107,6 +135,7 @@ impl Channel {
         let channel = Channel(Arc::new(Shared {
             peer,
             outbox: Outbox::new(),
+            limits: Limits::new(max_calls),
             next_id: AtomicU64::new(1),
             calls: Mutex::new(Calls::default()),
             closed: CancellationToken::new(),
@@ -150,6 +179,11 @@ impl Channel {
         self.0.peer.register
     }
 
+    /// Admission control for the peer's calls.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.0.limits
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.0.closed.is_cancelled()
     }
@@ -184,8 +218,8 @@ impl Channel {
                 Waiter::Unary(answer) => {
                     let _ = answer.send(Err(self.disconnected()));
                 }
-                Waiter::Stream(items) => {
-                    let _ = items.send(Delivery::Failed(self.disconnected()));
+                Waiter::Stream(sink) => {
+                    let _ = sink.items.send(Delivery::Failed(self.disconnected()));
                 }
             }
         }
@@ -209,17 +243,21 @@ impl Channel {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sends a call of `func` and returns the future of its answer.
-    pub(crate) fn call(&self, func: &str, args: &[u8]) -> Result<PendingCall, Error> {
+    /// Sends a call of `func` (once there is room) and returns the future
+    /// of its answer.
+    pub(crate) async fn call(&self, func: &str, args: &[u8]) -> Result<PendingCall, Error> {
         let (tx, answer) = oneshot::channel();
-        let id = self.request(
-            Waiter::Unary(tx),
-            |id| Msg::Call { id, func },
-            |buf| {
-                buf.extend_from_slice(args);
-                Ok(())
-            },
-        )?;
+        let id = self
+            .request(
+                func,
+                Waiter::Unary(tx),
+                |id| Msg::Call { id, func },
+                |buf| {
+                    buf.extend_from_slice(args);
+                    Ok(())
+                },
+            )
+            .await?;
         Ok(PendingCall {
             channel: self.clone(),
             id,
@@ -234,11 +272,12 @@ impl Channel {
     pub(crate) fn cancel_actor(&self, grace: Duration) -> Result<PendingCall, Error> {
         let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
         let (tx, answer) = oneshot::channel();
-        let id = self.request(
-            Waiter::Unary(tx),
-            |id| Msg::CancelActor { id, grace_ms },
-            |_| Ok(()),
-        )?;
+        let id = self.register(Waiter::Unary(tx))?;
+        let sent = self.push_now(&Msg::CancelActor { id, grace_ms }, |_| Ok(()));
+        if let Err(err) = sent {
+            self.lock_calls().pending.remove(&id);
+            return Err(err);
+        }
         Ok(PendingCall {
             channel: self.clone(),
             id,
@@ -248,44 +287,65 @@ impl Channel {
     }
 
     /// Opens a stream of `func` with `window` items of credit; its
-    /// deliveries arrive on the returned receiver.
-    pub(crate) fn open_stream(
+    /// deliveries arrive on the returned receiver, and what we granted is
+    /// counted in the returned [`Granted`].
+    pub(crate) async fn open_stream(
         &self,
         func: &str,
         args: &[u8],
         window: u32,
-    ) -> Result<(u64, mpsc::UnboundedReceiver<Delivery>), Error> {
+    ) -> Result<(u64, mpsc::UnboundedReceiver<Delivery>, Arc<Granted>), Error> {
         let (tx, items) = mpsc::unbounded_channel();
-        let id = self.request(
-            Waiter::Stream(tx),
-            |id| Msg::OpenStream { id, func, window },
-            |buf| {
-                buf.extend_from_slice(args);
-                Ok(())
-            },
-        )?;
-        Ok((id, items))
+        let granted = Arc::new(Granted::new(window));
+        let sink = StreamSink {
+            items: tx,
+            granted: granted.clone(),
+        };
+        let id = self
+            .request(
+                func,
+                Waiter::Stream(sink),
+                |id| Msg::OpenStream { id, func, window },
+                |buf| {
+                    buf.extend_from_slice(args);
+                    Ok(())
+                },
+            )
+            .await?;
+        Ok((id, items, granted))
+    }
+
+    /// Registers `waiter` under a new id.
+    fn register(&self, waiter: Waiter) -> Result<u64, Error> {
+        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut calls = self.lock_calls();
+        if calls.closed {
+            return Err(self.disconnected());
+        }
+        calls.pending.insert(id, waiter);
+        Ok(id)
     }
 
     /// Registers `waiter` under a new id, then sends `header(id)` with
-    /// `payload`.
-    fn request<'a>(
+    /// `payload` once there is room. A message too large (or that does not
+    /// encode) fails naming the call of `func`.
+    async fn request<'a>(
         &self,
+        func: &str,
         waiter: Waiter,
         header: impl FnOnce(u64) -> Msg<'a>,
         payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
     ) -> Result<u64, Error> {
-        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut calls = self.lock_calls();
-            if calls.closed {
-                return Err(self.disconnected());
-            }
-            calls.pending.insert(id, waiter);
-        }
-        if let Err(err) = self.push(&header(id), payload) {
+        let id = self.register(waiter)?;
+        if let Err(err) = self.push_data(&header(id), payload).await {
             self.lock_calls().pending.remove(&id);
-            return Err(err);
+            return Err(match err {
+                Error::Codec { what, reason } => Error::Codec {
+                    what: format!("the call of {func} ({what})"),
+                    reason,
+                },
+                other => other,
+            });
         }
         Ok(id)
     }
@@ -298,12 +358,12 @@ impl Channel {
             (Some(Waiter::Unary(waiter)), answer) => {
                 let _ = waiter.send(answer);
             }
-            (Some(Waiter::Stream(items)), Err(error)) => {
-                let _ = items.send(Delivery::Failed(error));
+            (Some(Waiter::Stream(sink)), Err(error)) => {
+                let _ = sink.items.send(Delivery::Failed(error));
             }
-            (Some(Waiter::Stream(items)), Ok(_)) => {
+            (Some(Waiter::Stream(sink)), Ok(_)) => {
                 let error = Error::Protocol(format!("a plain return for stream {id}"));
-                let _ = items.send(Delivery::Failed(error));
+                let _ = sink.items.send(Delivery::Failed(error));
             }
             (None, _) => tracing::trace!(peer = %self.peer(), id, "answer nobody awaits"),
         }
@@ -312,18 +372,27 @@ impl Channel {
     /// Our stream `id` ended normally.
     pub(crate) fn end_stream(&self, id: u64) {
         let mut calls = self.lock_calls();
-        if let Some(Waiter::Stream(items)) = calls.pending.get(&id) {
-            let _ = items.send(Delivery::End);
+        if let Some(Waiter::Stream(sink)) = calls.pending.get(&id) {
+            let _ = sink.items.send(Delivery::End);
             calls.pending.remove(&id);
         }
     }
 
     /// Where items of our stream `id` go, for a reader that delivers many
     /// in a row without looking each one up.
-    pub(crate) fn stream_items(&self, id: u64) -> Option<mpsc::UnboundedSender<Delivery>> {
+    pub(crate) fn stream_sink(&self, id: u64) -> Option<StreamSink> {
         match self.lock_calls().pending.get(&id) {
-            Some(Waiter::Stream(items)) => Some(items.clone()),
+            Some(Waiter::Stream(sink)) => Some(sink.clone()),
             _ => None,
+        }
+    }
+
+    /// Ends our stream `id` with `error` and tells the producer to stop:
+    /// the stream is over, the channel lives on.
+    pub(crate) fn fail_stream(&self, id: u64, error: Error) {
+        if let Some(Waiter::Stream(sink)) = self.lock_calls().pending.remove(&id) {
+            let _ = sink.items.send(Delivery::Failed(error));
+            self.send(&Msg::Cancel { id }, |_| Ok(()));
         }
     }
 
@@ -339,15 +408,21 @@ impl Channel {
         self.send(&Msg::Credit { id, n }, |_| Ok(()));
     }
 
-    /// Records that we are running the peer's call `id`. Returns `false`
-    /// if the channel is already closed.
-    pub(crate) fn serve(&self, id: u64, served: Served) -> bool {
+    /// Records that we are running the peer's call `id`. `Ok(false)` if the
+    /// channel is already closed; an error if the peer already has a call
+    /// `id` running (it broke the protocol).
+    pub(crate) fn serve(&self, id: u64, served: Served) -> Result<bool, Error> {
         let mut calls = self.lock_calls();
         if calls.closed {
-            return false;
+            return Ok(false);
+        }
+        if calls.serving.contains_key(&id) {
+            return Err(Error::Protocol(format!(
+                "the peer reused call id {id} while that call was still running"
+            )));
         }
         calls.serving.insert(id, served);
-        true
+        Ok(true)
     }
 
     /// The peer's call `id` is over.
@@ -373,21 +448,30 @@ impl Channel {
         }
     }
 
-    /// Answers the peer's call `id` with an encoded value.
-    pub(crate) fn send_return(&self, id: u64, payload: &[u8]) {
-        self.send(&Msg::Return { id }, |buf| {
+    /// Answers the peer's call `id` with an encoded value, once there is
+    /// room. An error means the answer did not go (too large); nothing was
+    /// sent then.
+    pub(crate) async fn send_return(&self, id: u64, payload: &[u8]) -> Result<(), Error> {
+        self.push_data(&Msg::Return { id }, |buf| {
             buf.extend_from_slice(payload);
             Ok(())
-        });
+        })
+        .await
     }
 
-    /// Sends one item of stream `id`, encoded by `encode`.
-    pub(crate) fn send_yield(
+    /// Acknowledges the peer's request `id` at once (an empty answer).
+    pub(crate) fn acknowledge(&self, id: u64) {
+        self.send(&Msg::Return { id }, |_| Ok(()));
+    }
+
+    /// Sends one item of stream `id`, encoded by `encode`, once there is
+    /// room.
+    pub(crate) async fn send_yield(
         &self,
         id: u64,
         encode: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        self.push(&Msg::Yield { id }, encode)
+        self.push_data(&Msg::Yield { id }, encode).await
     }
 
     /// Ends stream `id` normally.
@@ -395,13 +479,32 @@ impl Channel {
         self.send(&Msg::Stop { id }, |_| Ok(()));
     }
 
-    /// Answers the peer's call (or ends its stream) `id` with an error.
-    pub(crate) fn send_error(&self, id: u64, error: &WireError) {
-        self.send(&Msg::Error { id }, |buf| frame::encode_into(buf, error));
+    /// Answers the peer's call (or ends its stream) `id` with an error,
+    /// once there is room.
+    pub(crate) async fn send_error(&self, id: u64, error: &WireError) {
+        let sent = self
+            .push_data(&Msg::Error { id }, |buf| frame::encode_into(buf, error))
+            .await;
+        self.log_failure(&Msg::Error { id }, sent);
     }
 
-    /// Queues a frame; a closed channel is [`Error::Disconnected`].
-    fn push(
+    /// Queues a data frame once there is room; a closed channel is
+    /// [`Error::Disconnected`].
+    async fn push_data(
+        &self,
+        header: &Msg<'_>,
+        payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        match self.0.outbox.push_data(header, payload).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.disconnected()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Queues a control frame at once; a closed channel is
+    /// [`Error::Disconnected`].
+    fn push_now(
         &self,
         header: &Msg<'_>,
         payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
@@ -413,9 +516,14 @@ impl Channel {
         }
     }
 
-    /// Queues a frame nobody waits on; failures are only logged.
+    /// Queues a control frame nobody waits on; failures are only logged.
     fn send(&self, header: &Msg<'_>, payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>) {
-        match self.push(header, payload) {
+        let sent = self.push_now(header, payload);
+        self.log_failure(header, sent);
+    }
+
+    fn log_failure(&self, header: &Msg<'_>, sent: Result<(), Error>) {
+        match sent {
             Ok(()) | Err(Error::Disconnected { .. }) => {}
             Err(err) => tracing::warn!(peer = %self.peer(), "could not send {header:?}: {err}"),
         }

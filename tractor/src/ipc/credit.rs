@@ -1,14 +1,18 @@
-//! Credit-based flow control, producer side.
-//!
-//! It lives with the channel because the channel routes credit frames to
-//! the producer they are for and closes every producer's credit when it
-//! goes down; streams (`stream`) only spend it.
+//! Credit-based flow control, both sides.
 //!
 //! A stream's consumer grants the producer a window of items up front and
 //! more as it takes them. The producer spends one unit per item and waits
-//! when it has none, so a fast producer never fills its consumer's memory
-//! beyond the window, and a slow consumer slows the producer down rather
-//! than failing it.
+//! when it has none ([`Credit`]), so a fast producer never fills its
+//! consumer's memory beyond the window, and a slow consumer slows the
+//! producer down rather than failing it. The consumer does not take that
+//! on trust: its reader counts what arrives against what it granted
+//! ([`Granted`]), and a producer that sends past its credit gets its
+//! stream failed.
+//!
+//! It lives with the channel because the channel routes credit frames to
+//! the producer they are for, checks deliveries, and closes every
+//! producer's credit when it goes down; streams (`stream`) only spend and
+//! grant it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -79,6 +83,41 @@ impl Credit {
     }
 }
 
+/// The consumer's account of one stream: how many items it allowed the
+/// producer, and how many arrived.
+#[derive(Debug)]
+pub(crate) struct Granted {
+    allowed: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Granted {
+    pub(crate) fn new(window: u32) -> Self {
+        Granted {
+            allowed: AtomicU64::new(window.into()),
+            received: AtomicU64::new(0),
+        }
+    }
+
+    /// The consumer grants `n` more items (before the credit frame goes
+    /// out, so the producer can never be ahead of this count).
+    pub(crate) fn grant(&self, n: u32) {
+        self.allowed.fetch_add(n.into(), Ordering::AcqRel);
+    }
+
+    /// `n` more items arrived: `Err((received, allowed))` if that is more
+    /// than the consumer allowed.
+    pub(crate) fn receive(&self, n: usize) -> Result<(), (u64, u64)> {
+        let received = self.received.fetch_add(n as u64, Ordering::AcqRel) + n as u64;
+        let allowed = self.allowed.load(Ordering::Acquire);
+        if received > allowed {
+            Err((received, allowed))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +139,15 @@ mod tests {
         assert!(!credit.take().await);
         credit.grant(u32::MAX);
         credit.grant(u32::MAX);
+    }
+
+    #[test]
+    fn deliveries_past_the_grant_are_caught() {
+        let granted = Granted::new(2);
+        assert!(granted.receive(2).is_ok());
+        assert_eq!(granted.receive(1), Err((3, 2)));
+        let granted = Granted::new(2);
+        granted.grant(1);
+        assert!(granted.receive(3).is_ok());
     }
 }

@@ -36,10 +36,13 @@ pub(crate) fn write<H: Serialize + ?Sized>(
         .and_then(|()| {
             let len = buf.len() - start - PREFIX;
             if len > MAX_FRAME {
-                Err(Error::Protocol(format!(
-                    "a message of {len} bytes exceeds the {MAX_FRAME}-byte frame limit; \
-                     send large data as a stream of smaller items"
-                )))
+                Err(Error::Codec {
+                    what: format!("a message of {len} bytes"),
+                    reason: format!(
+                        "it exceeds the {MAX_FRAME}-byte frame limit; send large data as a \
+                         stream of smaller items"
+                    ),
+                })
             } else {
                 Ok(len)
             }

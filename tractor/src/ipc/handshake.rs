@@ -71,6 +71,9 @@ enum Opening {
         proof: [u8; NONCE],
         peer: Box<Handshake>,
     },
+    /// The acceptor checked the dialer's proof and it was wrong: the only
+    /// case in which a dialer is told it has the wrong secret.
+    Refused,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -142,8 +145,10 @@ async fn dialer(
         peer: Box::new(ours.clone()),
     };
     send(&mut stream, &proof).await?;
-    let Opening::Welcome(peer_info) = receive(&mut stream, &mut buf, peer).await? else {
-        return Err(unexpected(peer, "a welcome"));
+    let peer_info = match receive(&mut stream, &mut buf, peer).await? {
+        Opening::Welcome(info) => info,
+        Opening::Refused => return Err(refused(peer)),
+        _ => return Err(unexpected(peer, "a welcome")),
     };
     Ok(Opened {
         stream,
@@ -180,9 +185,10 @@ pub(crate) async fn dial_parent(
             peer: ours.clone(),
         };
         send(&mut stream, &hello(nonce_d, Some(Box::new(early)))).await?;
-        let Opening::Accepted { proof, peer: info } = receive(&mut stream, &mut buf, &peer).await?
-        else {
-            return Err(unexpected(&peer, "an acceptance"));
+        let (proof, info) = match receive(&mut stream, &mut buf, &peer).await? {
+            Opening::Accepted { proof, peer: info } => (proof, info),
+            Opening::Refused => return Err(refused(&peer)),
+            _ => return Err(unexpected(&peer, "an acceptance")),
         };
         if !secret.check(ACCEPTOR, &nonce_d, challenge, &proof) {
             return Err(Error::Protocol(format!(
@@ -242,6 +248,7 @@ async fn acceptor(
             )));
         };
         if !secret.check(DIALER, &challenge, &nonce_d, &early.proof) {
+            let _ = send(&mut stream, &Opening::Refused).await;
             return Err(Error::Protocol(format!(
                 "{peer} does not know this tree's secret"
             )));
@@ -266,6 +273,7 @@ async fn acceptor(
         return Err(unexpected(peer, "a proof"));
     };
     if !secret.check(DIALER, &nonce_a, &nonce_d, &proof) {
+        let _ = send(&mut stream, &Opening::Refused).await;
         return Err(Error::Protocol(format!(
             "{peer} does not know this tree's secret"
         )));
@@ -311,6 +319,13 @@ async fn within<T>(
         })?
 }
 
+fn refused(peer: &str) -> Error {
+    Error::Protocol(format!(
+        "the actor at {peer} refused our proof: it belongs to a tree with another secret; \
+         programs that share a tree must share TRACTOR_SECRET (or TRACTOR_SECRET_FILE)"
+    ))
+}
+
 fn unexpected(peer: &str, expected: &str) -> Error {
     Error::Protocol(format!(
         "{peer} broke the opening exchange: expected {expected}"
@@ -337,8 +352,7 @@ async fn receive<T: DeserializeOwned>(
         }
         if stream.read_buf(buf).await? == 0 {
             return Err(Error::Protocol(format!(
-                "{peer} closed the connection during the handshake (a tree with another \
-                 secret refuses us this way)"
+                "{peer} closed the connection during the handshake"
             )));
         }
     }

@@ -10,11 +10,12 @@ pub(crate) mod channel;
 pub(crate) mod credit;
 pub(crate) mod frame;
 pub(crate) mod handshake;
+pub(crate) mod limits;
 pub(crate) mod msg;
 pub(crate) mod outbox;
 pub(crate) mod reader;
 pub(crate) mod tls;
 pub(crate) mod transport;
 
-pub(crate) use channel::{CallKind, Channel, Delivery, Inbound, Served};
+pub(crate) use channel::{CallKind, Channel, Delivery, Inbound, Incoming, Served};
 pub(crate) use credit::Credit;

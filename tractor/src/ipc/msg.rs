@@ -11,7 +11,7 @@ use crate::error::{Error, RemoteActorError};
 use crate::uid::ActorUid;
 
 /// Spoken by both ends of a channel; checked in the handshake.
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 /// Opens every connection, so that a stray connection is told apart from
 /// an outdated tractor peer.

@@ -5,6 +5,13 @@
 //! only when the buffer was empty. The writer swaps the buffer for an empty
 //! one and writes everything accumulated in one call, so a burst of small
 //! messages costs one syscall: batching is worth ~19x for small messages.
+//!
+//! The buffer is bounded. Data frames (calls, answers, stream items) are
+//! queued with [`Outbox::push_data`], which waits while the buffer holds
+//! [`HIGH_WATER`] bytes or more: a peer that stops reading makes its
+//! senders wait, it does not make the buffer grow. Small control frames
+//! (credit, cancel, stop, acknowledgements) never wait; each is sent in
+//! answer to something bounded on our side, so they cannot pile up.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -18,12 +25,23 @@ use crate::ipc::frame;
 
 const INITIAL_CAPACITY: usize = 16 * 1024;
 
+/// Data frames wait while this many bytes are queued. One frame may still
+/// go past it, so the buffer holds at most `HIGH_WATER` plus one frame,
+/// and the writer as much again while it writes.
+pub(crate) const HIGH_WATER: usize = 4 << 20;
+
+/// A spare buffer grown past this by a burst of large frames is dropped
+/// once written rather than kept.
+const KEEP_CAPACITY: usize = HIGH_WATER;
+
 pub(crate) struct Outbox {
     state: Mutex<State>,
     /// Wakes the writer when frames arrive in an empty buffer.
     wake_writer: Notify,
     /// Wakes `flushed` waiters whenever the writer empties the buffer.
     drained: Notify,
+    /// Wakes `push_data` waiters when the buffer has room again.
+    room: Notify,
 }
 
 struct State {
@@ -47,6 +65,7 @@ impl Outbox {
             }),
             wake_writer: Notify::new(),
             drained: Notify::new(),
+            room: Notify::new(),
         }
     }
 
@@ -58,17 +77,52 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues one frame. Fails if the outbox is closed (`Ok(false)`) or the
-    /// frame cannot be encoded; nothing is queued then.
+    /// Queues one control frame at once, whatever the buffer holds. Fails
+    /// if the outbox is closed (`Ok(false)`) or the frame cannot be
+    /// encoded; nothing is queued then.
     pub(crate) fn push<H: Serialize + ?Sized>(
         &self,
         header: &H,
         payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
     ) -> Result<bool, Error> {
-        let mut state = self.lock();
+        let state = self.lock();
         if state.closed {
             return Ok(false);
         }
+        self.append(state, header, payload)
+    }
+
+    /// Queues one data frame once the buffer is below [`HIGH_WATER`]; the
+    /// check and the append happen under one lock, so concurrent senders
+    /// cannot all slip in past the mark.
+    pub(crate) async fn push_data<H: Serialize + ?Sized>(
+        &self,
+        header: &H,
+        payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+    ) -> Result<bool, Error> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.closed {
+                    return Ok(false);
+                }
+                if state.buf.len() < HIGH_WATER {
+                    return self.append(state, header, payload);
+                }
+            }
+            room.await;
+        }
+    }
+
+    fn append<H: Serialize + ?Sized>(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        header: &H,
+        payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+    ) -> Result<bool, Error> {
         let was_empty = state.buf.is_empty();
         frame::write(&mut state.buf, header, payload)?;
         drop(state);
@@ -82,6 +136,7 @@ impl Outbox {
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.wake_writer.notify_one();
+        self.room.notify_waiters();
     }
 
     /// Waits until everything queued so far has been handed to the socket
@@ -120,6 +175,7 @@ impl Outbox {
                     false
                 }
             };
+            self.room.notify_waiters();
             if spare.is_empty() {
                 self.drained.notify_waiters();
                 if closed {
@@ -131,15 +187,20 @@ impl Outbox {
             if let Err(err) = socket.write_all(&spare).await {
                 break Err(err);
             }
-            spare.clear();
+            if spare.capacity() > KEEP_CAPACITY {
+                spare = BytesMut::with_capacity(INITIAL_CAPACITY);
+            } else {
+                spare.clear();
+            }
         };
         let mut state = self.lock();
         state.closed = true;
         state.stopped = true;
         state.writing = false;
-        state.buf.clear();
+        state.buf = BytesMut::new();
         drop(state);
         self.drained.notify_waiters();
+        self.room.notify_waiters();
         result
     }
 }

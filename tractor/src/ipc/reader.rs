@@ -7,6 +7,11 @@
 //! slice of the read buffer and the items' places in it. That costs one
 //! queue operation and one buffer split per run instead of per item.
 //!
+//! The reader is where the peer's say-so meets our memory: a call is read
+//! only once it is admitted (see [`limits`](super::limits)), so when the
+//! peer has too much running here the reader stops and the socket pushes
+//! back; stream items past the credit we granted fail that stream.
+//!
 //! Anything malformed ends the channel with a logged error and nothing
 //! else: the actor keeps serving its other channels.
 
@@ -15,11 +20,12 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::mpsc;
 
+use crate::budget::MAX_GRACE;
 use crate::error::Error;
-use crate::ipc::channel::{CallKind, Channel, Delivery, Inbound};
+use crate::ipc::channel::{CallKind, Channel, Delivery, Inbound, Incoming, StreamSink};
 use crate::ipc::frame::{self, MAX_FRAME};
+use crate::ipc::limits::Admission;
 use crate::ipc::msg::{Msg, WireError};
 
 const READ_CAPACITY: usize = 64 * 1024;
@@ -33,9 +39,20 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
 ) {
     buf.reserve(READ_CAPACITY);
     let mut streams = Streams::default();
+    let mut admitted = None;
     let outcome = loop {
-        if let Err(err) = drain(&mut buf, channel, inbound, &mut streams) {
-            break Err(err);
+        match drain(&mut buf, channel, inbound, &mut streams, &mut admitted) {
+            Ok(Drained::All) => {}
+            Ok(Drained::Waiting(len)) => {
+                // Too much running for this peer: read nothing more until
+                // a call ends.
+                tokio::select! {
+                    admission = channel.limits().admit(len) => admitted = Some(admission),
+                    () = channel.closed() => break Ok(()),
+                }
+                continue;
+            }
+            Err(err) => break Err(err),
         }
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_CAPACITY);
@@ -66,13 +83,24 @@ struct Run {
     end: usize,
 }
 
-/// Handles every complete frame in `buf`.
+/// How far [`drain`] got.
+enum Drained {
+    /// Every complete frame was handled.
+    All,
+    /// The next frame is a call of this many bytes that cannot be admitted
+    /// yet; it is still in the buffer.
+    Waiting(usize),
+}
+
+/// Handles every complete frame in `buf`, using `admitted` (an admission
+/// the reader waited for) for the first call.
 fn drain(
     buf: &mut BytesMut,
     channel: &Channel,
     inbound: &dyn Inbound,
     streams: &mut Streams,
-) -> Result<(), Error> {
+    admitted: &mut Option<Admission>,
+) -> Result<Drained, Error> {
     let mut run: Option<Run> = None;
     loop {
         let at = run.as_ref().map_or(0, |run| run.end);
@@ -106,14 +134,23 @@ fn drain(
             streams.deliver(channel, done, buf);
             continue;
         }
+        let admission = match msg {
+            Msg::Call { .. } | Msg::OpenStream { .. } | Msg::CancelActor { .. } => {
+                match admitted.take().or_else(|| channel.limits().try_admit(len)) {
+                    Some(admission) => Some(admission),
+                    None => return Ok(Drained::Waiting(len)),
+                }
+            }
+            _ => None,
+        };
         buf.advance(4);
         let frame = buf.split_to(len).freeze();
-        dispatch(frame, channel, inbound, streams)?;
+        dispatch(frame, channel, inbound, streams, admission)?;
     }
     if let Some(done) = run.take() {
         streams.deliver(channel, done, buf);
     }
-    Ok(())
+    Ok(Drained::All)
 }
 
 fn decode(body: &[u8]) -> Result<(Msg<'_>, &[u8]), Error> {
@@ -121,30 +158,41 @@ fn decode(body: &[u8]) -> Result<(Msg<'_>, &[u8]), Error> {
         .map_err(|err| Error::Protocol(format!("undecodable frame: {err}")))
 }
 
-/// Where each stream's items go. The queue of the last stream used is kept
+/// Where each stream's items go. The sink of the last stream used is kept
 /// at hand: items come in runs.
 #[derive(Default)]
 struct Streams {
     id: u64,
-    items: Option<mpsc::UnboundedSender<Delivery>>,
+    sink: Option<StreamSink>,
 }
 
 impl Streams {
     /// Hands over the run at the front of `buf` and removes it from there.
     fn deliver(&mut self, channel: &Channel, run: Run, buf: &mut BytesMut) {
         let chunk = buf.split_to(run.end).freeze();
-        if self.id != run.id || self.items.is_none() {
+        if self.id != run.id || self.sink.is_none() {
             self.id = run.id;
-            self.items = channel.stream_items(run.id);
+            self.sink = channel.stream_sink(run.id);
         }
-        match &self.items {
-            Some(items) => {
+        match &self.sink {
+            Some(sink) => {
+                if let Err((received, allowed)) = sink.granted.receive(run.items.len()) {
+                    self.sink = None;
+                    let error = Error::Protocol(format!(
+                        "the producer of stream {} sent {received} items with credit for \
+                         {allowed}; the stream was failed",
+                        run.id
+                    ));
+                    tracing::error!(peer = %channel.peer(), "{error}");
+                    channel.fail_stream(run.id, error);
+                    return;
+                }
                 let delivery = Delivery::Items {
                     chunk,
                     items: run.items,
                 };
-                if items.send(delivery).is_err() {
-                    self.items = None;
+                if sink.items.send(delivery).is_err() {
+                    self.sink = None;
                 }
             }
             None => {
@@ -155,7 +203,7 @@ impl Streams {
 
     fn forget(&mut self, id: u64) {
         if self.id == id {
-            self.items = None;
+            self.sink = None;
         }
     }
 }
@@ -165,13 +213,29 @@ fn dispatch(
     channel: &Channel,
     inbound: &dyn Inbound,
     streams: &mut Streams,
+    admission: Option<Admission>,
 ) -> Result<(), Error> {
     let (msg, payload) = decode(&frame)?;
-    let payload = frame.slice_ref(payload);
+    let args = frame.slice_ref(payload);
+    let call = |id, func, kind, admission: Option<Admission>| match admission {
+        Some(admission) => inbound.call(
+            channel,
+            Incoming {
+                id,
+                func,
+                kind,
+                args: args.clone(),
+                admission,
+            },
+        ),
+        // `drain` admits every call before it gets here.
+        None => Err(Error::Protocol(format!("call {id} was not admitted"))),
+    };
+    let payload = args.clone();
     match msg {
-        Msg::Call { id, func } => inbound.call(channel, id, func, CallKind::Unary, payload),
+        Msg::Call { id, func } => call(id, func, CallKind::Unary, admission)?,
         Msg::OpenStream { id, func, window } => {
-            inbound.call(channel, id, func, CallKind::Stream { window }, payload)
+            call(id, func, CallKind::Stream { window }, admission)?
         }
         Msg::Return { id } => channel.complete(id, Ok(payload)),
         // Items arrive in runs (see `drain`); this is never reached.
@@ -190,7 +254,16 @@ fn dispatch(
         }
         Msg::Cancel { id } => channel.cancel_served(id),
         Msg::CancelActor { id, grace_ms } => {
-            inbound.cancel_actor(channel, id, Duration::from_millis(grace_ms.into()))
+            let grace = Duration::from_millis(grace_ms.into());
+            if grace > MAX_GRACE {
+                return Err(Error::Protocol(format!(
+                    "a cancel request with a grace of {grace:?}, over the {MAX_GRACE:?} allowed"
+                )));
+            }
+            match admission {
+                Some(admission) => inbound.cancel_actor(channel, id, grace, admission),
+                None => return Err(Error::Protocol(format!("request {id} was not admitted"))),
+            }
         }
     }
     Ok(())

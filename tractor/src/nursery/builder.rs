@@ -68,6 +68,7 @@ struct Options {
     loglevel: Option<String>,
     start_method: Option<StartMethod>,
     worker_threads: Option<usize>,
+    max_concurrent_calls: Option<usize>,
     /// The first option that could not be applied, reported on `.await`.
     error: Option<Error>,
 }
@@ -123,6 +124,17 @@ impl<'n, K> SpawnBuilder<'n, K> {
     /// setting; they get the tree's default too.
     pub fn worker_threads(mut self, threads: usize) -> Self {
         self.options.worker_threads = Some(threads.max(1));
+        self
+    }
+
+    /// How many calls (streams included, for as long as they run) one peer
+    /// may have running in the new actor at once (at least 1). Past it the
+    /// actor stops reading from that peer until a call ends, so the peer's
+    /// socket pushes back. By default this actor's own limit
+    /// ([`DEFAULT_MAX_CONCURRENT_CALLS`](crate::DEFAULT_MAX_CONCURRENT_CALLS)
+    /// unless the root set another).
+    pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
+        self.options.max_concurrent_calls = Some(calls.max(1));
         self
     }
 
@@ -183,6 +195,9 @@ async fn spawn(
         enable_modules: options.enable_modules,
         statespace: options.statespace,
         loglevel: options.loglevel.or_else(crate::log::inherited_level),
+        max_concurrent_calls: options
+            .max_concurrent_calls
+            .unwrap_or(settings.max_concurrent_calls),
         exec_args: settings.exec_args.clone(),
     };
     let child = children.start(&spec, start_method).await.map_err(|err| {
@@ -295,7 +310,9 @@ where
         Box::pin(async move {
             let main = spawn_main(nursery, name, options, call.into_request()).await?;
             let inner = nursery.inner();
-            inner.run_main(&main.child, &main.func, &main.args, main.slot.clone());
+            inner
+                .run_main(&main.child, &main.func, &main.args, main.slot.clone())
+                .await;
             Ok(main.portal())
         })
     }
@@ -319,13 +336,15 @@ where
             let (request, window) = call.into_request();
             let main = spawn_main(nursery, name, options, request).await?;
             let inner = nursery.inner();
-            inner.run_main_stream(
-                &main.child,
-                &main.func,
-                &main.args,
-                window,
-                main.slot.clone(),
-            );
+            inner
+                .run_main_stream(
+                    &main.child,
+                    &main.func,
+                    &main.args,
+                    window,
+                    main.slot.clone(),
+                )
+                .await;
             Ok(main.portal())
         })
     }

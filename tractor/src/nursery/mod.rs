@@ -302,7 +302,7 @@ impl Inner {
 
     /// Sends `func(args)` as the main call of a `run_in_actor` child; its
     /// answer lands in `slot` and the nursery hears of it.
-    pub(crate) fn run_main(
+    pub(crate) async fn run_main(
         &self,
         child: &Arc<ChildHandle>,
         func: &str,
@@ -310,7 +310,7 @@ impl Inner {
         slot: Arc<ResultSlot>,
     ) {
         let pending = match child.channel() {
-            Some(channel) => channel.call(func, args),
+            Some(channel) => channel.call(func, args).await,
             None => Err(Error::Protocol("the child is not connected".into())),
         };
         self.mark_main_sent(child);
@@ -329,7 +329,7 @@ impl Inner {
     /// Opens stream `func(args)` as the main call of a `run_in_actor`
     /// child; the stream waits in `slot` for the body, and the nursery hears
     /// when it ends (or the child does).
-    pub(crate) fn run_main_stream(
+    pub(crate) async fn run_main_stream(
         &self,
         child: &Arc<ChildHandle>,
         func: &str,
@@ -339,7 +339,7 @@ impl Inner {
     ) {
         let (on_end, ended) = tokio::sync::oneshot::channel();
         let opened = match child.channel() {
-            Some(channel) => RawStream::open(channel, func, args, window),
+            Some(channel) => RawStream::open(channel, func, args, window).await,
             None => Err(Error::Protocol("the child is not connected".into())),
         };
         let opened = opened.map(|mut stream| {

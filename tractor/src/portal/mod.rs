@@ -69,7 +69,8 @@ impl Portal {
     /// it was raised in. Dropping the returned future cancels the call.
     pub async fn run<T: DeserializeOwned>(&self, call: Call<T>) -> Result<T> {
         let request = call.into_request();
-        let answer = self.channel.call(&request.name, &request.args?)?.await?;
+        let args = request.args?;
+        let answer = self.channel.call(&request.name, &args).await?.await?;
         decode(&answer, &request.name)
     }
 
@@ -84,7 +85,7 @@ impl Portal {
         call: StreamCall<T>,
     ) -> Result<RemoteStream<T>> {
         let (request, window) = call.into_request();
-        let raw = RawStream::open(&self.channel, &request.name, &request.args?, window)?;
+        let raw = RawStream::open(&self.channel, &request.name, &request.args?, window).await?;
         Ok(RemoteStream::new(raw))
     }
 

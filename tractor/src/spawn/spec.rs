@@ -36,6 +36,8 @@ pub(crate) struct SpawnSpec {
     /// Worker threads for the child's own children, unless their spawn
     /// says otherwise (the tree's default, handed down).
     pub child_workers: usize,
+    /// Calls one peer may have running in the child at once.
+    pub max_concurrent_calls: usize,
     /// The tree's secret.
     pub secret: crate::auth::Secret,
     /// Single-use: the child proves the secret over it when it first

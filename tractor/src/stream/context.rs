@@ -61,6 +61,7 @@ impl<T: Serialize> StreamContext<T> {
         self.raw
             .channel
             .send_yield(self.raw.id, |buf| frame::encode_into(buf, &item))
+            .await
     }
 }
 

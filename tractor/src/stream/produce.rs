@@ -78,6 +78,7 @@ pub(crate) async fn produce(
         match context
             .channel
             .send_yield(context.id, |buf| source.encode_item(buf))
+            .await
         {
             Ok(()) => {}
             Err(Error::Disconnected { .. }) => return Ok(()),

@@ -1,14 +1,15 @@
 //! The consumer side of a stream: [`RemoteStream`].
 //!
-//! Items arrive from the channel's reader in runs on an unbounded queue;
-//! the queue cannot grow past the window because the producer needs credit
-//! to send. Each item is decoded straight from the read buffer. Credit goes
+//! Items arrive from the channel's reader in runs on a queue that cannot
+//! grow past the window: the producer needs credit to send, and the reader
+//! fails a stream whose producer sends past it (see `ipc::credit`). Each item is decoded straight from the read buffer. Credit goes
 //! back in batches of half a window, so the producer is never idle waiting
 //! for it while the consumer keeps up.
 
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::ipc::credit::Granted;
 use crate::ipc::{Channel, Delivery};
 
 /// A stream of `T`s produced in another actor.
@@ -86,6 +88,8 @@ pub(crate) struct RawStream {
     channel: Channel,
     id: u64,
     items: mpsc::UnboundedReceiver<Delivery>,
+    /// What we allowed the producer so far.
+    granted: Arc<Granted>,
     /// The run being read: the shared buffer and the items left in it.
     run: Option<(Bytes, std::vec::IntoIter<Range<usize>>)>,
     window: u32,
@@ -98,12 +102,18 @@ pub(crate) struct RawStream {
 
 impl RawStream {
     /// Opens stream `func(args)` on `channel`.
-    pub(crate) fn open(channel: &Channel, func: &str, args: &[u8], window: u32) -> Result<Self> {
-        let (id, items) = channel.open_stream(func, args, window)?;
+    pub(crate) async fn open(
+        channel: &Channel,
+        func: &str,
+        args: &[u8],
+        window: u32,
+    ) -> Result<Self> {
+        let (id, items, granted) = channel.open_stream(func, args, window).await?;
         Ok(RawStream {
             channel: channel.clone(),
             id,
             items,
+            granted,
             run: None,
             window,
             taken: 0,
@@ -164,6 +174,7 @@ impl RawStream {
     fn took_one(&mut self) {
         self.taken += 1;
         if self.taken >= self.window.div_ceil(2) {
+            self.granted.grant(self.taken);
             self.channel.send_credit(self.id, self.taken);
             self.taken = 0;
         }

@@ -1,0 +1,280 @@
+//! tractor's wire format, written from its documentation alone (as a third
+//! party would write it), and a driver for the `sink` program: what the
+//! hostile-input and backpressure tests attack a live actor with.
+
+use std::io::{BufRead, BufReader, Lines, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::{free_addr, is_alive};
+
+/// The secret of the tree under attack.
+pub const SECRET: &str = "the secret of the hostile-input test tree";
+/// The largest frame tractor accepts.
+pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
+/// The protocol version spoken in the opening.
+pub const PROTOCOL: u32 = 3;
+
+/// An actor's identity.
+#[derive(Serialize, Deserialize)]
+pub struct ActorUid {
+    pub name: Arc<str>,
+    pub uuid: uuid::Uuid,
+}
+
+/// Who is on the other end of a channel.
+#[derive(Serialize, Deserialize)]
+pub struct Handshake {
+    pub uid: ActorUid,
+    pub addr: Option<String>,
+    pub local: Option<String>,
+    pub pid: u32,
+    pub register: bool,
+}
+
+/// A spawned child's proof in its hello.
+#[derive(Serialize, Deserialize)]
+pub struct Early {
+    pub proof: [u8; 32],
+    pub peer: Handshake,
+}
+
+/// The frames of the opening exchange.
+#[derive(Serialize, Deserialize)]
+pub enum Opening {
+    Hello {
+        magic: [u8; 8],
+        protocol: u32,
+        nonce: [u8; 32],
+        early: Option<Box<Early>>,
+    },
+    Challenge {
+        nonce: [u8; 32],
+        proof: [u8; 32],
+    },
+    Proof {
+        proof: [u8; 32],
+        peer: Box<Handshake>,
+    },
+    Welcome(Box<Handshake>),
+    Accepted {
+        proof: [u8; 32],
+        peer: Box<Handshake>,
+    },
+    Refused,
+}
+
+/// The envelope of every frame after the opening.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Msg<'a> {
+    Call { id: u64, func: &'a str },
+    OpenStream { id: u64, func: &'a str, window: u32 },
+    Return { id: u64 },
+    Yield { id: u64 },
+    Stop { id: u64 },
+    Credit { id: u64, n: u32 },
+    Error { id: u64 },
+    Cancel { id: u64 },
+    CancelActor { id: u64, grace_ms: u32 },
+}
+
+/// `body` with its length prefix.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// A frame holding `value` followed by `payload`.
+pub fn message<T: Serialize>(value: &T, payload: &[u8]) -> Vec<u8> {
+    let mut body = postcard::to_allocvec(value).unwrap();
+    body.extend_from_slice(payload);
+    frame(&body)
+}
+
+/// The opening's proof: HMAC-SHA256 of role and nonces.
+pub fn mac(key: &[u8], role: &[u8], first: &[u8; 32], second: &[u8; 32]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    mac.update(role);
+    mac.update(first);
+    mac.update(second);
+    mac.finalize().into_bytes().into()
+}
+
+/// The next frame's body, or `None` at end of stream.
+pub fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0; 4];
+    stream.read_exact(&mut len).ok()?;
+    let mut body = vec![0; u32::from_le_bytes(len) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+/// Whether the victim closed `stream`: reading reaches end of stream or
+/// the connection is reset within 5 s (whatever it sent first is skipped).
+/// A read that times out is not a close: it is `false`.
+pub fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut chunk = [0; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(err) => match err.kind() {
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+                    return true;
+                }
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => return false,
+                std::io::ErrorKind::Interrupted => continue,
+                other => panic!("reading from the victim failed oddly: {other:?} ({err})"),
+            },
+        }
+    }
+}
+
+/// `VmData` of process `pid` in KiB: its private writable memory, which
+/// counts what was allocated even if never touched.
+pub fn vm_data_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmData:"))
+        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The `sink` program: a tree whose daemon `victim` is attacked.
+pub struct Sink {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    /// The victim's TCP address.
+    pub victim: String,
+    /// The victim's pid.
+    pub pid: u32,
+    /// The root's (the registrar's) TCP address.
+    pub registrar: String,
+    /// The root's pid.
+    pub root_pid: u32,
+    pings: u64,
+}
+
+impl Sink {
+    /// Starts the program and reads where its actors are.
+    pub fn start(binary: &str) -> Sink {
+        let registrar = free_addr();
+        let mut child = Command::new(binary)
+            .env("TRACTOR_REGISTRAR", &registrar)
+            .env(tractor::SECRET_ENV, SECRET)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().unwrap().unwrap();
+        let mut words = line.split(' ').skip(1);
+        let victim = words.next().unwrap().to_owned();
+        let pid = words.next().unwrap().parse().unwrap();
+        let line = lines.next().unwrap().unwrap();
+        let root_pid = line.strip_prefix("root ").unwrap().parse().unwrap();
+        Sink {
+            child,
+            stdin,
+            lines,
+            victim,
+            pid,
+            registrar,
+            root_pid,
+            pings: 0,
+        }
+    }
+
+    /// The victim still answers its tree.
+    pub fn still_serving(&mut self) {
+        writeln!(self.stdin, "ping").unwrap();
+        let line = self.lines.next().unwrap().unwrap();
+        assert_eq!(line, format!("pong {}", self.pings));
+        self.pings += 1;
+        assert!(is_alive(self.pid));
+    }
+
+    /// Sends a command line to the program.
+    pub fn command(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+    }
+
+    /// The program's next line of output.
+    pub fn line(&mut self) -> String {
+        self.lines.next().unwrap().unwrap()
+    }
+
+    /// A fresh connection to the victim.
+    pub fn connect(&self) -> TcpStream {
+        TcpStream::connect(&self.victim).unwrap()
+    }
+
+    /// A connection to the victim that passed the opening with `key`.
+    pub fn authenticated(&self, key: &[u8]) -> TcpStream {
+        authenticate(self.connect(), key, "mallory", false)
+    }
+
+    /// Ends the program's input and checks it stops cleanly.
+    pub fn finish(mut self) {
+        drop(self.stdin);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status}");
+        drop(self.lines);
+    }
+}
+
+/// Passes the opening over `stream` with `key` as actor `name`, asking to
+/// be registered if `register`.
+pub fn authenticate(mut stream: TcpStream, key: &[u8], name: &str, register: bool) -> TcpStream {
+    let ours = [7u8; 32];
+    let hello = Opening::Hello {
+        magic: *b"tractor\0",
+        protocol: PROTOCOL,
+        nonce: ours,
+        early: None,
+    };
+    stream.write_all(&message(&hello, &[])).unwrap();
+    let challenge: Opening = postcard::from_bytes(&read_frame(&mut stream).unwrap()).unwrap();
+    let Opening::Challenge { nonce, proof } = challenge else {
+        panic!("expected a challenge");
+    };
+    assert_eq!(
+        proof,
+        mac(key, b"tractor/accept", &ours, &nonce),
+        "the victim proves the secret"
+    );
+    let me = Handshake {
+        uid: ActorUid {
+            name: name.into(),
+            uuid: uuid::Uuid::new_v4(),
+        },
+        addr: Some("127.0.0.1:9".into()),
+        local: None,
+        pid: std::process::id(),
+        register,
+    };
+    let proof = Opening::Proof {
+        proof: mac(key, b"tractor/dial", &nonce, &ours),
+        peer: Box::new(me),
+    };
+    stream.write_all(&message(&proof, &[])).unwrap();
+    let welcome: Opening = postcard::from_bytes(&read_frame(&mut stream).unwrap()).unwrap();
+    assert!(matches!(welcome, Opening::Welcome(_)));
+    stream
+}
