@@ -339,3 +339,28 @@ async fn result_is_taken_once() -> tractor::Result<()> {
     })
     .await
 }
+
+#[tractor::rpc]
+async fn add_later(a: u64, b: u64, after_ms: u64) -> u64 {
+    tokio::time::sleep(std::time::Duration::from_millis(after_ms)).await;
+    a + b
+}
+
+#[tractor::test]
+async fn a_result_wait_that_times_out_leaves_the_value() -> tractor::Result<()> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let adder = n
+            .run_in_actor("patient", add_later::call(1, 2, 300))
+            .await?;
+        let early =
+            tokio::time::timeout(std::time::Duration::from_millis(20), adder.result()).await;
+        assert!(early.is_err(), "the answer is not there after 20 ms");
+        assert_eq!(adder.result().await?, 3, "the next result() gets the value");
+        assert!(matches!(
+            adder.result().await,
+            Err(Error::ResultTaken { .. })
+        ));
+        Ok(())
+    })
+    .await
+}

@@ -104,8 +104,8 @@ impl Invocation {
                 Outcome::Failed(Failure::foreign(
                     "tractor::Error::Codec",
                     format!(
-                        "the answer of `{name}` could not be sent: a {type_name} does not \
-                         encode: {reason}"
+                        "the answer of `{name}` could not be sent: a value of type {type_name} \
+                         does not encode: {reason}"
                     ),
                     Vec::new(),
                 ))
@@ -251,7 +251,7 @@ impl Failure {
             FailureKind::Unencodable { type_name, reason } => {
                 WireError::Remote(RemoteActorError::new(
                     "tractor::Error::Codec",
-                    format!("a {type_name} does not encode: {reason}"),
+                    format!("a value of type {type_name} does not encode: {reason}"),
                     me.clone(),
                 ))
             }

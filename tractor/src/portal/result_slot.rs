@@ -71,12 +71,14 @@ impl ResultSlot {
     }
 
     /// Waits for a plain call's answer and takes it; only the first caller
-    /// gets it.
+    /// gets it. Cancel-safe: a caller that stops waiting takes nothing, and
+    /// the value stays for the next.
     pub(crate) async fn take_value(&self) -> Result<Bytes> {
-        self.claim()?;
         let mut outcome = self.outcome.subscribe();
         // The sender lives in this slot, so it outlives the wait.
         let _ = outcome.wait_for(Option::is_some).await;
+        // From here on nothing awaits: the value is taken whole or not at all.
+        self.claim()?;
         lock(&self.value).take().unwrap_or(Err(Error::Cancelled))
     }
 
