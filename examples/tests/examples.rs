@@ -178,3 +178,18 @@ fn ctrl_c_stops_the_whole_tree_within_two_seconds() {
     assert!(stderr.contains("SIGINT received"), "{stderr}");
     tractor_tests::assert_all_exit(tree, Duration::from_millis(500));
 }
+
+#[test]
+fn embedded_root_options_in_code_win_over_the_environment() {
+    let binary = example("embedded_root");
+    // Both would stop the program if they were used: a 5-byte secret and
+    // an unknown start method. The example sets both in code.
+    let output = Command::new(binary)
+        .env("TRACTOR_REGISTRAR", free_addr())
+        .env(tractor::SECRET_ENV, "short")
+        .env(tractor::START_METHOD_ENV, "teleport")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "the sum of the first ten squares is 385\n");
+}

@@ -28,8 +28,23 @@ impl Entry {
 
     fn options(self) -> &'static [&'static str] {
         match self {
-            Entry::Main => &["registrar", "loglevel", "enable_modules", "start_method"],
-            Entry::Test => &["loglevel", "enable_modules", "start_method"],
+            Entry::Main => &[
+                "registrar",
+                "secret",
+                "worker_threads",
+                "start_method",
+                "loglevel",
+                "enable_modules",
+                "max_concurrent_calls",
+            ],
+            Entry::Test => &[
+                "secret",
+                "worker_threads",
+                "start_method",
+                "loglevel",
+                "enable_modules",
+                "max_concurrent_calls",
+            ],
         }
     }
 }
@@ -104,6 +119,23 @@ fn check_signature(item: &ItemFn, entry: Entry) -> syn::Result<()> {
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         fail(&sig.generics, format!("{attr} functions cannot be generic"));
     }
+    if entry == Entry::Test {
+        for other in &item.attrs {
+            let path = other.path();
+            let last = path
+                .segments
+                .last()
+                .map(|segment| segment.ident.to_string());
+            if matches!(last.as_deref(), Some("test")) {
+                fail(
+                    other,
+                    "remove this attribute: #[tractor::test] makes the function a test \
+                     itself"
+                        .to_owned(),
+                );
+            }
+        }
+    }
     match errors {
         Some(err) => Err(err),
         None => Ok(()),
@@ -118,9 +150,9 @@ fn expand_valid(item: &ItemFn, options: &Options, entry: Entry) -> TokenStream {
     let body = &item.block;
 
     let mut config = match entry {
-        Entry::Main => quote!(::tractor::__private::RootConfig::main()),
+        Entry::Main => quote!(::tractor::Root::builder()),
         Entry::Test => quote! {
-            ::tractor::__private::RootConfig::test(
+            ::tractor::__private::test_root(
                 ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
             )
         },
@@ -128,14 +160,27 @@ fn expand_valid(item: &ItemFn, options: &Options, entry: Entry) -> TokenStream {
     if let Some(registrar) = &options.registrar {
         config.extend(quote!(.registrar(#registrar)));
     }
+    if let Some(secret) = &options.secret {
+        config.extend(quote!(.secret(#secret)));
+    }
+    if let Some(threads) = &options.worker_threads {
+        config.extend(quote!(.worker_threads(#threads)));
+    }
+    if let Some(method) = &options.start_method {
+        let variant = match method.value().as_str() {
+            "forkserver" => quote!(ForkServer),
+            _ => quote!(Exec),
+        };
+        config.extend(quote!(.start_method(::tractor::StartMethod::#variant)));
+    }
     if let Some(level) = &options.loglevel {
         config.extend(quote!(.loglevel(#level)));
     }
-    if let Some(method) = &options.start_method {
-        config.extend(quote!(.start_method(#method)));
+    if let Some(modules) = options.enable_modules.as_ref().filter(|m| !m.is_empty()) {
+        config.extend(quote!(.enable_modules([#(#modules),*])));
     }
-    if let Some(modules) = &options.enable_modules {
-        config.extend(quote!(.enable_modules(&[#(#modules),*])));
+    if let Some(calls) = &options.max_concurrent_calls {
+        config.extend(quote!(.max_concurrent_calls(#calls)));
     }
     let test_attr = match entry {
         Entry::Main => quote!(),

@@ -16,6 +16,11 @@ pub struct Options {
     pub loglevel: Option<LitStr>,
     pub enable_modules: Option<Vec<Expr>>,
     pub start_method: Option<LitStr>,
+    /// Any expression: bytes (`impl Into<Vec<u8>>`) computed at start.
+    pub secret: Option<Expr>,
+    /// Any `usize` expression; a literal is checked to be at least 1.
+    pub worker_threads: Option<Expr>,
+    pub max_concurrent_calls: Option<Expr>,
 }
 
 /// Parses `args`, accepting only the options named in `allowed`.
@@ -39,6 +44,14 @@ pub fn parse(args: TokenStream, allowed: &[&str]) -> (Options, Option<syn::Error
     };
     for meta in metas {
         let name = meta.path().to_token_stream().to_string().replace(' ', "");
+        if name == "registrar" && !allowed.contains(&"registrar") {
+            fail(syn::Error::new_spanned(
+                meta.path(),
+                "`registrar` is not an option here: every test runs a registrar of its own, \
+                 on a port of its own, so that tests can run in parallel",
+            ));
+            continue;
+        }
         if !allowed.contains(&name.as_str()) {
             fail(syn::Error::new_spanned(
                 meta.path(),
@@ -104,6 +117,20 @@ pub fn parse(args: TokenStream, allowed: &[&str]) -> (Options, Option<syn::Error
                     false
                 }
             },
+            "secret" => options.secret.replace(pair.value.clone()).is_some(),
+            "worker_threads" | "max_concurrent_calls" => match positive(&pair.value, &name) {
+                Ok(()) => {
+                    let slot = match name.as_str() {
+                        "worker_threads" => &mut options.worker_threads,
+                        _ => &mut options.max_concurrent_calls,
+                    };
+                    slot.replace(pair.value.clone()).is_some()
+                }
+                Err(err) => {
+                    fail(err);
+                    false
+                }
+            },
             "enable_modules" => match &pair.value {
                 Expr::Array(array) => options
                     .enable_modules
@@ -128,6 +155,22 @@ pub fn parse(args: TokenStream, allowed: &[&str]) -> (Options, Option<syn::Error
         }
     }
     (options, errors)
+}
+
+/// A count: any expression, but a literal must be at least 1.
+fn positive(value: &Expr, name: &str) -> syn::Result<()> {
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Int(int), ..
+    }) = value
+    {
+        if int.base10_parse::<usize>().map_or(true, |n| n == 0) {
+            return Err(syn::Error::new_spanned(
+                int,
+                format!("`{name}` must be at least 1, e.g. `{name} = 2`"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn string(value: &Expr, example: &str) -> syn::Result<LitStr> {

@@ -35,8 +35,12 @@ pub(crate) const NONCE: usize = 32;
 pub(crate) struct Secret(Vec<u8>);
 
 impl Secret {
-    /// The secret a root uses: configured, or fresh.
-    pub(crate) fn for_root() -> Result<Secret> {
+    /// The secret a root uses: given in code, configured in the
+    /// environment, or fresh.
+    pub(crate) fn for_root(in_code: Option<&[u8]>) -> Result<Secret> {
+        if let Some(bytes) = in_code {
+            return Secret::from_bytes(bytes, "Root::builder().secret(..)");
+        }
         if let Some(value) = std::env::var_os(SECRET_ENV) {
             return Secret::from_bytes(value.as_encoded_bytes(), SECRET_ENV);
         }

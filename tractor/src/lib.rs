@@ -90,7 +90,7 @@ pub use ipc::tls::{TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TRANSPORT_ENV};
 pub use ipc::transport::HOST_ENV;
 pub use nursery::{ActorNursery, Daemon, RunIn, RunTarget, SpawnBuilder, open_nursery};
 pub use portal::{Portal, RunPortal};
-pub use runtime::{DEFAULT_REGISTRAR, REGISTRAR_ENV};
+pub use runtime::{DEFAULT_CHILD_WORKERS, DEFAULT_REGISTRAR, REGISTRAR_ENV, Root, RootBuilder};
 pub use spawn::{START_METHOD_ENV, StartMethod};
 pub use stream::{RemoteStream, StreamContext};
 pub use uid::ActorUid;
@@ -178,21 +178,25 @@ pub use tractor_macros::rpc;
 /// ```
 pub use tractor_macros::stream;
 
-/// Starts a program as a tree of actors.
+/// Starts a program as a tree of actors: a shorthand for
+/// [`Root::builder()`](Root::builder)`...`[`run`](RootBuilder::run) around
+/// the body.
 ///
 /// On `async fn main() -> R` where `R` is `()` or `Result<(), E>`. In a
 /// spawned child the attribute turns the process into that child actor (the
-/// body never runs there); in the root it finds the registrar (the
-/// `registrar` option, else the `TRACTOR_REGISTRAR` environment variable,
-/// else `127.0.0.1:1616`) or becomes it, then runs the body as the root
-/// actor's first task.
+/// body never runs there); in the root it finds the registrar or becomes
+/// it, then runs the body as the root actor's first task.
 ///
-/// Options: `registrar = "host:port"`, `loglevel = "info"` (installs
-/// [`log::console`]), `enable_modules = [module_path!(), ..]` (modules the
-/// root serves).
+/// Options, each the [`RootBuilder`] method of the same name:
+/// `registrar = "host:port"`, `secret = <expr>` (bytes, computed at start),
+/// `worker_threads = <n>`, `start_method = "exec" | "forkserver"`,
+/// `loglevel = "info"` (installs [`log::console`]),
+/// `enable_modules = [module_path!(), ..]` (modules the root serves),
+/// `max_concurrent_calls = <n>`. An option set here wins over its
+/// environment variable.
 ///
 /// ```no_run
-/// #[tractor::main(loglevel = "info", enable_modules = [module_path!()])]
+/// #[tractor::main(loglevel = "info", worker_threads = 2, enable_modules = [module_path!()])]
 /// async fn main() -> tractor::Result<()> {
 ///     println!("I am {}", tractor::current_actor().name());
 ///     Ok(())
@@ -204,9 +208,11 @@ pub use tractor_macros::main;
 /// own (on an ephemeral port), so that the tests of one binary may run in
 /// parallel.
 ///
-/// Children re-execute the test binary as `--exact <test> --nocapture`, so
-/// this works under `cargo test` and `cargo nextest run`. Options:
-/// `loglevel`, `enable_modules`.
+/// Children re-execute the test binary as `--exact <test> --nocapture
+/// --include-ignored`, so this works under `cargo test` and
+/// `cargo nextest run`, ignored tests included. Options: those of
+/// [`main`] but `registrar` (a test always has its own). The function must
+/// not also carry `#[test]`: this attribute adds it.
 ///
 /// ```no_run
 /// #[tractor::rpc]

@@ -8,7 +8,13 @@ pub use crate::invoke::{
     ViaStdError, decode_args,
 };
 pub use crate::registry::{RPC_TABLE, RpcEntry};
-pub use crate::runtime::{InlineBody, RootBody, RootConfig, SpawnedBody};
+pub use crate::runtime::{InlineBody, RootBody, SpawnedBody};
+
+/// The root of the test whose function's full path is `path` (crate name
+/// first): what `#[tractor::test]` expands to.
+pub fn test_root(path: &'static str) -> crate::RootBuilder {
+    crate::RootBuilder::test(path)
+}
 
 use crate::call::{Call, StreamCall};
 

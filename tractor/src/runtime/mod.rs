@@ -1,0 +1,64 @@
+//! Bootstrap: how a process becomes an actor.
+//!
+//! The first question is always whether this process is a spawned child
+//! (its environment carries a spawn spec). A child never runs the user's
+//! body: it becomes an actor, connects back to its parent and serves until
+//! cancelled, then exits ([`child`]). A root ([`root`]) finds the
+//! registrar, or becomes it, builds its actor and runtime, runs the body as
+//! a task on a runtime worker, and winds its actor down before returning
+//! the body's result. [`Root::builder`] is the way in from code;
+//! `#[tractor::main]` and `#[tractor::test]` expand to it ([`entry`]).
+//!
+//! A fork server is a third kind of process: it runs before `main` (see
+//! the hook below) and never becomes an actor itself.
+
+mod child;
+mod entry;
+mod root;
+
+pub(crate) use child::child_main;
+pub use entry::{InlineBody, RootBody, SpawnedBody};
+pub use root::{DEFAULT_REGISTRAR, REGISTRAR_ENV, Root, RootBuilder};
+
+use crate::actor::Actor;
+use crate::spawn::forkserver;
+use crate::{platform, signals};
+
+/// Worker threads of a child actor's runtime unless the root or the spawn
+/// says otherwise: one to run calls and one so that a call hogging its
+/// thread does not stall the channels; an idle actor should not hold a
+/// thread per core of a big host.
+pub const DEFAULT_CHILD_WORKERS: usize = 2;
+
+// A fork server must be the only thread of its process when it forks, so
+// it runs before `main` (before libtest's threads, in a test binary).
+platform::before_main!(FORK_SERVER_BEFORE_MAIN, serve_fork_server_if_asked);
+
+fn serve_fork_server_if_asked() {
+    if std::env::var_os(forkserver::SERVER_ENV).is_some() {
+        // What the Rust runtime would have done by now: a write to a
+        // closed socket is an error, not a fatal signal.
+        signals::ignore_broken_pipes();
+        forkserver::serve_if_asked(child_main);
+    }
+}
+
+/// Serves as a fork server if this process was started as one and the
+/// pre-main hook did not run; keeps the hook linked in.
+fn fork_server_fallback() {
+    std::hint::black_box(&FORK_SERVER_BEFORE_MAIN);
+    forkserver::serve_if_asked(child_main);
+}
+
+/// The actor's runtime: every thread of it knows its actor.
+fn build_runtime(actor: &Actor) -> std::io::Result<tokio::runtime::Runtime> {
+    let on_start = actor.clone();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(actor.settings().workers)
+        .enable_all()
+        .thread_name(format!("tractor-{}", actor.name()))
+        .on_thread_start(move || {
+            Actor::set_current(Some(on_start.clone()));
+        })
+        .build()
+}

@@ -1,0 +1,392 @@
+//! The root of a tree: [`Root::builder`], what `#[tractor::main]` and
+//! `#[tractor::test]` expand to.
+//!
+//! Every option can be set in code, and every one but the body also has an
+//! environment variable; an option set in code wins over its variable,
+//! which wins over the default. A test root always runs a registrar of its
+//! own on an ephemeral port (tests of one binary run in parallel).
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream, ToSocketAddrs};
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{DEFAULT_CHILD_WORKERS, build_runtime, child_main, fork_server_fallback};
+use crate::actor::{Actor, Settings};
+use crate::auth::Secret;
+use crate::error::{Error, Result};
+use crate::ipc::limits::DEFAULT_MAX_CONCURRENT_CALLS;
+use crate::ipc::{tls, transport};
+use crate::signals::{self, Interrupts};
+use crate::spawn::{START_METHOD_ENV, SpawnSpec, StartMethod};
+use crate::uid::ActorUid;
+use crate::{log, registry};
+
+/// The registrar address when nothing else says.
+pub const DEFAULT_REGISTRAR: &str = "127.0.0.1:1616";
+/// Overrides the default registrar address of program roots (code that
+/// sets one wins).
+pub const REGISTRAR_ENV: &str = "TRACTOR_REGISTRAR";
+
+/// The root actor of a tree, started from code.
+///
+/// `Root::builder()...run(body)`, called first thing in a plain `fn main`,
+/// makes the process the root of a tree and runs `body` as its first task
+/// — or, in a process spawned as a child actor, makes it that child (the
+/// body never runs there). `#[tractor::main]` is a shorthand for it.
+///
+/// ```no_run
+/// use tractor::ActorNursery;
+///
+/// #[tractor::rpc]
+/// async fn greet(name: String) -> String {
+///     format!("hello {name}")
+/// }
+///
+/// fn main() -> tractor::Result<()> {
+///     tractor::Root::builder()
+///         .secret(*b"a secret of at least sixteen bytes")
+///         .worker_threads(2)
+///         .loglevel("info")
+///         .run(async {
+///             tractor::open_nursery(async |n: &ActorNursery| {
+///                 let greeter = n.run_in_actor("greeter", greet::call("donny".into())).await?;
+///                 println!("{}", greeter.result().await?);
+///                 Ok(())
+///             })
+///             .await
+///         })
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Root(());
+
+impl Root {
+    /// Options for the root, then [`RootBuilder::run`].
+    pub fn builder() -> RootBuilder {
+        RootBuilder::default()
+    }
+}
+
+/// Options of a tree's root; [`run`](Self::run) starts it.
+///
+/// Made by [`Root::builder`].
+#[derive(Default)]
+#[must_use = "a root does nothing until run"]
+pub struct RootBuilder {
+    test_path: Option<&'static str>,
+    registrar: Option<String>,
+    secret: Option<Vec<u8>>,
+    worker_threads: Option<usize>,
+    start_method: Option<StartMethod>,
+    loglevel: Option<String>,
+    enable_modules: Vec<String>,
+    max_concurrent_calls: Option<usize>,
+}
+
+impl std::fmt::Debug for RootBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootBuilder")
+            .field("test", &self.test_path)
+            .field("registrar", &self.registrar)
+            .field("secret", &self.secret.as_ref().map(|_| ".."))
+            .field("worker_threads", &self.worker_threads)
+            .field("start_method", &self.start_method)
+            .field("loglevel", &self.loglevel)
+            .field("enable_modules", &self.enable_modules)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
+            .finish()
+    }
+}
+
+impl RootBuilder {
+    /// A test's root (`#[tractor::test]`); `path` is the test function's
+    /// full path, crate name first.
+    pub(crate) fn test(path: &'static str) -> Self {
+        RootBuilder {
+            test_path: Some(path),
+            ..RootBuilder::default()
+        }
+    }
+
+    /// The registrar to look for at `addr` (`host:port`), or to become if
+    /// none answers there. Default: `TRACTOR_REGISTRAR`, else
+    /// [`DEFAULT_REGISTRAR`]. Ignored by test roots, which run their own.
+    pub fn registrar(mut self, addr: impl Into<String>) -> Self {
+        self.registrar = Some(addr.into());
+        self
+    }
+
+    /// The tree's secret (at least 16 bytes; use random ones). Programs
+    /// that are to share a tree must share it. Default:
+    /// `TRACTOR_SECRET`, else the file named by `TRACTOR_SECRET_FILE`, else
+    /// a fresh random secret (the tree is private to this program).
+    pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// Worker threads of every actor of the tree: the root's runtime and,
+    /// unless a spawn says otherwise (`.worker_threads(n)` on the spawn
+    /// builders), each child's. Default: one per core for the root,
+    /// [`DEFAULT_CHILD_WORKERS`](crate::DEFAULT_CHILD_WORKERS) for children.
+    pub fn worker_threads(mut self, threads: usize) -> Self {
+        self.worker_threads = Some(threads.max(1));
+        self
+    }
+
+    /// How the tree starts its children (each child's own children too,
+    /// unless a spawn says otherwise). Default: `TRACTOR_START_METHOD`,
+    /// else [`StartMethod::Exec`].
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// Installs the console logger ([`log::console`](crate::log::console))
+    /// at this level; children inherit it.
+    pub fn loglevel(mut self, level: impl Into<String>) -> Self {
+        self.loglevel = Some(level.into());
+        self
+    }
+
+    /// Modules whose remote functions the root serves (module paths, as
+    /// `module_path!()` gives them).
+    pub fn enable_modules<I>(mut self, modules: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.enable_modules
+            .extend(modules.into_iter().map(Into::into));
+        self
+    }
+
+    /// How many calls one peer may have running in an actor of the tree
+    /// at once (the root's, and its children's unless a spawn says
+    /// otherwise). Default:
+    /// [`DEFAULT_MAX_CONCURRENT_CALLS`](crate::DEFAULT_MAX_CONCURRENT_CALLS).
+    pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
+        self.max_concurrent_calls = Some(calls.max(1));
+        self
+    }
+
+    /// Starts the tree and runs `body` as the root actor's first task, on
+    /// a runtime worker; returns what `body` returns once the root has
+    /// wound down (every child reaped). In a process spawned as a child
+    /// actor, becomes that child instead and never returns.
+    ///
+    /// Blocks: call it first thing in a plain `fn main`. A root that cannot
+    /// start (a bad option, an unusable registrar address) prints why and
+    /// exits with status 1 (in a test, panics).
+    pub fn run<F>(self, body: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.start(async move {
+            // Dropped (Ctrl-C) means aborted: the body's nurseries unwind.
+            let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(body));
+            match task.await {
+                Ok(output) => Ok(output),
+                Err(err) => match err.try_into_panic() {
+                    Ok(panic) => Err(panic),
+                    Err(err) => Err(Box::new(format!("the root task ended: {err}")) as _),
+                },
+            }
+        })
+    }
+
+    /// As [`run`](Self::run), for a body that is not `Send`: it runs on the
+    /// calling thread rather than a runtime worker (slower for hot loops).
+    pub fn run_local<F: Future>(self, body: F) -> F::Output {
+        self.start(AssertUnwindSafe(body).catch_unwind())
+    }
+
+    fn is_test(&self) -> bool {
+        self.test_path.is_some()
+    }
+
+    /// Stops the program (or fails the test) when the root cannot start.
+    fn fail(&self, why: impl std::fmt::Display) -> ! {
+        if self.is_test() {
+            panic!("tractor: the test's root actor could not start: {why}");
+        }
+        eprintln!("tractor: the root actor could not start: {why}");
+        std::process::exit(1)
+    }
+
+    fn start<T>(self, body: impl Future<Output = std::thread::Result<T>>) -> T {
+        fork_server_fallback();
+        if let Some(spec) = SpawnSpec::take_from_env() {
+            match spec {
+                Ok(spec) => child_main(spec),
+                Err(err) => self.fail(format!("unreadable spawn spec: {err}")),
+            }
+        }
+        if let Err(err) = registry::check() {
+            self.fail(err);
+        }
+        if let Some(level) = &self.loglevel {
+            log::console(level);
+        }
+        transport::sweep_stale_sockets();
+        let (settings, listener, registrar_link) = match self.settings() {
+            Ok(found) => found,
+            Err(err) => self.fail(err),
+        };
+        let actor = Actor::new(settings);
+        let runtime = match build_runtime(&actor) {
+            Ok(runtime) => runtime,
+            Err(err) => self.fail(err),
+        };
+        let previous = Actor::set_current(Some(actor.clone()));
+        let started = runtime.block_on(async {
+            actor.serve(TcpListener::from_std(listener)?)?;
+            if let Some(link) = registrar_link {
+                let addr = actor.registrar_addr().to_owned();
+                let link = tls::transport()?
+                    .dialed(TcpStream::from_std(link)?, &addr)
+                    .await?;
+                let channel = actor.connect_stream(link, true).await?;
+                actor.set_registrar_channel(channel).await;
+            }
+            Ok::<_, Error>(())
+        });
+        if let Err(err) = started {
+            self.fail(err);
+        }
+        let output = runtime.block_on(async {
+            // A program stops on SIGINT/SIGTERM; a test leaves them to its
+            // harness.
+            let interrupts = match self.is_test() {
+                true => None,
+                false => Interrupts::listen().ok(),
+            };
+            let output = match interrupts {
+                Some(mut interrupts) => tokio::select! {
+                    output = body => Ok(output),
+                    signal = interrupts.next() => {
+                        eprintln!(
+                            "tractor: {} received, cancelling the actor tree (again to kill it)",
+                            signals::name(signal)
+                        );
+                        let actor = actor.clone();
+                        tokio::spawn(async move {
+                            let again = interrupts.next().await;
+                            actor.kill_children_now();
+                            std::process::exit(128 + again);
+                        });
+                        Err(signal)
+                    }
+                },
+                None => Ok(body.await),
+            };
+            actor.finish().await;
+            output
+        });
+        Actor::set_current(previous);
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        match output {
+            Ok(Ok(output)) => output,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(signal) => std::process::exit(128 + signal),
+        }
+    }
+
+    /// Decides what kind of root this is: a test root is its own registrar
+    /// on an ephemeral port; a program's root joins the registrar it finds
+    /// at the configured address, or becomes it.
+    fn settings(&self) -> Result<(Settings, StdListener, Option<StdStream>)> {
+        let start_method = match (self.start_method, std::env::var(START_METHOD_ENV)) {
+            (Some(method), _) => method,
+            (None, Ok(method)) => method.parse::<StartMethod>()?,
+            (None, Err(_)) => StartMethod::default(),
+        };
+        let mut settings = Settings {
+            workers: self
+                .worker_threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+            child_workers: self.worker_threads.unwrap_or(DEFAULT_CHILD_WORKERS),
+            max_concurrent_calls: self
+                .max_concurrent_calls
+                .unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS),
+            start_method,
+            secret: Secret::for_root(self.secret.as_deref())?,
+            uid: ActorUid::new("root"),
+            is_root: true,
+            registrar_addr: String::new(),
+            registrar_local: None,
+            is_registrar: false,
+            enabled: self.enable_modules.iter().cloned().collect(),
+            statespace: Default::default(),
+            exec_args: Vec::new(),
+        };
+        if let Some(path) = self.test_path {
+            // libtest names tests by their path without the crate; an
+            // ignored test runs in the child too, since its root did.
+            let test = path.split_once("::").map_or(path, |(_, test)| test);
+            settings.exec_args = vec![
+                "--exact".into(),
+                test.into(),
+                "--nocapture".into(),
+                "--include-ignored".into(),
+            ];
+            let listener = listen("127.0.0.1:0")?;
+            settings.registrar_addr = listener.local_addr()?.to_string();
+            settings.is_registrar = true;
+            return Ok((settings, listener, None));
+        }
+        let addr = self
+            .registrar
+            .clone()
+            .or_else(|| std::env::var(REGISTRAR_ENV).ok())
+            .unwrap_or_else(|| DEFAULT_REGISTRAR.to_owned());
+        let target = resolve(&addr)?;
+        settings.registrar_addr = addr.clone();
+        // Someone there: join. Nobody: become the registrar (and if another
+        // program won that race, join it after all).
+        for _ in 0..2 {
+            if let Ok(link) = StdStream::connect_timeout(&target, Duration::from_millis(250)) {
+                link.set_nonblocking(true)?;
+                return Ok((
+                    settings,
+                    listen(&format!("{}:0", transport::listen_host()))?,
+                    Some(link),
+                ));
+            }
+            match StdListener::bind(target) {
+                Ok(listener) => {
+                    listener.set_nonblocking(true)?;
+                    settings.is_registrar = true;
+                    return Ok((settings, listener, None));
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(err) => {
+                    return Err(Error::other(format!(
+                        "could not listen on the registrar address {addr}: {err}"
+                    )));
+                }
+            }
+        }
+        Err(Error::other(format!(
+            "the registrar address {addr} is taken, but nothing answers there"
+        )))
+    }
+}
+
+fn listen(addr: &str) -> Result<StdListener> {
+    let listener = StdListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .map_err(|err| Error::other(format!("bad registrar address {addr:?}: {err}")))?
+        .next()
+        .ok_or_else(|| Error::other(format!("registrar address {addr:?} resolves to nothing")))
+}
