@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run --release -p tractor-bench            # everything
 //! cargo run --release -p tractor-bench -- stream  # one section:
-//!                                                 # spawn, call, stream, teardown, memory
+//!                                                 # spawn, call, stream, teardown,
+//!                                                 # panic, memory
 //! ```
 //!
 //! The floors run their far ends in this executable started again (see
@@ -93,6 +94,24 @@ async fn bench() -> tractor::Result<()> {
             );
         }
         for method in [StartMethod::Exec, StartMethod::ForkServer] {
+            let mut cycle = measures::spawn_whole_cycle(200, method).await?;
+            let cycle_med = median(&mut cycle);
+            row(
+                &format!(
+                    "spawn ({method}): whole cycle, open_nursery to nursery returned, child \
+                     reaped (200 runs; p99)"
+                ),
+                format!(
+                    "{} (p99 {})",
+                    ms(cycle_med),
+                    ms(percentile(&mut cycle, 0.99))
+                ),
+                format!("{} (bare re-exec, connect back)", ms(floor_med)),
+                ratio(cycle_med.as_secs_f64(), floor_med.as_secs_f64()),
+                "-",
+            );
+        }
+        for method in [StartMethod::Exec, StartMethod::ForkServer] {
             let mut fifty = measures::spawn_many(50, 10, method).await?;
             row(
                 &format!("spawn ({method}): 50 actors at once, answered and reaped (10 runs)"),
@@ -160,6 +179,21 @@ async fn bench() -> tractor::Result<()> {
         let mut teardown = measures::teardown(10, 20).await?;
         row(
             "teardown: 10 idle daemons + 1 failing child, failure to all reaped (20 runs)",
+            ms(median(&mut teardown)),
+            "-".into(),
+            "-".into(),
+            "<= 20 ms",
+        );
+    }
+
+    if wanted("teardown") || wanted("panic") {
+        let backtrace = std::env::var("RUST_BACKTRACE").unwrap_or_else(|_| "unset".into());
+        let mut teardown = measures::panic_teardown(20).await?;
+        row(
+            &format!(
+                "teardown after a panic (RUST_BACKTRACE={backtrace}): call to nursery \
+                 returned, daemon reaped (20 runs)"
+            ),
             ms(median(&mut teardown)),
             "-".into(),
             "-".into(),

@@ -20,6 +20,11 @@ async fn fail() -> tractor::Result<()> {
 }
 
 #[tractor::rpc]
+async fn explode() -> u64 {
+    panic!("exploding on purpose")
+}
+
+#[tractor::rpc]
 async fn pid() -> u32 {
     std::process::id()
 }
@@ -54,6 +59,45 @@ pub async fn spawn_to_result(runs: usize, method: StartMethod) -> tractor::Resul
             Ok(())
         })
         .await?;
+    }
+    Ok(samples)
+}
+
+/// The whole cycle a user pays for "run this in a process": from
+/// `open_nursery` through `run_in_actor` and `result()` to the nursery
+/// returned, the child reaped.
+pub async fn spawn_whole_cycle(runs: usize, method: StartMethod) -> tractor::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        tractor::open_nursery(async |n: &ActorNursery| {
+            let portal = n
+                .run_in_actor("noop", noop::call())
+                .start_method(method)
+                .await?;
+            portal.result().await
+        })
+        .await?;
+        samples.push(start.elapsed());
+    }
+    Ok(samples)
+}
+
+/// A daemon whose call panics: from the call going out to the nursery
+/// returned with the error, the daemon reaped.
+pub async fn panic_teardown(runs: usize) -> tractor::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut start = None;
+        let outcome = tractor::open_nursery(async |n: &ActorNursery| {
+            let bomb = daemon(n, "bomb").await?;
+            start = Some(Instant::now());
+            bomb.run(explode::call()).await
+        })
+        .await;
+        let start = start.expect("the call went out");
+        assert!(outcome.is_err());
+        samples.push(start.elapsed());
     }
     Ok(samples)
 }

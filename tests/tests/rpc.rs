@@ -184,6 +184,10 @@ async fn remote_panic_arrives_as_panic() -> tractor::Result<()> {
         assert_eq!(remote.type_name(), "panic");
         assert_eq!(remote.message(), "kaboom");
         assert_eq!(remote.actor().name(), "bomb");
+        // Where `explode` panics.
+        let at = format!("{}:61:5", file!());
+        assert_eq!(remote.location(), Some(at.as_str()), "{err:?}");
+        assert!(remote.traceback().contains(&at), "{}", remote.traceback());
         assert!(format!("{err:?}").contains("kaboom"));
         // The actor survived its function's panic.
         assert_eq!(bomb.run(add::call(1, 1)).await?, 2);

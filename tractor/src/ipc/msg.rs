@@ -181,10 +181,7 @@ impl WireError {
 
     pub(crate) fn into_error(self) -> Error {
         match self {
-            WireError::Remote(mut remote) => {
-                remote.render();
-                Error::Remote(remote)
-            }
+            WireError::Remote(remote) => Error::Remote(remote),
             WireError::Multi(errors) => {
                 Error::Multi(errors.into_iter().map(WireError::into_error).collect())
             }

@@ -133,3 +133,67 @@ macro_rules! before_main {
     };
 }
 pub(crate) use before_main;
+
+/// This executable as mapped into this process: an identity that every
+/// process running the same file shares, and the load bias that turns an
+/// address in its code into an offset (the same in every such process).
+#[derive(Debug)]
+pub(crate) struct ExeImage {
+    pub(crate) id: u64,
+    pub(crate) bias: usize,
+    /// Where its loaded segments start and end.
+    pub(crate) code: std::ops::Range<usize>,
+}
+
+/// This process's [`ExeImage`], looked up once.
+pub(crate) fn exe_image() -> Option<&'static ExeImage> {
+    static IMAGE: std::sync::OnceLock<Option<ExeImage>> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(find_exe_image).as_ref()
+}
+
+fn find_exe_image() -> Option<ExeImage> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(SELF_EXE).ok()?;
+    let mut hasher = rustc_hash::FxHasher::default();
+    (
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    )
+        .hash(&mut hasher);
+
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        out: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: the loader passes a valid entry, and `out` is the
+        // `Option<(usize, Range)>` below; the first entry is the program.
+        unsafe {
+            let info = &*info;
+            let headers = std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize);
+            let bias = info.dlpi_addr as usize;
+            let loads = headers.iter().filter(|h| h.p_type == libc::PT_LOAD);
+            let start = loads.clone().map(|h| h.p_vaddr as usize).min().unwrap_or(0);
+            let end = loads
+                .map(|h| (h.p_vaddr + h.p_memsz) as usize)
+                .max()
+                .unwrap_or(0);
+            *(out as *mut Option<(usize, std::ops::Range<usize>)>) =
+                Some((bias, bias + start..bias + end));
+        }
+        1
+    }
+    let mut found: Option<(usize, std::ops::Range<usize>)> = None;
+    // SAFETY: `first` writes only into `found`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(first), (&mut found as *mut Option<_>).cast()) };
+    let (bias, code) = found?;
+    Some(ExeImage {
+        id: hasher.finish(),
+        bias,
+        code,
+    })
+}

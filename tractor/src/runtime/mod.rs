@@ -50,8 +50,10 @@ fn fork_server_fallback() {
     forkserver::serve_if_asked(child_main);
 }
 
-/// The actor's runtime: every thread of it knows its actor.
+/// The actor's runtime: every thread of it knows its actor, and panics in
+/// remote functions are caught without delay (see `invoke::panic`).
 fn build_runtime(actor: &Actor) -> std::io::Result<tokio::runtime::Runtime> {
+    crate::invoke::install_hook();
     let on_start = actor.clone();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(actor.settings().workers)

@@ -17,7 +17,11 @@ use futures::{FutureExt, Stream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, RemoteActorError};
+mod panic;
+
+pub(crate) use panic::install_hook;
+
+use crate::error::{Error, Frames, RemoteActorError};
 use crate::ipc::msg::{WireError, sources_of};
 use crate::stream::produce::{self, ItemSource};
 use crate::stream::{RawContext, StreamContext};
@@ -96,7 +100,7 @@ impl Invocation {
     /// Runs function `name` to completion; a stream (opened as one, with
     /// `stream`) sends its items there. A panic becomes a `"panic"` error.
     pub(crate) async fn run(self, name: &str, stream: Option<RawContext>) -> Outcome {
-        let ran = AssertUnwindSafe(self.run_body(name, stream))
+        let ran = AssertUnwindSafe(panic::InCall(self.run_body(name, stream)))
             .catch_unwind()
             .await;
         match ran {
@@ -125,7 +129,7 @@ impl Invocation {
             (Body::Future(future), None) => future.await.into(),
             (Body::Blocking(body), None) => {
                 let ran = tokio::task::spawn_blocking(move || {
-                    std::panic::catch_unwind(AssertUnwindSafe(body))
+                    std::panic::catch_unwind(AssertUnwindSafe(|| panic::in_call(body)))
                 })
                 .await;
                 match ran {
@@ -180,7 +184,12 @@ pub(crate) fn panic_failure(panic: &(dyn Any + Send)) -> Failure {
     } else {
         "a panic with a non-string payload".to_owned()
     };
-    Failure::foreign("panic", message, Vec::new())
+    let caught = panic::take_caught();
+    Failure(FailureKind::Panic {
+        message,
+        location: caught.as_ref().and_then(|caught| caught.location.clone()),
+        frames: caught.and_then(|caught| caught.frames),
+    })
 }
 
 /// What a remote function produced: its encoded value, or why it failed.
@@ -216,6 +225,12 @@ enum FailureKind {
         type_name: &'static str,
         reason: String,
     },
+    /// A panic, with its place and (if captured) its stack.
+    Panic {
+        message: String,
+        location: Option<String>,
+        frames: Option<Frames>,
+    },
     /// Any other error type.
     Foreign {
         type_name: String,
@@ -248,6 +263,14 @@ impl Failure {
     pub(crate) fn to_wire(&self, me: &ActorUid) -> WireError {
         match &self.0 {
             FailureKind::Tractor(error) => WireError::relay(error, me),
+            FailureKind::Panic {
+                message,
+                location,
+                frames,
+            } => WireError::Remote(
+                RemoteActorError::new("panic", message.clone(), me.clone())
+                    .with_panic(location.clone(), frames.clone()),
+            ),
             FailureKind::Unencodable { type_name, reason } => {
                 WireError::Remote(RemoteActorError::new(
                     "tractor::Error::Codec",

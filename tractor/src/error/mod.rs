@@ -9,11 +9,15 @@
 
 use std::fmt;
 use std::process::ExitStatus;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
 use crate::uid::ActorUid;
+
+mod backtrace;
+
+pub(crate) use self::backtrace::Frames;
 
 /// `Result` with [`tractor::Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -252,17 +256,47 @@ impl From<RemoteActorError> for Error {
 #[serde(transparent)]
 pub struct RemoteActorError(Arc<Details>);
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Details {
     type_name: String,
     message: String,
     actor: ActorUid,
     sources: Vec<String>,
     relays: Vec<ActorUid>,
-    /// Derived from the fields; rebuilt when the error arrives.
+    /// Where a panic happened: `file:line:col`.
+    location: Option<String>,
+    /// A panic's backtrace, when the raising actor ran with
+    /// `RUST_BACKTRACE` set.
+    frames: Option<Frames>,
+    /// Derived from the fields when first asked for (symbolising the
+    /// backtrace is what takes time), never sent.
     #[serde(skip)]
-    traceback: String,
+    traceback: OnceLock<String>,
 }
+
+impl PartialEq for Details {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.type_name,
+            &self.message,
+            &self.actor,
+            &self.sources,
+            &self.relays,
+            &self.location,
+            &self.frames,
+        ) == (
+            &other.type_name,
+            &other.message,
+            &other.actor,
+            &other.sources,
+            &other.relays,
+            &other.location,
+            &other.frames,
+        )
+    }
+}
+
+impl Eq for Details {}
 
 impl RemoteActorError {
     pub(crate) fn new(
@@ -270,41 +304,58 @@ impl RemoteActorError {
         message: impl Into<String>,
         actor: ActorUid,
     ) -> Self {
-        let mut error = RemoteActorError(Arc::new(Details {
+        RemoteActorError(Arc::new(Details {
             type_name: type_name.into(),
             message: message.into(),
             actor,
             sources: Vec::new(),
             relays: Vec::new(),
-            traceback: String::new(),
-        }));
-        error.render();
-        error
+            location: None,
+            frames: None,
+            traceback: OnceLock::new(),
+        }))
+    }
+
+    /// Changes the details (forgetting a traceback already rendered).
+    fn edit(&mut self, change: impl FnOnce(&mut Details)) {
+        let details = Arc::make_mut(&mut self.0);
+        change(details);
+        details.traceback = OnceLock::new();
     }
 
     pub(crate) fn with_sources(mut self, sources: Vec<String>) -> Self {
-        Arc::make_mut(&mut self.0).sources = sources;
-        self.render();
+        self.edit(|details| details.sources = sources);
+        self
+    }
+
+    /// A panic's place and, if captured, its backtrace.
+    pub(crate) fn with_panic(mut self, location: Option<String>, frames: Option<Frames>) -> Self {
+        self.edit(|details| {
+            details.location = location;
+            details.frames = frames;
+        });
         self
     }
 
     /// The same error, passed on by `relay`.
     pub(crate) fn relayed_by(mut self, relay: &ActorUid) -> Self {
         if self.0.relays.last() != Some(relay) && &self.0.actor != relay {
-            Arc::make_mut(&mut self.0).relays.push(relay.clone());
-            self.render();
+            self.edit(|details| details.relays.push(relay.clone()));
         }
         self
     }
 
-    /// Rebuilds the traceback from the fields (also after decoding, so a
-    /// peer cannot make the two disagree).
-    pub(crate) fn render(&mut self) {
-        let details = Arc::make_mut(&mut self.0);
+    /// The traceback, built from the fields (so a peer cannot make the two
+    /// disagree).
+    fn render(&self) -> String {
+        let details = &self.0;
         let mut text = format!(
             "{}: {}\n  raised in actor {}",
             details.type_name, details.message, details.actor
         );
+        if let Some(location) = &details.location {
+            text.push_str(&format!(" at {location}"));
+        }
         for source in &details.sources {
             text.push_str("\n  caused by: ");
             text.push_str(source);
@@ -312,7 +363,11 @@ impl RemoteActorError {
         for relay in &details.relays {
             text.push_str(&format!("\n  relayed by actor {relay}"));
         }
-        details.traceback = text;
+        if let Some(frames) = &details.frames {
+            text.push('\n');
+            text.push_str(&frames.render());
+        }
+        text
     }
 
     /// The error's type: `std::any::type_name` of the error type the remote
@@ -344,10 +399,18 @@ impl RemoteActorError {
         &self.0.relays
     }
 
-    /// The whole story: the error, where it was raised, its causes and every
-    /// actor that relayed it.
+    /// Where the panic happened (`file:line:col` in the raising actor's
+    /// source), for a `"panic"` error; `None` for other errors.
+    pub fn location(&self) -> Option<&str> {
+        self.0.location.as_deref()
+    }
+
+    /// The whole story: the error, where it was raised, its causes, every
+    /// actor that relayed it and, for a panic in an actor that ran with
+    /// `RUST_BACKTRACE` set, the backtrace (symbolised here, on first use,
+    /// when this program runs the same executable as that actor).
     pub fn traceback(&self) -> &str {
-        &self.0.traceback
+        self.0.traceback.get_or_init(|| self.render())
     }
 }
 
@@ -366,7 +429,7 @@ impl fmt::Display for RemoteActorError {
 impl fmt::Debug for RemoteActorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RemoteActorError: ")?;
-        f.write_str(&self.0.traceback)
+        f.write_str(self.traceback())
     }
 }
 
