@@ -82,6 +82,7 @@ pub enum Msg<'a> {
     Error { id: u64 },
     Cancel { id: u64 },
     CancelActor { id: u64, grace_ms: u32 },
+    Leave { id: u64 },
 }
 
 /// `body` with its length prefix.

@@ -387,11 +387,20 @@ impl Actor {
         if let Some(channel) = self.0.connections.peer(uid.uuid()) {
             return Ok(channel);
         }
-        let channel = self.connect(addr, local, false).await?;
+        let unreachable = |reason: String| Error::Unreachable {
+            actor: uid.clone(),
+            reason,
+        };
+        let channel = match self.connect(addr, local, false).await {
+            Ok(channel) => channel,
+            // Refused, reset, gone mid-opening: it is not there any more.
+            Err(Error::Io(err)) => return Err(unreachable(err.to_string())),
+            Err(err) => return Err(err),
+        };
         if channel.peer() != uid {
             channel.close();
-            return Err(Error::other(format!(
-                "expected actor {uid} at {addr}, found {}; it has exited",
+            return Err(unreachable(format!(
+                "{addr} is now actor {}; {uid} has exited",
                 channel.peer()
             )));
         }
@@ -434,6 +443,20 @@ impl Actor {
             .await
     }
 
+    /// Unregisters this actor (within the budget's first step).
+    async fn leave_registrar(&self, budget: &Budget) {
+        if let Some(registrar) = self.registrar() {
+            registrar.unregister(self.uid());
+            return;
+        }
+        let Some(channel) = self.0.link.current().await else {
+            return;
+        };
+        if let Ok(answer) = channel.leave() {
+            let _ = tokio::time::timeout_at(budget.children_by(), answer).await;
+        }
+    }
+
     pub(crate) fn child(&self, uuid: uuid::Uuid) -> Option<Arc<ChildHandle>> {
         self.0.children.get(uuid)
     }
@@ -451,6 +474,9 @@ impl Actor {
     pub(crate) async fn finish(&self) {
         self.cancel(DEFAULT_GRACE);
         let budget = *self.0.budget.get().unwrap_or(&Budget::new(DEFAULT_GRACE));
+        // Leave the registrar before refusing connections: a lookup never
+        // hands out an actor that is about to refuse on purpose.
+        self.leave_registrar(&budget).await;
         self.0.connections.stop_listening();
         self.0.tasks.close();
         if tokio::time::timeout_at(budget.children_by(), self.0.tasks.wait())
@@ -498,6 +524,14 @@ impl Inbound for Actor {
         tracing::debug!(by = %channel.peer(), ?grace, "cancel requested");
         self.0.server.answer_when_done(channel, id, admission);
         self.cancel(grace);
+    }
+
+    fn leave(&self, channel: &Channel, id: u64, admission: Admission) {
+        if let Some(registrar) = self.registrar() {
+            registrar.channel_closed(channel);
+        }
+        channel.acknowledge(id);
+        drop(admission);
     }
 
     fn closed(&self, channel: &Channel) {

@@ -5,11 +5,21 @@
 //! actor, reusing the channel this actor already has to it, if any. The
 //! registrar's side of each lookup is a remote function here too, served
 //! by the registrar actor like any other call.
+//!
+//! A lookup answers a live actor or none: an entry whose actor cannot be
+//! reached (it exited, and the registrar has not heard yet) is passed over
+//! and the next most recent actor of that name is tried. Actors leave the
+//! registrar before they stop listening, so this only happens with actors
+//! that were killed.
 
 use crate::actor::{Actor, current_actor};
 use crate::error::{Error, Result};
 use crate::portal::Portal;
 use crate::registrar::{Found, Registrar};
+
+/// Entries passed over in one lookup before it gives up on the name (each
+/// one is a dead actor the registrar has not heard of yet).
+const MAX_SKIPPED: usize = 64;
 
 /// Runs `f` with this actor's registrar table, or fails if this actor is
 /// not the registrar.
@@ -24,16 +34,17 @@ async fn with_registrar<T>(f: impl AsyncFnOnce(&Registrar) -> T) -> Result<T> {
     }
 }
 
-/// Registrar side of [`find_actor`].
+/// Registrar side of [`find_actor`]: the most recent actor called `name`
+/// but those in `skip`.
 #[crate::rpc]
-async fn find(name: String) -> Result<Option<Found>> {
-    with_registrar(async |registrar| registrar.find(&name, &[])).await
+async fn find(name: String, skip: Vec<uuid::Uuid>) -> Result<Option<Found>> {
+    with_registrar(async |registrar| registrar.find(&name, &skip)).await
 }
 
 /// Registrar side of [`wait_for_actor`].
 #[crate::rpc]
-async fn wait(name: String) -> Result<Found> {
-    with_registrar(async |registrar| registrar.wait(&name).await).await
+async fn wait(name: String, skip: Vec<uuid::Uuid>) -> Result<Found> {
+    with_registrar(async |registrar| registrar.wait(&name, &skip).await).await
 }
 
 /// A portal to this tree's registrar.
@@ -65,10 +76,20 @@ pub async fn get_registrar() -> Result<Portal> {
 /// ```
 pub async fn find_actor(name: &str) -> Result<Option<Portal>> {
     let registrar = get_registrar().await?;
-    match registrar.run(find::call(name.to_owned())).await? {
-        Some(found) => Ok(Some(portal_to(&found).await?)),
-        None => Ok(None),
+    let mut skip = Vec::new();
+    while skip.len() < MAX_SKIPPED {
+        let Some(found) = registrar
+            .run(find::call(name.to_owned(), skip.clone()))
+            .await?
+        else {
+            return Ok(None);
+        };
+        match portal_to(&found).await {
+            Err(Error::Unreachable { .. }) => skip.push(found.uid.uuid()),
+            reached => return reached.map(Some),
+        }
     }
+    Ok(None)
 }
 
 /// A portal to the actor called `name`, waiting until one registers.
@@ -84,8 +105,23 @@ pub async fn find_actor(name: &str) -> Result<Option<Portal>> {
 /// ```
 pub async fn wait_for_actor(name: &str) -> Result<Portal> {
     let registrar = get_registrar().await?;
-    let found = registrar.run(wait::call(name.to_owned())).await?;
-    portal_to(&found).await
+    let mut skip = Vec::new();
+    loop {
+        let found = registrar
+            .run(wait::call(name.to_owned(), skip.clone()))
+            .await?;
+        match portal_to(&found).await {
+            // A dead entry: wait for the next one of that name. Forgetting
+            // the oldest bounds what a churning name makes us remember.
+            Err(Error::Unreachable { .. }) => {
+                if skip.len() == MAX_SKIPPED {
+                    skip.remove(0);
+                }
+                skip.push(found.uid.uuid());
+            }
+            reached => return reached,
+        }
+    }
 }
 
 async fn portal_to(found: &Found) -> Result<Portal> {

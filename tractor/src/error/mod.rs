@@ -59,6 +59,15 @@ pub enum Error {
         /// The actor on the other end.
         actor: ActorUid,
     },
+    /// An actor could not be reached: it has exited (or is exiting), or
+    /// the connection to it failed.
+    #[error("actor {actor} could not be reached: {reason}")]
+    Unreachable {
+        /// The actor that was dialed.
+        actor: ActorUid,
+        /// Why the connection failed.
+        reason: String,
+    },
     /// A child actor could not be started.
     #[error("could not spawn actor '{name}': {reason}")]
     Spawn {
@@ -160,6 +169,7 @@ impl Error {
             Error::Cancelled => "tractor::Error::Cancelled",
             Error::ActorDied { .. } => "tractor::Error::ActorDied",
             Error::Disconnected { .. } => "tractor::Error::Disconnected",
+            Error::Unreachable { .. } => "tractor::Error::Unreachable",
             Error::Spawn { .. } => "tractor::Error::Spawn",
             Error::ResultTaken { .. } => "tractor::Error::ResultTaken",
             Error::Codec { .. } => "tractor::Error::Codec",
@@ -200,6 +210,16 @@ impl PartialEq for Error {
             | (ResultTaken { actor: a }, ResultTaken { actor: b }) => a == b,
             (Spawn { name: a, reason: r }, Spawn { name: b, reason: s })
             | (Codec { what: a, reason: r }, Codec { what: b, reason: s }) => a == b && r == s,
+            (
+                Unreachable {
+                    actor: a,
+                    reason: r,
+                },
+                Unreachable {
+                    actor: b,
+                    reason: s,
+                },
+            ) => a == b && r == s,
             (Protocol(a), Protocol(b)) => a == b,
             (Io(a), Io(b)) => Arc::ptr_eq(a, b),
             (Other(a), Other(b)) => Arc::ptr_eq(a, b),

@@ -63,6 +63,9 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     /// The peer asks this whole actor to cancel, answering call `id` when
     /// done; the request holds `admission` until it is answered.
     fn cancel_actor(&self, channel: &Channel, id: u64, grace: Duration, admission: Admission);
+    /// The peer is going and asks to be unregistered, answering `id` when
+    /// done; the request holds `admission` until it is answered.
+    fn leave(&self, channel: &Channel, id: u64, admission: Admission);
     /// The channel closed (either side, for any reason).
     fn closed(&self, channel: &Channel);
 }
@@ -275,6 +278,23 @@ impl Channel {
         let id = self.register(Waiter::Unary(tx))?;
         let sent = self.push_now(&Msg::CancelActor { id, grace_ms }, |_| Ok(()));
         if let Err(err) = sent {
+            self.lock_calls().pending.remove(&id);
+            return Err(err);
+        }
+        Ok(PendingCall {
+            channel: self.clone(),
+            id,
+            answer,
+            done: true,
+        })
+    }
+
+    /// Tells the registrar on the other end that we are going; the answer
+    /// comes once it has unregistered us.
+    pub(crate) fn leave(&self) -> Result<PendingCall, Error> {
+        let (tx, answer) = oneshot::channel();
+        let id = self.register(Waiter::Unary(tx))?;
+        if let Err(err) = self.push_now(&Msg::Leave { id }, |_| Ok(())) {
             self.lock_calls().pending.remove(&id);
             return Err(err);
         }

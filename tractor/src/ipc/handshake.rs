@@ -351,9 +351,12 @@ async fn receive<T: DeserializeOwned>(
             });
         }
         if stream.read_buf(buf).await? == 0 {
-            return Err(Error::Protocol(format!(
-                "{peer} closed the connection during the handshake"
-            )));
+            // Not a refusal (that is `Refused`): most likely it is exiting.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{peer} closed the connection during the handshake"),
+            )
+            .into());
         }
     }
 }

@@ -49,6 +49,9 @@ pub(crate) enum Msg<'a> {
     Cancel { id: u64 },
     /// Cancel the whole actor within `grace_ms`, then answer `Return { id }`.
     CancelActor { id: u64, grace_ms: u32 },
+    /// Sent to a registrar over the registration channel: the sender is
+    /// going, unregister it now; answered `Return { id }`.
+    Leave { id: u64 },
 }
 
 /// Who is on the other end of a channel (exchanged once the opening has

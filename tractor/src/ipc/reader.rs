@@ -135,7 +135,10 @@ fn drain(
             continue;
         }
         let admission = match msg {
-            Msg::Call { .. } | Msg::OpenStream { .. } | Msg::CancelActor { .. } => {
+            Msg::Call { .. }
+            | Msg::OpenStream { .. }
+            | Msg::CancelActor { .. }
+            | Msg::Leave { .. } => {
                 match admitted.take().or_else(|| channel.limits().try_admit(len)) {
                     Some(admission) => Some(admission),
                     None => return Ok(Drained::Waiting(len)),
@@ -253,6 +256,10 @@ fn dispatch(
             channel.complete(id, Err(error.into_error()));
         }
         Msg::Cancel { id } => channel.cancel_served(id),
+        Msg::Leave { id } => match admission {
+            Some(admission) => inbound.leave(channel, id, admission),
+            None => return Err(Error::Protocol(format!("request {id} was not admitted"))),
+        },
         Msg::CancelActor { id, grace_ms } => {
             let grace = Duration::from_millis(grace_ms.into());
             if grace > MAX_GRACE {

@@ -42,6 +42,16 @@ impl RegistrarLink {
         *self.channel.lock().await = Some(channel);
     }
 
+    /// The registrar channel if it is open, without dialing.
+    pub(crate) async fn current(&self) -> Option<Channel> {
+        self.channel
+            .lock()
+            .await
+            .as_ref()
+            .filter(|channel| !channel.is_closed())
+            .cloned()
+    }
+
     /// The channel to the registrar, dialed with `dial(addr, local)` if
     /// there is none open.
     pub(crate) async fn channel<F, Fut>(&self, dial: F) -> Result<Channel>

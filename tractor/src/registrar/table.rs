@@ -110,12 +110,13 @@ impl Registrar {
             })
     }
 
-    /// Waits until an actor called `name` is registered.
-    pub(crate) async fn wait(&self, name: &str) -> Found {
+    /// Waits until an actor called `name`, other than those in `skip`, is
+    /// registered.
+    pub(crate) async fn wait(&self, name: &str, skip: &[Uuid]) -> Found {
         let mut version = self.version.subscribe();
         loop {
             version.borrow_and_update();
-            if let Some(found) = self.find(name, &[]) {
+            if let Some(found) = self.find(name, skip) {
                 return found;
             }
             // The sender lives as long as the registrar, which outlives
