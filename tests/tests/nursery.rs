@@ -179,14 +179,14 @@ async fn two_failing_children_are_both_reported() {
     .await
     .unwrap_err();
     // Both fail at once after meeting; each error is reported unless the
-    // nursery's cancel reached that child before it failed.
-    let leaves = assert_panics_from(&err, "together_");
-    assert!(leaves <= 2);
-    if leaves == 2 {
-        assert!(
+    // nursery's cancel reached that child first (possible under load), and
+    // nothing else comes with them.
+    match assert_panics_from(&err, "together_") {
+        2 => assert!(
             matches!(err, Error::Multi(ref errors) if errors.len() == 2),
             "{err:?}"
-        );
+        ),
+        _ => assert!(matches!(err, Error::Remote(_)), "one error, alone: {err:?}"),
     }
 }
 
@@ -204,8 +204,8 @@ async fn twenty_five_failing_children() {
     })
     .await
     .unwrap_err();
-    let leaves = assert_panics_from(&err, "failer_");
-    assert!(leaves <= 25);
+    // Every leaf is one failer's panic, none twice, no cancellation leaked.
+    assert_panics_from(&err, "failer_");
 }
 
 #[tractor::test]
