@@ -368,3 +368,35 @@ async fn a_result_wait_that_times_out_leaves_the_value() -> tractor::Result<()> 
     })
     .await
 }
+
+/// A raw identifier: its stub and its table entry agree on the name.
+#[tractor::rpc]
+async fn r#match(x: u32) -> u32 {
+    x + 1
+}
+
+#[tractor::test]
+async fn raw_identifiers_and_types_declared_in_a_block_work() -> tractor::Result<()> {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Local {
+        n: u32,
+    }
+
+    #[tractor::rpc]
+    async fn double_local(local: Local) -> Local {
+        Local { n: local.n * 2 }
+    }
+
+    assert_eq!(r#match::NAME, concat!(module_path!(), "::match"));
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let worker = daemon(n, "blocky").await?;
+        assert_eq!(worker.run(r#match::call(1)).await?, 2);
+        assert_eq!(
+            worker.run(double_local::call(Local { n: 2 })).await?,
+            Local { n: 4 }
+        );
+        worker.cancel_actor().await?;
+        Ok(())
+    })
+    .await
+}

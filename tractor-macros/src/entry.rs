@@ -50,7 +50,7 @@ impl Entry {
 }
 
 pub fn expand(args: TokenStream, item: TokenStream, entry: Entry) -> syn::Result<TokenStream> {
-    let item: ItemFn = syn::parse2(item)?;
+    let item: ItemFn = crate::parse::function(item, entry.attribute())?;
     let (options, option_errors) = options::parse(args, entry.options());
     if let Err(err) = check_signature(&item, entry) {
         return Ok(keep_for_tools(item, entry, err));

@@ -1,23 +1,30 @@
-//! Tokens for a validated `#[rpc]` function.
+//! Tokens for a validated `#[rpc]` / `#[stream]` function.
 //!
 //! Beside the untouched function come, in the same scope, its dispatch
-//! function and its entry in the dispatch table, and a module of the same
-//! name and visibility with the typed stub (`NAME`, `call`). Keeping the
-//! dispatch code next to the function (not inside the module) lets it name
-//! the function directly, so a remote function defined inside a block
-//! (a doctest, a test body) works too. All behaviour lives in
-//! `tractor::__private`; the generated code only names types and wires the
-//! function in.
+//! function, its entry in the dispatch table, and its stub: a type of the
+//! same name and visibility (in the type namespace, so it does not clash
+//! with the function) whose associated items are `NAME` and `call`. All of
+//! it sits next to the function, so a remote function defined in a block
+//! (a doctest, a test body) works, types declared next to it included.
+//!
+//! Every requirement the generated code puts on the user's types goes
+//! through a small local function named after the rule (e.g.
+//! `arguments_must_be_serializable`), called with the span of the type or
+//! function concerned: a type that breaks a rule is reported on that type,
+//! and the messages name the rule, not tractor's internals. All behaviour
+//! lives in `tractor::__private`; the generated code only names types and
+//! wires the function in.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
-use syn::Type;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use crate::parse::RemoteFn;
 use crate::validate::{Shape, Signature};
 
 pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
     let item = &model.item;
+    let rules = rules();
     let vis = &item.vis;
     let name = &item.sig.ident;
     let plain_name = name.to_string().trim_start_matches("r#").to_owned();
@@ -30,32 +37,95 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
         .collect();
     let idents: Vec<_> = sig.args.iter().map(|(ident, _)| ident).collect();
     let types: Vec<_> = sig.args.iter().map(|(_, ty)| ty).collect();
-    let stub_types: Vec<_> = types.iter().map(|ty| rebase(ty)).collect();
-    let (output, call_type, make_call) = match &sig.shape {
-        Shape::Value(ty) | Shape::Result(ty) => (
-            rebase(ty),
-            quote!(::tractor::Call),
-            quote!(::tractor::__private::call),
-        ),
+    let (output, call_type, attribute, runner) = match &sig.shape {
+        Shape::Value(ty) | Shape::Result(ty) => (ty, quote!(::tractor::Call), "rpc", "Portal::run"),
         Shape::Stream(item) | Shape::Context { item, .. } => (
-            rebase(item),
+            item,
             quote!(::tractor::StreamCall),
-            quote!(::tractor::__private::stream_call),
+            "stream",
+            "Portal::open_stream",
         ),
+    };
+
+    let decoded = sig.args.iter().map(|(ident, ty)| {
+        let take = quote_spanned! {ty.span()=>
+            arguments_must_be_deserializable::<#ty>(&mut __tractor_args)
+        };
+        quote! {
+            let #ident: #ty = match #take {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(err) => {
+                    return ::tractor::__private::Invocation::failed(err);
+                }
+            };
+        }
+    });
+    let encoded = sig.args.iter().map(|(ident, ty)| {
+        quote_spanned! {ty.span()=>
+            arguments_must_be_serializable::<#ty>(&mut __tractor_args, &#ident);
+        }
+    });
+    let output_checked = quote_spanned! {output.span()=>
+        let _ = results_must_be_deserializable::<#output>;
     };
 
     let invoked = match &sig.shape {
         Shape::Context { ctx, .. } => quote!(#name(#ctx, #(#idents),*)),
         _ => quote!(#name(#(#idents),*)),
     };
+    // The function's future, checked to be `Send`: every token of the
+    // check carries the function name's span, so that is where a future
+    // that is not `Send` is reported.
+    let at_name = |ident: &syn::Ident| {
+        let mut ident = ident.clone();
+        ident.set_span(name.span());
+        ident
+    };
+    let named: Vec<_> = idents.iter().map(|ident| at_name(ident)).collect();
+    let invoked_at_name = match &sig.shape {
+        Shape::Context { ctx, .. } => {
+            let ctx = at_name(ctx);
+            quote_spanned!(name.span()=> #name(#ctx, #(#named),*))
+        }
+        _ => quote_spanned!(name.span()=> #name(#(#named),*)),
+    };
+    let sent = quote_spanned!(name.span()=> remote_functions_must_be_send(#invoked_at_name));
     let is_async = item.sig.asyncness.is_some();
+    let value = quote_spanned!(output.span()=> results_must_be_serializable(&value));
+    let reply_of_result = |result: TokenStream| {
+        let probed = quote_spanned!(output.span()=> error_types_must_implement_display(&error));
+        quote! {
+            match #result {
+                ::core::result::Result::Ok(value) => #value,
+                ::core::result::Result::Err(error) => {
+                    use ::tractor::__private::{ViaDisplay as _, ViaNothing as _, ViaStdError as _};
+                    ::tractor::__private::Reply::error(
+                        (&&::tractor::__private::ErrorProbe::new(#probed)).to_remote_error(),
+                    )
+                }
+            }
+        }
+    };
     let reply = match (&sig.shape, is_async) {
-        (Shape::Stream(_), true) => quote! {
-            ::tractor::__private::Invocation::stream(async move { #invoked.await })
-        },
-        (Shape::Stream(_), false) => quote! {
-            ::tractor::__private::Invocation::stream(async move { #invoked })
-        },
+        (Shape::Stream(item), true) => {
+            let stream = quote_spanned!(item.span()=> remote_streams_must_be_send(stream));
+            quote! {
+                let __tractor_future = #sent;
+                ::tractor::__private::Invocation::stream(async move {
+                    let stream = __tractor_future.await;
+                    #stream
+                })
+            }
+        }
+        (Shape::Stream(item), false) => {
+            let stream = quote_spanned!(item.span()=> remote_streams_must_be_send(stream));
+            quote! {
+                ::tractor::__private::Invocation::stream(async move {
+                    let stream = #invoked;
+                    #stream
+                })
+            }
+        }
         (
             Shape::Context {
                 ctx,
@@ -65,65 +135,75 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
             _,
         ) => {
             let body = if *fallible {
-                reply_of_result(quote!(#invoked.await))
+                reply_of_result(quote!(#sent.await))
             } else {
                 quote! {
-                    #invoked.await;
+                    #sent.await;
                     ::tractor::__private::Reply::value(&())
                 }
             };
+            let items = quote_spanned! {item.span()=>
+                let _ = stream_items_must_be_serializable::<#item>;
+            };
             quote! {
+                #items
                 ::tractor::__private::Invocation::context(
                     move |#ctx: ::tractor::StreamContext<#item>| async move { #body },
                 )
             }
         }
         (Shape::Value(_), true) => quote! {
+            let __tractor_future = #sent;
             ::tractor::__private::Invocation::future(async move {
-                ::tractor::__private::Reply::value(&#invoked.await)
+                let value = __tractor_future.await;
+                #value
             })
         },
         (Shape::Value(_), false) => quote! {
             ::tractor::__private::Invocation::blocking(move || {
-                ::tractor::__private::Reply::value(&#invoked)
+                let value = #invoked;
+                #value
             })
         },
         (Shape::Result(_), true) => {
-            let matched = reply_of_result(quote!(#invoked.await));
-            quote!(::tractor::__private::Invocation::future(async move { #matched }))
+            let matched = reply_of_result(quote!(__tractor_future.await));
+            quote! {
+                let __tractor_future = #sent;
+                ::tractor::__private::Invocation::future(async move { #matched })
+            }
         }
         (Shape::Result(_), false) => {
             let matched = reply_of_result(invoked);
             quote!(::tractor::__private::Invocation::blocking(move || { #matched }))
         }
     };
-    let (attribute, runner) = match &sig.shape {
-        Shape::Value(_) | Shape::Result(_) => ("rpc", "Portal::run"),
-        Shape::Stream(_) | Shape::Context { .. } => ("stream", "Portal::open_stream"),
-    };
     let stub_doc = format!(
-        "Remote-call stub of [`{plain_name}`](fn@super::{name}), generated by \
-         `#[tractor::{attribute}]`."
+        "Remote-call stub of [`{plain_name}`](fn@{name}), generated by \
+         `#[tractor::{attribute}]`: `{plain_name}::NAME` and `{plain_name}::call(..)`."
     );
     let call_doc = format!(
-        "A call of [`{plain_name}`](fn@super::{name}) with these arguments, to pass to \
+        "A call of [`{plain_name}`](fn@{name}) with these arguments, to pass to \
          `{runner}` or `ActorNursery::run_in_actor`."
     );
+    let make_call = match &sig.shape {
+        Shape::Value(_) | Shape::Result(_) => quote!(::tractor::__private::call),
+        Shape::Stream(_) | Shape::Context { .. } => quote!(::tractor::__private::stream_call),
+    };
 
-    quote! {
-        #item
+    let generated = quote! {
+        #(#cfgs)*
+        #[doc = #stub_doc]
+        #[allow(non_camel_case_types, dead_code)]
+        #vis struct #name {}
 
         #(#cfgs)*
         #[doc(hidden)]
-        #[allow(non_snake_case)]
+        #[allow(non_snake_case, unused_variables, clippy::all)]
         fn #invoke(__tractor_payload: &[u8]) -> ::tractor::__private::Invocation {
-            let (#(#idents,)*): (#(#types,)*) =
-                match ::tractor::__private::decode_args(__tractor_payload) {
-                    ::core::result::Result::Ok(args) => args,
-                    ::core::result::Result::Err(err) => {
-                        return ::tractor::__private::Invocation::failed(err);
-                    }
-                };
+            #rules
+            let mut __tractor_args = ::tractor::__private::ArgsReader::new(__tractor_payload);
+            #(#decoded)*
+            #output_checked
             #reply
         }
 
@@ -138,60 +218,78 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
         );
 
         #(#cfgs)*
-        #[doc = #stub_doc]
-        #[allow(dead_code, unused_imports, clippy::all)]
-        #vis mod #name {
-            use super::*;
-
+        #[allow(dead_code, clippy::all)]
+        impl #name {
             /// The function's wire name: its full module path.
-            pub const NAME: &str = ::core::module_path!();
+            pub const NAME: &'static str =
+                ::core::concat!(::core::module_path!(), "::", #plain_name);
 
             #[doc = #call_doc]
-            pub fn call(#(#idents: #stub_types),*) -> #call_type<#output> {
-                #make_call(NAME, &(#(#idents,)*))
-            }
-        }
-    }
-}
-
-/// `Ok` travels as the value; `Err` as a remote error that keeps its type
-/// name, message and (for `std::error::Error`s) its source chain.
-fn reply_of_result(result: TokenStream) -> TokenStream {
-    quote! {
-        match #result {
-            ::core::result::Result::Ok(value) => ::tractor::__private::Reply::value(&value),
-            ::core::result::Result::Err(error) => {
-                use ::tractor::__private::{ViaDisplay as _, ViaNothing as _, ViaStdError as _};
-                ::tractor::__private::Reply::error(
-                    (&&::tractor::__private::ErrorProbe::new(&error)).to_remote_error(),
-                )
-            }
-        }
-    }
-}
-
-/// The stub module sits one level below the function: paths relative to
-/// the function's module (`self::..`, `super::..`) move up one level.
-fn rebase(ty: &Type) -> Type {
-    use syn::visit_mut::{self, VisitMut};
-    struct Rebase;
-    impl VisitMut for Rebase {
-        fn visit_path_mut(&mut self, path: &mut syn::Path) {
-            if path.leading_colon.is_none() {
-                if let Some(first) = path.segments.first_mut() {
-                    if first.ident == "self" {
-                        first.ident = syn::Ident::new("super", first.ident.span());
-                    } else if first.ident == "super" {
-                        let span = first.ident.span();
-                        path.segments
-                            .insert(0, syn::PathSegment::from(syn::Ident::new("super", span)));
-                    }
+            pub fn call(#(#idents: #types),*) -> #call_type<#output> {
+                #[allow(dead_code)]
+                fn arguments_must_be_serializable<T: ::tractor::__private::serde::Serialize>(
+                    args: &mut ::tractor::__private::ArgsWriter,
+                    value: &T,
+                ) {
+                    args.put(value)
                 }
+                let mut __tractor_args = ::tractor::__private::ArgsWriter::new();
+                #(#encoded)*
+                #make_call(Self::NAME, __tractor_args)
             }
-            visit_mut::visit_path_mut(self, path);
+        }
+    };
+    // Passed through a macro: where items cannot go (in an `impl`), the
+    // one error is that this macro's expansion is ignored, and its name
+    // says why; the struct comes first so that nothing else is taken in.
+    quote! {
+        #item
+        ::tractor::remote_functions_are_free_functions! { #generated }
+    }
+}
+
+/// The rules the dispatch function checks, as local functions so that a
+/// broken rule is reported by its name (see the module docs).
+fn rules() -> TokenStream {
+    quote! {
+        #[allow(dead_code)]
+        fn arguments_must_be_deserializable<T>(
+            args: &mut ::tractor::__private::ArgsReader<'_>,
+        ) -> ::core::result::Result<T, ::tractor::__private::ArgsError>
+        where
+            T: ::tractor::__private::serde::de::DeserializeOwned,
+        {
+            args.take()
+        }
+        #[allow(dead_code)]
+        fn results_must_be_deserializable<T: ::tractor::__private::serde::de::DeserializeOwned>() {}
+        #[allow(dead_code)]
+        fn results_must_be_serializable<T: ::tractor::__private::serde::Serialize>(
+            value: &T,
+        ) -> ::tractor::__private::Reply {
+            ::tractor::__private::Reply::value(value)
+        }
+        #[allow(dead_code)]
+        fn stream_items_must_be_serializable<T: ::tractor::__private::serde::Serialize>() {}
+        #[allow(dead_code)]
+        fn remote_functions_must_be_send<R>(
+            future: impl ::core::future::Future<Output = R> + ::core::marker::Send + 'static,
+        ) -> ::core::pin::Pin<
+            ::std::boxed::Box<dyn ::core::future::Future<Output = R> + ::core::marker::Send>,
+        > {
+            ::std::boxed::Box::pin(future)
+        }
+        #[allow(dead_code)]
+        fn remote_streams_must_be_send<S>(stream: S) -> ::tractor::__private::ItemSource
+        where
+            S: ::tractor::__private::Stream + ::core::marker::Send + 'static,
+            S::Item: ::tractor::__private::serde::Serialize + ::core::marker::Send,
+        {
+            ::tractor::__private::item_source(stream)
+        }
+        #[allow(dead_code)]
+        fn error_types_must_implement_display<E: ::core::fmt::Display + 'static>(error: &E) -> &E {
+            error
         }
     }
-    let mut ty = ty.clone();
-    Rebase.visit_type_mut(&mut ty);
-    ty
 }

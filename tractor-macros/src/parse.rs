@@ -32,9 +32,31 @@ pub struct RemoteFn {
 }
 
 impl RemoteFn {
-    pub fn parse(attr_args: TokenStream, item: TokenStream, _kind: Kind) -> syn::Result<Self> {
-        let item: ItemFn = syn::parse2(item)?;
+    pub fn parse(attr_args: TokenStream, item: TokenStream, kind: Kind) -> syn::Result<Self> {
+        let item = function(item, kind.attribute())?;
         Ok(RemoteFn { item, attr_args })
+    }
+}
+
+/// The item under `attribute`, which must be a function.
+pub fn function(item: TokenStream, attribute: &str) -> syn::Result<ItemFn> {
+    match syn::parse2::<syn::Item>(item)? {
+        syn::Item::Fn(function) => Ok(function),
+        other => {
+            let what = match &other {
+                syn::Item::Struct(_) => "a struct",
+                syn::Item::Enum(_) => "an enum",
+                syn::Item::Impl(_) => "an impl block",
+                syn::Item::Mod(_) => "a module",
+                syn::Item::Trait(_) => "a trait",
+                syn::Item::Const(_) | syn::Item::Static(_) => "a constant",
+                _ => "this item",
+            };
+            Err(syn::Error::new_spanned(
+                other,
+                format!("{attribute} goes on a function (`fn` or `async fn`), not on {what}"),
+            ))
+        }
     }
 }
 

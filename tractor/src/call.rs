@@ -24,8 +24,12 @@ pub(crate) struct Request {
 
 impl Request {
     fn new<A: Serialize>(name: Cow<'static, str>, args: &A) -> Self {
-        let args = postcard::to_allocvec(args)
-            .map_err(|err| Error::codec(format!("the arguments of {name}"), err));
+        let args = postcard::to_allocvec(args).map_err(|err| err.to_string());
+        Request::encoded(name, args)
+    }
+
+    fn encoded(name: Cow<'static, str>, args: std::result::Result<Vec<u8>, String>) -> Self {
+        let args = args.map_err(|err| Error::codec(format!("the arguments of {name}"), err));
         Request { name, args }
     }
 }
@@ -67,6 +71,14 @@ impl<T> Call<T> {
     pub fn by_name<A: Serialize>(name: impl Into<Cow<'static, str>>, args: &A) -> Self {
         Call {
             request: Request::new(name.into(), args),
+            _output: PhantomData,
+        }
+    }
+
+    /// A call of `name` with arguments already encoded (by the stubs).
+    pub(crate) fn encoded(name: &'static str, args: std::result::Result<Vec<u8>, String>) -> Self {
+        Call {
+            request: Request::encoded(name.into(), args),
             _output: PhantomData,
         }
     }
@@ -120,6 +132,15 @@ impl<T> StreamCall<T> {
     pub fn by_name<A: Serialize>(name: impl Into<Cow<'static, str>>, args: &A) -> Self {
         StreamCall {
             request: Request::new(name.into(), args),
+            window: DEFAULT_WINDOW,
+            _output: PhantomData,
+        }
+    }
+
+    /// A stream of `name` with arguments already encoded (by the stubs).
+    pub(crate) fn encoded(name: &'static str, args: std::result::Result<Vec<u8>, String>) -> Self {
+        StreamCall {
+            request: Request::encoded(name.into(), args),
             window: DEFAULT_WINDOW,
             _output: PhantomData,
         }

@@ -80,6 +80,15 @@ mod uid;
 #[path = "private.rs"]
 pub mod __private;
 
+/// Emits what `#[tractor::rpc]` and `#[tractor::stream]` generate beside
+/// a function. Through this macro, the attribute put on a method (where a
+/// module's items cannot go) gives one error naming the rule.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! remote_functions_are_free_functions {
+    ($($items:tt)*) => { $($items)* };
+}
+
 pub use actor::{Actor, current_actor};
 pub use auth::{SECRET_ENV, SECRET_FILE_ENV};
 pub use call::{Call, DEFAULT_WINDOW, StreamCall};
@@ -97,8 +106,9 @@ pub use uid::ActorUid;
 
 /// Makes a free function callable from other actors.
 ///
-/// The function stays as it is, callable locally. Beside it appears a module
-/// of the same name and visibility with:
+/// The function stays as it is, callable locally. Beside it appears its
+/// stub, an item of the same name and visibility (a type, so it lives in
+/// the type namespace next to the function) with:
 /// - `NAME`, the function's wire name (its full module path);
 /// - `call(args..) -> tractor::Call<T>`, a typed stub to pass to
 ///   [`Portal::run`] or [`ActorNursery::run_in_actor`], where `T` is the
@@ -106,8 +116,12 @@ pub use uid::ActorUid;
 ///   [`RemoteActorError`] with `E`'s type name and message; `E: Display`).
 ///
 /// Functions may be `async` or not (a plain `fn` runs on a blocking thread
-/// of the actor). Arguments must be owned (`Serialize + DeserializeOwned`),
-/// named by plain identifiers; the function cannot be generic or a method.
+/// of the actor); an `async fn`'s future must be `Send`. Arguments must be
+/// owned (`Serialize + DeserializeOwned`), named by plain identifiers; the
+/// function cannot be generic or a method. It may be defined in a block
+/// (a test's body), next to the types it uses. A type that breaks a rule
+/// is reported on that type, by the rule's name (e.g.
+/// `arguments_must_be_serializable`).
 ///
 /// ```
 /// #[tractor::rpc]
@@ -128,7 +142,7 @@ pub use tractor_macros::rpc;
 
 /// Makes a free function a stream that other actors consume.
 ///
-/// Two forms, both giving a module of the same name with `NAME` and
+/// Two forms, both giving a stub of the same name with `NAME` and
 /// `call(args..) -> tractor::StreamCall<T>`, to pass to
 /// [`Portal::open_stream`] or [`ActorNursery::run_in_actor`]:
 ///

@@ -1,11 +1,13 @@
 //! Support for the code the macros generate. Not public API: names here
 //! may change in any release.
 
+pub use futures::Stream;
 pub use linkme;
+pub use serde;
 
 pub use crate::invoke::{
-    ArgsError, ErrorProbe, Failure, Invocation, RemoteError, Reply, ViaDisplay, ViaNothing,
-    ViaStdError, decode_args,
+    ArgsError, ArgsReader, ArgsWriter, ErrorProbe, Failure, Invocation, ItemSource, Reply,
+    ViaDisplay, ViaNothing, ViaStdError, item_source,
 };
 pub use crate::registry::{RPC_TABLE, RpcEntry};
 pub use crate::runtime::{InlineBody, RootBody, SpawnedBody};
@@ -24,13 +26,12 @@ pub fn decode_untrusted(data: &[u8]) {
     crate::ipc::reader::decode_untrusted(data);
 }
 
-/// A call of the function whose wire name is `name`, with `args` (the
-/// arguments as a tuple).
-pub fn call<T, A: serde::Serialize>(name: &'static str, args: &A) -> Call<T> {
-    Call::by_name(name, args)
+/// A call of the function whose wire name is `name`, with `args`.
+pub fn call<T>(name: &'static str, args: ArgsWriter) -> Call<T> {
+    Call::encoded(name, args.finish())
 }
 
 /// A stream of the function whose wire name is `name`, with `args`.
-pub fn stream_call<T, A: serde::Serialize>(name: &'static str, args: &A) -> StreamCall<T> {
-    StreamCall::by_name(name, args)
+pub fn stream_call<T>(name: &'static str, args: ArgsWriter) -> StreamCall<T> {
+    StreamCall::encoded(name, args.finish())
 }

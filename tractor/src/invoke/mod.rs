@@ -23,7 +23,7 @@ pub(crate) use panic::install_hook;
 
 use crate::error::{Error, Frames, RemoteActorError};
 use crate::ipc::msg::{WireError, sources_of};
-use crate::stream::produce::{self, ItemSource};
+use crate::stream::produce;
 use crate::stream::{RawContext, StreamContext};
 use crate::uid::ActorUid;
 
@@ -35,7 +35,7 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 enum Body {
     Future(BoxFuture<Reply>),
     Blocking(Box<dyn FnOnce() -> Reply + Send>),
-    Stream(BoxFuture<Box<dyn ItemSource>>),
+    Stream(BoxFuture<Box<dyn produce::ItemSource>>),
     Context(Box<dyn FnOnce(RawContext) -> BoxFuture<Reply> + Send>),
     Failed(Failure),
 }
@@ -60,16 +60,10 @@ impl Invocation {
         Invocation(Body::Blocking(Box::new(body)))
     }
 
-    /// A stream function: `make` resolves to the stream.
-    pub fn stream<F, S>(make: F) -> Self
-    where
-        F: Future<Output = S> + Send + 'static,
-        S: Stream + Send + 'static,
-        S::Item: Serialize + Send,
-    {
-        Invocation(Body::Stream(Box::pin(async move {
-            produce::source(make.await)
-        })))
+    /// A stream function: `make` resolves to the stream, made an
+    /// [`ItemSource`] by [`item_source`].
+    pub fn stream(make: impl Future<Output = ItemSource> + Send + 'static) -> Self {
+        Invocation(Body::Stream(Box::pin(async move { make.await.0 })))
     }
 
     /// A stream-context function: `body` pushes through the context.
@@ -290,9 +284,69 @@ impl Failure {
     }
 }
 
-/// Decodes a remote function's arguments.
-pub fn decode_args<A: DeserializeOwned>(payload: &[u8]) -> Result<A, ArgsError> {
-    postcard::from_bytes(payload).map_err(|err| ArgsError(err.to_string()))
+/// A remote function's arguments, decoded one after the other (the wire
+/// form of the tuple of them).
+pub struct ArgsReader<'a>(&'a [u8]);
+
+impl<'a> ArgsReader<'a> {
+    /// Reads from a call's payload.
+    pub fn new(payload: &'a [u8]) -> Self {
+        ArgsReader(payload)
+    }
+
+    /// The next argument.
+    pub fn take<T: DeserializeOwned>(&mut self) -> Result<T, ArgsError> {
+        let (value, rest) =
+            postcard::take_from_bytes(self.0).map_err(|err| ArgsError(err.to_string()))?;
+        self.0 = rest;
+        Ok(value)
+    }
+}
+
+/// A call's arguments, encoded one after the other; the first failure is
+/// kept for the call to report.
+#[derive(Default)]
+pub struct ArgsWriter {
+    bytes: Vec<u8>,
+    failed: Option<String>,
+}
+
+impl ArgsWriter {
+    /// No arguments yet.
+    pub fn new() -> Self {
+        ArgsWriter::default()
+    }
+
+    /// Appends the next argument.
+    pub fn put<T: Serialize + ?Sized>(&mut self, value: &T) {
+        if self.failed.is_some() {
+            return;
+        }
+        match postcard::to_extend(value, std::mem::take(&mut self.bytes)) {
+            Ok(bytes) => self.bytes = bytes,
+            Err(err) => self.failed = Some(err.to_string()),
+        }
+    }
+
+    /// The encoded arguments, or why one did not encode.
+    pub(crate) fn finish(self) -> Result<Vec<u8>, String> {
+        match self.failed {
+            Some(why) => Err(why),
+            None => Ok(self.bytes),
+        }
+    }
+}
+
+/// A stream, its items encoded as they are sent.
+pub struct ItemSource(Box<dyn produce::ItemSource>);
+
+/// Erases a stream's type for [`Invocation::stream`].
+pub fn item_source<S>(stream: S) -> ItemSource
+where
+    S: Stream + Send + 'static,
+    S::Item: Serialize + Send,
+{
+    ItemSource(produce::source(stream))
 }
 
 /// Arguments that did not decode.
@@ -303,23 +357,13 @@ pub struct ArgsError(String);
 /// generated code where the type is concrete).
 pub struct ErrorProbe<'a, E>(&'a E);
 
-impl<'a, E: RemoteError> ErrorProbe<'a, E> {
-    /// Checks that `E` can travel (this is where a bad error type is
-    /// reported) and wraps it.
+impl<'a, E> ErrorProbe<'a, E> {
+    /// Wraps the error (whether its type can travel is checked by the
+    /// generated code, which reports it on the function's return type).
     pub fn new(error: &'a E) -> Self {
         ErrorProbe(error)
     }
 }
-
-/// What the error type of a remote function's `Result` must be.
-#[diagnostic::on_unimplemented(
-    message = "the error type of a remote function must implement `Display` and be `'static`",
-    label = "`{Self}` cannot be sent to the caller as a remote error",
-    note = "the error travels as its type name and its `Display` text; implement `Display` (or use `tractor::Error::other`)"
-)]
-pub trait RemoteError: Display + 'static {}
-
-impl<E: Display + 'static> RemoteError for E {}
 
 /// For `std::error::Error`s: message plus `source()` chain.
 pub trait ViaStdError {

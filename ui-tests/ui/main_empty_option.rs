@@ -1,0 +1,2 @@
+#[tractor::main(loglevel = "", worker_threads = 0)]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[tractor::main(loglevel = "info", loglevel = "debug")]
+async fn main() {}

@@ -1,0 +1,6 @@
+#[tractor::rpc]
+extern "C" fn foreign() -> u32 {
+    1
+}
+
+fn main() {}

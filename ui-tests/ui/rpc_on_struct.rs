@@ -1,0 +1,4 @@
+#[tractor::rpc]
+struct NotAFunction;
+
+fn main() {}

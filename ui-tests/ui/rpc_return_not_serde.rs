@@ -1,0 +1,8 @@
+struct Handle;
+
+#[tractor::rpc]
+async fn gives_handle() -> Handle {
+    Handle
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[tractor::rpc]
+async unsafe fn dangerous() -> u32 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[tractor::test]
+#[test]
+async fn twice() {}
+
+fn main() {}
