@@ -454,3 +454,35 @@ impl fmt::Debug for RemoteActorError {
 }
 
 impl std::error::Error for RemoteActorError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What chain reporters (`anyhow`'s `{:#}`) print: each error of the
+    /// `source()` chain, joined.
+    fn chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut next = error.source();
+        while let Some(source) = next {
+            text.push_str(": ");
+            text.push_str(&source.to_string());
+            next = source.source();
+        }
+        text
+    }
+
+    #[test]
+    fn chains_print_each_cause_once() {
+        let io = Error::from(std::io::Error::other("disk on fire"));
+        assert_eq!(chain(&io), "disk on fire");
+        let remote = Error::Remote(RemoteActorError::new(
+            "E",
+            "went wrong",
+            ActorUid::new("worker"),
+        ));
+        assert_eq!(chain(&remote), "actor 'worker' raised E: went wrong");
+        let other = Error::other(Error::from(std::io::Error::other("inner")));
+        assert_eq!(chain(&other), "inner");
+    }
+}
