@@ -201,3 +201,43 @@ impl Program {
 }
 
 pub mod wire;
+
+/// Where the actors of a test report their pids to the test's root (from
+/// a remote function the root serves), and where the test waits for them.
+#[derive(Default)]
+pub struct PidBoard {
+    pids: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl PidBoard {
+    /// Records `name`'s pid.
+    pub fn report(&self, name: String, pid: u32) {
+        self.pids.lock().unwrap().insert(name, pid);
+        self.arrived.notify_waiters();
+    }
+
+    /// Waits until `name` has reported its pid.
+    pub async fn pid_of(&self, name: &str) -> u32 {
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some(pid) = self.pids.lock().unwrap().get(name) {
+                return *pid;
+            }
+            arrived.await;
+        }
+    }
+
+    /// Every report whose name starts with `prefix`.
+    pub fn starting_with(&self, prefix: &str) -> Vec<(String, u32)> {
+        self.pids
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, pid)| (name.clone(), *pid))
+            .collect()
+    }
+}

@@ -3,35 +3,21 @@
 //! its children ignores the request (frozen by SIGSTOP) and another is
 //! stuck in a call that blocks its thread.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
 use tractor::ActorNursery;
-use tractor_tests::{is_alive, signal};
+use tractor_tests::{PidBoard, is_alive, signal};
 
 /// What `portal.cancel_actor()` gives (the documented default grace).
 const GRACE: Duration = Duration::from_millis(1000);
 
-static PIDS: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Mutex::default);
-static ARRIVED: LazyLock<Notify> = LazyLock::new(Notify::new);
+static PIDS: LazyLock<PidBoard> = LazyLock::new(PidBoard::default);
 
 /// Hosted by the root: where the middle actor reports its children.
 #[tractor::rpc]
 async fn report(name: String, pid: u32) {
-    PIDS.lock().unwrap().insert(name, pid);
-    ARRIVED.notify_waiters();
-}
-
-async fn reported(name: &str) -> u32 {
-    loop {
-        let arrived = ARRIVED.notified();
-        if let Some(pid) = PIDS.lock().unwrap().get(name) {
-            return *pid;
-        }
-        arrived.await;
-    }
+    PIDS.report(name, pid);
 }
 
 #[tractor::rpc]
@@ -80,7 +66,7 @@ async fn a_cancelled_subtree_is_gone_within_the_grace() -> tractor::Result<()> {
             .await?;
         let middle_pid = middle.run(pid::call()).await?;
         let holding = middle.run(hold_stuck_leaves::call());
-        let leaves = async { (reported("frozen").await, reported("blocked").await) };
+        let leaves = async { (PIDS.pid_of("frozen").await, PIDS.pid_of("blocked").await) };
         let (frozen, blocked) = tokio::select! {
             pids = leaves => pids,
             ended = holding => panic!("the middle actor stopped holding its leaves: {ended:?}"),

@@ -10,35 +10,27 @@
 //! `TRACTOR_CHAOS_ROUNDS` sets the rounds per test (two tests run).
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use tractor::{ActorNursery, Error, StreamContext};
-use tractor_tests::{exits_within, kill, signal};
+use tractor_tests::{PidBoard, exits_within, kill, signal};
 
 const ROUND_LIMIT: Duration = Duration::from_secs(10);
 
 // --- hosted by the root: where every actor of a round reports its pid ----
 
-static PIDS: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Mutex::default);
-static ARRIVED: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
+static PIDS: LazyLock<PidBoard> = LazyLock::new(PidBoard::default);
 
 #[tractor::rpc]
 async fn report(name: String, pid: u32) {
-    PIDS.lock().unwrap().insert(name, pid);
-    ARRIVED.notify_waiters();
+    PIDS.report(name, pid);
 }
 
 /// Waits until `name` has reported its pid.
 async fn pid_of(name: &str) -> u32 {
-    loop {
-        let arrived = ARRIVED.notified();
-        if let Some(pid) = PIDS.lock().unwrap().get(name) {
-            return *pid;
-        }
-        arrived.await;
-    }
+    PIDS.pid_of(name).await
 }
 
 async fn announce() -> tractor::Result<()> {
@@ -248,13 +240,7 @@ impl Round {
 
     /// No process of the round alive, no name of it registered.
     async fn check_clean(&self) {
-        let pids: Vec<(String, u32)> = PIDS
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(name, _)| name.starts_with(&format!("{}_", self.id)))
-            .map(|(name, pid)| (name.clone(), *pid))
-            .collect();
+        let pids = PIDS.starting_with(&format!("{}_", self.id));
         for (name, pid) in &pids {
             assert!(
                 exits_within(*pid, Duration::from_secs(2)).await,

@@ -274,27 +274,21 @@ impl Channel {
     /// the request.
     pub(crate) fn cancel_actor(&self, grace: Duration) -> Result<PendingCall, Error> {
         let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
-        let (tx, answer) = oneshot::channel();
-        let id = self.register(Waiter::Unary(tx))?;
-        let sent = self.push_now(&Msg::CancelActor { id, grace_ms }, |_| Ok(()));
-        if let Err(err) = sent {
-            self.lock_calls().pending.remove(&id);
-            return Err(err);
-        }
-        Ok(PendingCall {
-            channel: self.clone(),
-            id,
-            answer,
-            done: true,
-        })
+        self.request_now(|id| Msg::CancelActor { id, grace_ms })
     }
 
     /// Tells the registrar on the other end that we are going; the answer
     /// comes once it has unregistered us.
     pub(crate) fn leave(&self) -> Result<PendingCall, Error> {
+        self.request_now(|id| Msg::Leave { id })
+    }
+
+    /// Sends the control request `header(id)` at once; its answer is the
+    /// returned call's. Dropping the answer does not withdraw the request.
+    fn request_now(&self, header: impl FnOnce(u64) -> Msg<'static>) -> Result<PendingCall, Error> {
         let (tx, answer) = oneshot::channel();
         let id = self.register(Waiter::Unary(tx))?;
-        if let Err(err) = self.push_now(&Msg::Leave { id }, |_| Ok(())) {
+        if let Err(err) = self.push_now(&header(id), |_| Ok(())) {
             self.lock_calls().pending.remove(&id);
             return Err(err);
         }
@@ -357,8 +351,15 @@ impl Channel {
         payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
     ) -> Result<u64, Error> {
         let id = self.register(waiter)?;
-        if let Err(err) = self.push_data(&header(id), payload).await {
-            self.lock_calls().pending.remove(&id);
+        // Until the frame is queued, a caller that gives up (drops this
+        // future while it waits for room) takes its entry with it.
+        let unsent = Unsent {
+            channel: self,
+            id: Some(id),
+        };
+        let pushed = self.push_data(&header(id), payload).await;
+        let mut unsent = unsent;
+        if let Err(err) = pushed {
             return Err(match err {
                 Error::Codec { what, reason } => Error::Codec {
                     what: format!("the call of {func} ({what})"),
@@ -367,6 +368,7 @@ impl Channel {
                 other => other,
             });
         }
+        unsent.id = None;
         Ok(id)
     }
 
@@ -546,6 +548,20 @@ impl Channel {
         match sent {
             Ok(()) | Err(Error::Disconnected { .. }) => {}
             Err(err) => tracing::warn!(peer = %self.peer(), "could not send {header:?}: {err}"),
+        }
+    }
+}
+
+/// A call registered but not yet queued; dropping it unregisters it.
+struct Unsent<'a> {
+    channel: &'a Channel,
+    id: Option<u64>,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.channel.lock_calls().pending.remove(&id);
         }
     }
 }
