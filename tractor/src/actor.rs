@@ -474,15 +474,17 @@ impl Actor {
     pub(crate) async fn finish(&self) {
         self.cancel(DEFAULT_GRACE);
         let budget = *self.0.budget.get().unwrap_or(&Budget::new(DEFAULT_GRACE));
-        // Leave the registrar before refusing connections: a lookup never
-        // hands out an actor that is about to refuse on purpose.
-        self.leave_registrar(&budget).await;
-        self.0.connections.stop_listening();
         self.0.tasks.close();
-        if tokio::time::timeout_at(budget.children_by(), self.0.tasks.wait())
-            .await
-            .is_err()
-        {
+        // Leave the registrar (while the tasks wind down) before refusing
+        // connections: a lookup never hands out an actor that is about to
+        // refuse on purpose.
+        let (_, wound_down) = futures::future::join(
+            self.leave_registrar(&budget),
+            tokio::time::timeout_at(budget.children_by(), self.0.tasks.wait()),
+        )
+        .await;
+        self.0.connections.stop_listening();
+        if wound_down.is_err() {
             tracing::warn!(
                 "tasks still running {:?} into a {:?} cancellation; ending anyway",
                 budget.children_by() - (budget.deadline() - budget.grace()),

@@ -31,7 +31,7 @@ use crate::ipc::credit::{Credit, Granted};
 use crate::ipc::handshake::Opened;
 use crate::ipc::limits::{Admission, Limits};
 use crate::ipc::msg::{Handshake, Msg, WireError};
-use crate::ipc::outbox::Outbox;
+use crate::ipc::outbox::{Outbox, Pushed};
 use crate::ipc::{frame, reader};
 use crate::uid::ActorUid;
 
@@ -493,7 +493,12 @@ impl Channel {
         id: u64,
         encode: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        self.push_data(&Msg::Yield { id }, encode).await
+        // The usual case, room now, without the waiting machinery.
+        let header = Msg::Yield { id };
+        match self.0.outbox.try_push_data(&header, encode) {
+            Pushed::Done(pushed) => self.queued(pushed),
+            Pushed::Full(encode) => self.push_data(&header, encode).await,
+        }
     }
 
     /// Ends stream `id` normally.
@@ -517,7 +522,13 @@ impl Channel {
         header: &Msg<'_>,
         payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        match self.0.outbox.push_data(header, payload).await {
+        let pushed = self.0.outbox.push_data(header, payload).await;
+        self.queued(pushed)
+    }
+
+    /// What the outbox said, as this channel's result.
+    fn queued(&self, pushed: Result<bool, Error>) -> Result<(), Error> {
+        match pushed {
             Ok(true) => Ok(()),
             Ok(false) => Err(self.disconnected()),
             Err(err) => Err(err),
@@ -531,11 +542,8 @@ impl Channel {
         header: &Msg<'_>,
         payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        match self.0.outbox.push(header, payload) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(self.disconnected()),
-            Err(err) => Err(err),
-        }
+        let pushed = self.0.outbox.push(header, payload);
+        self.queued(pushed)
     }
 
     /// Queues a control frame nobody waits on; failures are only logged.

@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::BytesMut;
 use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+
 use tokio::sync::Notify;
 
 use crate::error::Error;
@@ -33,6 +34,14 @@ pub(crate) const HIGH_WATER: usize = 4 << 20;
 /// A spare buffer grown past this by a burst of large frames is dropped
 /// once written rather than kept.
 const KEEP_CAPACITY: usize = HIGH_WATER;
+
+/// What [`Outbox::try_push_data`] did.
+pub(crate) enum Pushed<P> {
+    /// Queued (`Ok(true)`), closed (`Ok(false)`), or not encodable.
+    Done(Result<bool, Error>),
+    /// No room: the payload, unused.
+    Full(P),
+}
 
 pub(crate) struct Outbox {
     state: Mutex<State>,
@@ -95,28 +104,48 @@ impl Outbox {
     /// Queues one data frame once the buffer is below [`HIGH_WATER`]; the
     /// check and the append happen under one lock, so concurrent senders
     /// cannot all slip in past the mark.
-    pub(crate) async fn push_data<H: Serialize + ?Sized>(
-        &self,
-        header: &H,
-        payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
-    ) -> Result<bool, Error> {
+    pub(crate) async fn push_data<H, P>(&self, header: &H, payload: P) -> Result<bool, Error>
+    where
+        H: Serialize + ?Sized,
+        P: FnOnce(&mut BytesMut) -> Result<(), Error>,
+    {
+        let mut payload = match self.try_push_data(header, payload) {
+            Pushed::Done(result) => return result,
+            Pushed::Full(payload) => payload,
+        };
         loop {
+            // Registered before the buffer is looked at again, so a drain
+            // in between is not missed.
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            {
-                let state = self.lock();
-                if state.closed {
-                    return Ok(false);
-                }
-                if state.buf.len() < HIGH_WATER {
-                    return self.append(state, header, payload);
-                }
-            }
+            payload = match self.try_push_data(header, payload) {
+                Pushed::Done(result) => return result,
+                Pushed::Full(payload) => payload,
+            };
             room.await;
         }
     }
 
+    /// Queues one data frame if the buffer is below [`HIGH_WATER`] now;
+    /// otherwise hands `payload` back. The path of every stream item.
+    #[inline]
+    pub(crate) fn try_push_data<H, P>(&self, header: &H, payload: P) -> Pushed<P>
+    where
+        H: Serialize + ?Sized,
+        P: FnOnce(&mut BytesMut) -> Result<(), Error>,
+    {
+        let state = self.lock();
+        if state.closed {
+            return Pushed::Done(Ok(false));
+        }
+        if state.buf.len() >= HIGH_WATER {
+            return Pushed::Full(payload);
+        }
+        Pushed::Done(self.append(state, header, payload))
+    }
+
+    #[inline]
     fn append<H: Serialize + ?Sized>(
         &self,
         mut state: MutexGuard<'_, State>,

@@ -25,9 +25,9 @@ use crate::spawn::forkserver;
 use crate::{platform, signals};
 
 /// Worker threads of a child actor's runtime unless the root or the spawn
-/// says otherwise: one to run calls and one so that a call hogging its
-/// thread does not stall the channels; an idle actor should not hold a
-/// thread per core of a big host.
+/// says otherwise (or the host has a single core, which gets one): one to
+/// run calls and one so that a call hogging its thread does not stall the
+/// channels; an idle actor should not hold a thread per core of a big host.
 pub const DEFAULT_CHILD_WORKERS: usize = 2;
 
 // A fork server must be the only thread of its process when it forks, so

@@ -132,7 +132,8 @@ impl RootBuilder {
     /// Worker threads of every actor of the tree: the root's runtime and,
     /// unless a spawn says otherwise (`.worker_threads(n)` on the spawn
     /// builders), each child's. Default: one per core for the root,
-    /// [`DEFAULT_CHILD_WORKERS`](crate::DEFAULT_CHILD_WORKERS) for children.
+    /// [`DEFAULT_CHILD_WORKERS`](crate::DEFAULT_CHILD_WORKERS) for children
+    /// (fewer on a host with fewer cores).
     pub fn worker_threads(mut self, threads: usize) -> Self {
         self.worker_threads = Some(threads.max(1));
         self
@@ -306,11 +307,13 @@ impl RootBuilder {
             (None, Ok(method)) => method.parse::<StartMethod>()?,
             (None, Err(_)) => StartMethod::default(),
         };
+        // Read once here (it means reading cgroup files) and handed down.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let mut settings = Settings {
-            workers: self
+            workers: self.worker_threads.unwrap_or(cores),
+            child_workers: self
                 .worker_threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
-            child_workers: self.worker_threads.unwrap_or(DEFAULT_CHILD_WORKERS),
+                .unwrap_or(DEFAULT_CHILD_WORKERS.min(cores)),
             max_concurrent_calls: self
                 .max_concurrent_calls
                 .unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS),
