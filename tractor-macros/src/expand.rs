@@ -89,7 +89,13 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
         }
         _ => quote_spanned!(name.span()=> #name(#(#named),*)),
     };
-    let sent = quote_spanned!(name.span()=> remote_functions_must_be_send(#invoked_at_name));
+    let sent = quote_spanned!(name.span()=> remote_function_futures_must_be_send(#invoked_at_name));
+    // A unary call's future and what makes its reply, in one box.
+    let call_with = |reply: TokenStream| {
+        quote_spanned! {name.span()=>
+            remote_functions_must_be_send(#invoked_at_name, #reply)
+        }
+    };
     let is_async = item.sig.asyncness.is_some();
     let value = quote_spanned!(output.span()=> results_must_be_serializable(&value));
     let reply_of_result = |result: TokenStream| {
@@ -152,13 +158,7 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
                 )
             }
         }
-        (Shape::Value(_), true) => quote! {
-            let __tractor_future = #sent;
-            ::tractor::__private::Invocation::future(async move {
-                let value = __tractor_future.await;
-                #value
-            })
-        },
+        (Shape::Value(_), true) => call_with(quote!(move |value| #value)),
         (Shape::Value(_), false) => quote! {
             ::tractor::__private::Invocation::blocking(move || {
                 let value = #invoked;
@@ -166,11 +166,8 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
             })
         },
         (Shape::Result(_), true) => {
-            let matched = reply_of_result(quote!(__tractor_future.await));
-            quote! {
-                let __tractor_future = #sent;
-                ::tractor::__private::Invocation::future(async move { #matched })
-            }
+            let matched = reply_of_result(quote!(result));
+            call_with(quote!(move |result| #matched))
         }
         (Shape::Result(_), false) => {
             let matched = reply_of_result(invoked);
@@ -272,12 +269,24 @@ fn rules() -> TokenStream {
         #[allow(dead_code)]
         fn stream_items_must_be_serializable<T: ::tractor::__private::serde::Serialize>() {}
         #[allow(dead_code)]
-        fn remote_functions_must_be_send<R>(
+        fn remote_function_futures_must_be_send<R>(
             future: impl ::core::future::Future<Output = R> + ::core::marker::Send + 'static,
         ) -> ::core::pin::Pin<
             ::std::boxed::Box<dyn ::core::future::Future<Output = R> + ::core::marker::Send>,
         > {
             ::std::boxed::Box::pin(future)
+        }
+        #[allow(dead_code)]
+        fn remote_functions_must_be_send<F, R>(
+            future: F,
+            reply: impl ::core::ops::FnOnce(R) -> ::tractor::__private::Reply
+                + ::core::marker::Send
+                + 'static,
+        ) -> ::tractor::__private::Invocation
+        where
+            F: ::core::future::Future<Output = R> + ::core::marker::Send + 'static,
+        {
+            ::tractor::__private::Invocation::future(async move { reply(future.await) })
         }
         #[allow(dead_code)]
         fn remote_streams_must_be_send<S>(stream: S) -> ::tractor::__private::ItemSource

@@ -94,6 +94,9 @@ struct ActorInner {
     registrar: Option<Arc<Registrar>>,
     link: RegistrarLink,
     parent: OnceLock<Channel>,
+    /// The parent asked this actor to cancel (so a registrar parent has
+    /// unregistered it already).
+    cancelled_by_parent: std::sync::atomic::AtomicBool,
 }
 
 /// What an actor is told when it starts.
@@ -135,7 +138,7 @@ impl Actor {
             tasks.clone(),
             settings.exec_args.clone(),
             Box::new(move |uid| {
-                // A registrar parent knows first that its child is gone.
+                // A registrar parent knows first that its child is going.
                 if let Some(registrar) = &reaped {
                     registrar.unregister(uid);
                 }
@@ -159,6 +162,7 @@ impl Actor {
             budget: OnceLock::new(),
             tasks,
             parent: OnceLock::new(),
+            cancelled_by_parent: std::sync::atomic::AtomicBool::new(false),
             settings,
         }))
     }
@@ -416,6 +420,13 @@ impl Actor {
         }
     }
 
+    fn is_parent(&self, channel: &Channel) -> bool {
+        self.0
+            .parent
+            .get()
+            .is_some_and(|parent| parent.same(channel))
+    }
+
     /// The registrar's address.
     pub(crate) fn registrar_addr(&self) -> &str {
         self.0.link.addr()
@@ -452,6 +463,14 @@ impl Actor {
         let Some(channel) = self.0.link.current().await else {
             return;
         };
+        // A registrar parent that asked us to go dropped our entry then.
+        let by_parent = self
+            .0
+            .cancelled_by_parent
+            .load(std::sync::atomic::Ordering::Acquire);
+        if by_parent && self.is_parent(&channel) {
+            return;
+        }
         if let Ok(answer) = channel.leave() {
             let _ = tokio::time::timeout_at(budget.children_by(), answer).await;
         }
@@ -524,6 +543,11 @@ impl Inbound for Actor {
             return;
         }
         tracing::debug!(by = %channel.peer(), ?grace, "cancel requested");
+        if self.is_parent(channel) {
+            self.0
+                .cancelled_by_parent
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         self.0.server.answer_when_done(channel, id, admission);
         self.cancel(grace);
     }
@@ -541,12 +565,7 @@ impl Inbound for Actor {
         if let Some(registrar) = self.registrar() {
             registrar.channel_closed(channel);
         }
-        if self
-            .0
-            .parent
-            .get()
-            .is_some_and(|parent| parent.same(channel))
-        {
+        if self.is_parent(channel) {
             tracing::debug!("parent channel closed: cancelling");
             self.cancel(DEFAULT_GRACE / 2);
         }

@@ -35,6 +35,9 @@ pub(crate) struct ChildHandle {
     /// Whether the child acknowledged a cancel request.
     acked: AtomicBool,
     channel: OnceLock<Channel>,
+    /// Told when this actor asks the child to go (the registrar drops it
+    /// before the child stops listening).
+    owner: Children,
 }
 
 impl ChildHandle {
@@ -54,6 +57,7 @@ impl ChildHandle {
             cancel_requested: AtomicBool::new(false),
             acked: AtomicBool::new(false),
             channel: OnceLock::new(),
+            owner: children.clone(),
         });
         children.adopt(&child);
         let kill = child.kill.clone();
@@ -135,7 +139,11 @@ impl ChildHandle {
     /// Records that the child's end is expected; returns whether it already
     /// was.
     pub(crate) fn expect_exit(&self) -> bool {
-        self.cancel_requested.swap(true, Ordering::AcqRel)
+        let already = self.cancel_requested.swap(true, Ordering::AcqRel);
+        if !already {
+            self.owner.gone(&self.uid);
+        }
+        already
     }
 
     /// Kills the child now (SIGKILL); its exit is expected.

@@ -5,9 +5,10 @@
 //! (through a `spawn` backend, the fork server started on first use),
 //! waits for each new child to connect back ([`Expected`]), keeps a
 //! [`ChildHandle`] per live child, and reaps. It knows nothing of nurseries
-//! or the registrar: it reports each reaped child to the hook it was made
-//! with, so whoever cares (discovery) is fed by that event rather than
-//! called from here.
+//! or the registrar: it reports each child that is going (asked to cancel
+//! or killed by this actor, or reaped) to the hook it was made with, so
+//! whoever cares (discovery) is fed by that event rather than called from
+//! here.
 //!
 //! Every reaper is a task on the actor's tracker, so the actor never exits
 //! before its children are reaped.
@@ -33,8 +34,9 @@ use crate::spawn::forkserver::ForkServer;
 use crate::spawn::{SpawnBackend, SpawnSpec, StartMethod};
 use crate::uid::ActorUid;
 
-/// Called with each child's uid once it has been reaped.
-pub(crate) type OnReaped = Box<dyn Fn(&ActorUid) + Send + Sync>;
+/// Called with a child's uid when this actor asks it to go (cancel, kill)
+/// and again once it has been reaped.
+pub(crate) type OnGone = Box<dyn Fn(&ActorUid) + Send + Sync>;
 
 /// The children of one actor; cheap to clone.
 #[derive(Clone)]
@@ -49,7 +51,7 @@ struct Shared {
     /// What makes this executable reach its entry point (see
     /// `Settings::exec_args`).
     exec_args: Vec<String>,
-    on_reaped: OnReaped,
+    on_gone: OnGone,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -57,14 +59,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Children {
-    pub(crate) fn new(tasks: TaskTracker, exec_args: Vec<String>, on_reaped: OnReaped) -> Self {
+    pub(crate) fn new(tasks: TaskTracker, exec_args: Vec<String>, on_gone: OnGone) -> Self {
         Children(Arc::new(Shared {
             tasks,
             live: Mutex::default(),
             expected: Mutex::default(),
             forkserver: tokio::sync::OnceCell::new(),
             exec_args,
-            on_reaped,
+            on_gone,
         }))
     }
 
@@ -161,7 +163,11 @@ impl Children {
 
     fn reaped(&self, uid: &ActorUid) {
         lock(&self.0.live).remove(&uid.uuid());
-        (self.0.on_reaped)(uid);
+        self.gone(uid);
+    }
+
+    fn gone(&self, uid: &ActorUid) {
+        (self.0.on_gone)(uid);
     }
 
     fn forget_expected(&self, uuid: Uuid) {

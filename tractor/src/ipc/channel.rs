@@ -438,13 +438,15 @@ impl Channel {
         if calls.closed {
             return Ok(false);
         }
-        if calls.serving.contains_key(&id) {
-            return Err(Error::Protocol(format!(
+        match calls.serving.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(Error::Protocol(format!(
                 "the peer reused call id {id} while that call was still running"
-            )));
+            ))),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(served);
+                Ok(true)
+            }
         }
-        calls.serving.insert(id, served);
-        Ok(true)
     }
 
     /// The peer's call `id` is over.
