@@ -69,31 +69,26 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
         let _ = results_must_be_deserializable::<#output>;
     };
 
-    let invoked = match &sig.shape {
-        Shape::Context { ctx, .. } => quote!(#name(#ctx, #(#idents),*)),
-        _ => quote!(#name(#(#idents),*)),
-    };
-    // The function's future, checked to be `Send`: every token of the
-    // check carries the function name's span, so that is where a future
-    // that is not `Send` is reported.
+    // The call of the function. Every token carries the function name's
+    // span, so that is where a future that is not `Send` is reported.
     let at_name = |ident: &syn::Ident| {
         let mut ident = ident.clone();
         ident.set_span(name.span());
         ident
     };
     let named: Vec<_> = idents.iter().map(|ident| at_name(ident)).collect();
-    let invoked_at_name = match &sig.shape {
+    let invoked = match &sig.shape {
         Shape::Context { ctx, .. } => {
             let ctx = at_name(ctx);
             quote_spanned!(name.span()=> #name(#ctx, #(#named),*))
         }
         _ => quote_spanned!(name.span()=> #name(#(#named),*)),
     };
-    let sent = quote_spanned!(name.span()=> remote_function_futures_must_be_send(#invoked_at_name));
+    let sent = quote_spanned!(name.span()=> remote_function_futures_must_be_send(#invoked));
     // A unary call's future and what makes its reply, in one box.
     let call_with = |reply: TokenStream| {
         quote_spanned! {name.span()=>
-            remote_functions_must_be_send(#invoked_at_name, #reply)
+            remote_functions_must_be_send(#invoked, #reply)
         }
     };
     let is_async = item.sig.asyncness.is_some();

@@ -554,7 +554,7 @@ impl Inbound for Actor {
 
     fn leave(&self, channel: &Channel, id: u64, admission: Admission) {
         if let Some(registrar) = self.registrar() {
-            registrar.channel_closed(channel);
+            registrar.registration_ended(channel);
         }
         channel.acknowledge(id);
         drop(admission);
@@ -563,7 +563,7 @@ impl Inbound for Actor {
     fn closed(&self, channel: &Channel) {
         self.0.connections.forget_peer(channel);
         if let Some(registrar) = self.registrar() {
-            registrar.channel_closed(channel);
+            registrar.registration_ended(channel);
         }
         if self.is_parent(channel) {
             tracing::debug!("parent channel closed: cancelling");

@@ -219,27 +219,31 @@ fn dispatch(
     admission: Option<Admission>,
 ) -> Result<(), Error> {
     let (msg, payload) = decode(&frame)?;
-    let args = frame.slice_ref(payload);
-    let call = |id, func, kind, admission: Option<Admission>| match admission {
-        Some(admission) => inbound.call(
+    let payload = frame.slice_ref(payload);
+    // `drain` admits every request before it gets here.
+    let admitted =
+        |id| admission.ok_or_else(|| Error::Protocol(format!("request {id} was not admitted")));
+    match msg {
+        Msg::Call { id, func } => inbound.call(
             channel,
             Incoming {
                 id,
                 func,
-                kind,
-                args: args.clone(),
-                admission,
+                kind: CallKind::Unary,
+                args: payload,
+                admission: admitted(id)?,
             },
-        ),
-        // `drain` admits every call before it gets here.
-        None => Err(Error::Protocol(format!("call {id} was not admitted"))),
-    };
-    let payload = args.clone();
-    match msg {
-        Msg::Call { id, func } => call(id, func, CallKind::Unary, admission)?,
-        Msg::OpenStream { id, func, window } => {
-            call(id, func, CallKind::Stream { window }, admission)?
-        }
+        )?,
+        Msg::OpenStream { id, func, window } => inbound.call(
+            channel,
+            Incoming {
+                id,
+                func,
+                kind: CallKind::Stream { window },
+                args: payload,
+                admission: admitted(id)?,
+            },
+        )?,
         Msg::Return { id } => channel.complete(id, Ok(payload)),
         // Items arrive in runs (see `drain`); this is never reached.
         Msg::Yield { .. } => {}
@@ -256,10 +260,7 @@ fn dispatch(
             channel.complete(id, Err(error.into_error()));
         }
         Msg::Cancel { id } => channel.cancel_served(id),
-        Msg::Leave { id } => match admission {
-            Some(admission) => inbound.leave(channel, id, admission),
-            None => return Err(Error::Protocol(format!("request {id} was not admitted"))),
-        },
+        Msg::Leave { id } => inbound.leave(channel, id, admitted(id)?),
         Msg::CancelActor { id, grace_ms } => {
             let grace = Duration::from_millis(grace_ms.into());
             if grace > MAX_GRACE {
@@ -267,10 +268,7 @@ fn dispatch(
                     "a cancel request with a grace of {grace:?}, over the {MAX_GRACE:?} allowed"
                 )));
             }
-            match admission {
-                Some(admission) => inbound.cancel_actor(channel, id, grace, admission),
-                None => return Err(Error::Protocol(format!("request {id} was not admitted"))),
-            }
+            inbound.cancel_actor(channel, id, grace, admitted(id)?)
         }
     }
     Ok(())

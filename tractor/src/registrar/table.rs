@@ -88,8 +88,9 @@ impl Registrar {
         }
     }
 
-    /// A channel closed: if it was a registration, that actor is gone.
-    pub(crate) fn channel_closed(&self, channel: &Channel) {
+    /// A channel closed, or its peer said it is leaving: if that channel
+    /// was a registration, the actor is gone.
+    pub(crate) fn registration_ended(&self, channel: &Channel) {
         if channel.peer_registers() {
             self.unregister(channel.peer());
         }
