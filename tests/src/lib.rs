@@ -241,3 +241,102 @@ impl PidBoard {
             .collect()
     }
 }
+
+/// The TCP ports process `pid` listens on (what any local user can learn
+/// from `/proc/net/tcp` and the process's descriptors, or by scanning).
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?;
+                    Some(inode.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address st .. inode
+            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+            if *state != "0A" || !inodes.iter().any(|ours| ours == inode) {
+                return None;
+            }
+            u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()
+        })
+        .collect()
+}
+
+/// A certificate authority for TLS tests, its files in a fresh directory
+/// (removed when dropped).
+pub struct TestCa {
+    dir: std::path::PathBuf,
+    key: rcgen::KeyPair,
+    params: rcgen::CertificateParams,
+    /// The CA's certificate (PEM).
+    pub ca: std::path::PathBuf,
+}
+
+impl TestCa {
+    /// A fresh CA called `label`.
+    pub fn new(label: &str) -> TestCa {
+        let dir = std::env::temp_dir().join(format!(
+            "tractor-test-ca-{label}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, cert.pem()).unwrap();
+        TestCa {
+            dir,
+            key,
+            params,
+            ca,
+        }
+    }
+
+    /// A certificate for `names` (DNS names or IP addresses) signed by this
+    /// CA, with its key: (cert, key) PEM files.
+    pub fn issue(&self, file: &str, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
+        let cert = params
+            .signed_by(&key, &rcgen::Issuer::new(self.params.clone(), &self.key))
+            .unwrap();
+        let paths = (
+            self.dir.join(format!("{file}.pem")),
+            self.dir.join(format!("{file}.key")),
+        );
+        std::fs::write(&paths.0, cert.pem()).unwrap();
+        std::fs::write(&paths.1, key.serialize_pem()).unwrap();
+        paths
+    }
+
+    /// The environment that makes a program use TLS only, with `cert`.
+    pub fn env(&self, cert: &(std::path::PathBuf, std::path::PathBuf)) -> Vec<(String, String)> {
+        vec![
+            (tractor::TRANSPORT_ENV.into(), "tls".into()),
+            (tractor::TLS_CERT_ENV.into(), cert.0.display().to_string()),
+            (tractor::TLS_KEY_ENV.into(), cert.1.display().to_string()),
+            (tractor::TLS_CA_ENV.into(), self.ca.display().to_string()),
+        ]
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -3,14 +3,15 @@
 //! hostile-input and backpressure tests attack a live actor with.
 
 use std::io::{BufRead, BufReader, Lines, Read, Write};
-use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::{free_addr, is_alive};
 
@@ -19,55 +20,58 @@ pub const SECRET: &str = "the secret of the hostile-input test tree";
 /// The largest frame tractor accepts.
 pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
 /// The protocol version spoken in the opening.
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 
 /// An actor's identity.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ActorUid {
     pub name: Arc<str>,
     pub uuid: uuid::Uuid,
 }
 
 /// Who is on the other end of a channel.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Handshake {
     pub uid: ActorUid,
     pub addr: Option<String>,
-    pub local: Option<String>,
     pub pid: u32,
+    pub to: Option<uuid::Uuid>,
     pub register: bool,
 }
 
-/// A spawned child's proof in its hello.
-#[derive(Serialize, Deserialize)]
-pub struct Early {
-    pub proof: [u8; 32],
+/// An introduction and the proof that covers it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Proven {
     pub peer: Handshake,
+    pub proof: [u8; 32],
+}
+
+/// Why an acceptor refused.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    BadProof,
+    Itself,
+    NotMeant,
+    UidInUse,
+    NotExpected,
+    NotRegistrar,
 }
 
 /// The frames of the opening exchange.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Opening {
     Hello {
         magic: [u8; 8],
         protocol: u32,
         nonce: [u8; 32],
-        early: Option<Box<Early>>,
+        early: Option<Box<Proven>>,
     },
     Challenge {
         nonce: [u8; 32],
-        proof: [u8; 32],
     },
-    Proof {
-        proof: [u8; 32],
-        peer: Box<Handshake>,
-    },
-    Welcome(Box<Handshake>),
-    Accepted {
-        proof: [u8; 32],
-        peer: Box<Handshake>,
-    },
-    Refused,
+    Proof(Box<Proven>),
+    Welcome(Box<Proven>),
+    Refused(Refusal),
 }
 
 /// The envelope of every frame after the opening.
@@ -99,17 +103,48 @@ pub fn message<T: Serialize>(value: &T, payload: &[u8]) -> Vec<u8> {
     frame(&body)
 }
 
-/// The opening's proof: HMAC-SHA256 of role and nonces.
-pub fn mac(key: &[u8], role: &[u8], first: &[u8; 32], second: &[u8; 32]) -> [u8; 32] {
+/// The running hash of an opening: each part length-prefixed (u64 LE).
+#[derive(Clone)]
+pub struct Transcript(Sha256);
+
+impl Transcript {
+    /// A transcript over a connection without TLS.
+    pub fn new() -> Self {
+        let mut transcript = Transcript(Sha256::new());
+        transcript.absorb(b"tractor opening 4");
+        transcript.absorb(b"");
+        transcript
+    }
+
+    pub fn absorb(&mut self, part: &[u8]) {
+        self.0.update((part.len() as u64).to_le_bytes());
+        self.0.update(part);
+    }
+
+    /// The hash with `last` added.
+    pub fn with(&self, last: &[u8]) -> [u8; 32] {
+        let mut transcript = self.clone();
+        transcript.absorb(last);
+        transcript.0.finalize().into()
+    }
+}
+
+impl Default for Transcript {
+    fn default() -> Self {
+        Transcript::new()
+    }
+}
+
+/// A proof: HMAC-SHA256(key, role | transcript hash).
+pub fn mac(key: &[u8], role: &[u8], transcript: &[u8; 32]) -> [u8; 32] {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
     mac.update(role);
-    mac.update(first);
-    mac.update(second);
+    mac.update(transcript);
     mac.finalize().into_bytes().into()
 }
 
 /// The next frame's body, or `None` at end of stream.
-pub fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
+pub fn read_frame(stream: &mut UnixStream) -> Option<Vec<u8>> {
     let mut len = [0; 4];
     stream.read_exact(&mut len).ok()?;
     let mut body = vec![0; u32::from_le_bytes(len) as usize];
@@ -120,7 +155,7 @@ pub fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
 /// Whether the victim closed `stream`: reading reaches end of stream or
 /// the connection is reset within 5 s (whatever it sent first is skipped).
 /// A read that times out is not a close: it is `false`.
-pub fn closed_by_peer(stream: &mut TcpStream) -> bool {
+pub fn closed_by_peer(stream: &mut UnixStream) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut chunk = [0; 4096];
     loop {
@@ -160,12 +195,12 @@ pub struct Sink {
     child: Child,
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
-    /// The victim's TCP address.
-    pub victim: String,
+    /// The victim's socket.
+    pub victim: PathBuf,
     /// The victim's pid.
     pub pid: u32,
-    /// The root's (the registrar's) TCP address.
-    pub registrar: String,
+    /// The root's (the registrar's) socket.
+    pub registrar: PathBuf,
     /// The root's pid.
     pub root_pid: u32,
     pings: u64,
@@ -174,9 +209,8 @@ pub struct Sink {
 impl Sink {
     /// Starts the program and reads where its actors are.
     pub fn start(binary: &str) -> Sink {
-        let registrar = free_addr();
         let mut child = Command::new(binary)
-            .env("TRACTOR_REGISTRAR", &registrar)
+            .env("TRACTOR_REGISTRAR", free_addr())
             .env(tractor::SECRET_ENV, SECRET)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -186,10 +220,12 @@ impl Sink {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let line = lines.next().unwrap().unwrap();
         let mut words = line.split(' ').skip(1);
-        let victim = words.next().unwrap().to_owned();
+        let victim = PathBuf::from(words.next().unwrap());
         let pid = words.next().unwrap().parse().unwrap();
         let line = lines.next().unwrap().unwrap();
-        let root_pid = line.strip_prefix("root ").unwrap().parse().unwrap();
+        let mut words = line.split(' ').skip(1);
+        let root_pid = words.next().unwrap().parse().unwrap();
+        let registrar = PathBuf::from(words.next().unwrap());
         Sink {
             child,
             stdin,
@@ -222,12 +258,12 @@ impl Sink {
     }
 
     /// A fresh connection to the victim.
-    pub fn connect(&self) -> TcpStream {
-        TcpStream::connect(&self.victim).unwrap()
+    pub fn connect(&self) -> UnixStream {
+        UnixStream::connect(&self.victim).unwrap()
     }
 
     /// A connection to the victim that passed the opening with `key`.
-    pub fn authenticated(&self, key: &[u8]) -> TcpStream {
+    pub fn authenticated(&self, key: &[u8]) -> UnixStream {
         authenticate(self.connect(), key, "mallory", false)
     }
 
@@ -242,40 +278,60 @@ impl Sink {
 
 /// Passes the opening over `stream` with `key` as actor `name`, asking to
 /// be registered if `register`.
-pub fn authenticate(mut stream: TcpStream, key: &[u8], name: &str, register: bool) -> TcpStream {
-    let ours = [7u8; 32];
-    let hello = Opening::Hello {
-        magic: *b"tractor\0",
-        protocol: PROTOCOL,
-        nonce: ours,
-        early: None,
-    };
-    stream.write_all(&message(&hello, &[])).unwrap();
-    let challenge: Opening = postcard::from_bytes(&read_frame(&mut stream).unwrap()).unwrap();
-    let Opening::Challenge { nonce, proof } = challenge else {
-        panic!("expected a challenge");
-    };
-    assert_eq!(
-        proof,
-        mac(key, b"tractor/accept", &ours, &nonce),
-        "the victim proves the secret"
-    );
+pub fn authenticate(mut stream: UnixStream, key: &[u8], name: &str, register: bool) -> UnixStream {
     let me = Handshake {
         uid: ActorUid {
             name: name.into(),
             uuid: uuid::Uuid::new_v4(),
         },
-        addr: Some("127.0.0.1:9".into()),
-        local: None,
+        addr: None,
         pid: std::process::id(),
+        to: None,
         register,
     };
-    let proof = Opening::Proof {
-        proof: mac(key, b"tractor/dial", &nonce, &ours),
-        peer: Box::new(me),
+    match open(&mut stream, key, &me) {
+        Ok(_) => stream,
+        Err(refusal) => panic!("the victim refused the opening: {refusal:?}"),
+    }
+}
+
+/// Runs the dialer's side of the opening as `me`: the acceptor's
+/// introduction, or its refusal.
+pub fn open(stream: &mut UnixStream, key: &[u8], me: &Handshake) -> Result<Handshake, Refusal> {
+    let mut transcript = Transcript::new();
+    let hello = Opening::Hello {
+        magic: *b"tractor\0",
+        protocol: PROTOCOL,
+        nonce: [7u8; 32],
+        early: None,
     };
-    stream.write_all(&message(&proof, &[])).unwrap();
-    let welcome: Opening = postcard::from_bytes(&read_frame(&mut stream).unwrap()).unwrap();
-    assert!(matches!(welcome, Opening::Welcome(_)));
-    stream
+    let hello = postcard::to_allocvec(&hello).unwrap();
+    stream.write_all(&frame(&hello)).unwrap();
+    transcript.absorb(&hello);
+    let challenge = read_frame(stream).unwrap();
+    transcript.absorb(&challenge);
+    let Opening::Challenge { .. } = postcard::from_bytes(&challenge).unwrap() else {
+        panic!("expected a challenge");
+    };
+    let introduction = postcard::to_allocvec(me).unwrap();
+    let proof = Opening::Proof(Box::new(Proven {
+        peer: postcard::from_bytes(&introduction).unwrap(),
+        proof: mac(key, b"tractor/dial", &transcript.with(&introduction)),
+    }));
+    let proof = postcard::to_allocvec(&proof).unwrap();
+    stream.write_all(&frame(&proof)).unwrap();
+    transcript.absorb(&proof);
+    match postcard::from_bytes(&read_frame(stream).unwrap()).unwrap() {
+        Opening::Welcome(welcome) => {
+            let theirs = postcard::to_allocvec(&welcome.peer).unwrap();
+            assert_eq!(
+                welcome.proof,
+                mac(key, b"tractor/accept", &transcript.with(&theirs)),
+                "the victim proves the secret over this opening"
+            );
+            Ok(welcome.peer)
+        }
+        Opening::Refused(refusal) => Err(refusal),
+        _ => panic!("expected a welcome or a refusal"),
+    }
 }

@@ -7,7 +7,7 @@
 //! The attackers speak the wire format directly (`tractor_tests::wire`).
 
 use std::io::Write;
-use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use tractor_tests::wire::{
@@ -139,7 +139,7 @@ fn a_producer_that_ignores_credit_loses_its_stream_not_its_channel() {
     let mut sink = sink();
     // Mallory registers with the root, which then consumes her stream over
     // the channel she opened.
-    let stream = TcpStream::connect(&sink.registrar).unwrap();
+    let stream = UnixStream::connect(&sink.registrar).unwrap();
     let mut mallory = authenticate(stream, SECRET.as_bytes(), "mallory", true);
     sink.command("consume mallory");
     let opened = read_frame(&mut mallory).expect("the root opens the stream");

@@ -9,8 +9,8 @@
 use std::io::Write;
 
 use tractor_tests::wire::{
-    ActorUid, Early, Handshake, MAX_FRAME, Msg, Opening, PROTOCOL, SECRET, Sink, closed_by_peer,
-    frame, mac, message, read_frame, vm_data_kib,
+    ActorUid, Handshake, MAX_FRAME, Msg, Opening, PROTOCOL, Proven, Refusal, SECRET, Sink,
+    Transcript, closed_by_peer, frame, mac, message, open, read_frame, vm_data_kib,
 };
 
 #[test]
@@ -48,32 +48,17 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
                 magic: *b"tractor\0",
                 protocol: PROTOCOL,
                 nonce: [3; 32],
-                early: Some(Box::new(Early {
+                early: Some(Box::new(Proven {
                     proof: [0; 32],
-                    peer: Handshake {
-                        uid: ActorUid {
-                            name: "impostor".into(),
-                            uuid: uuid::Uuid::new_v4(),
-                        },
-                        addr: None,
-                        local: None,
-                        pid: 1,
-                        register: true,
-                    },
+                    peer: introduction("impostor", uuid::Uuid::new_v4(), None, true),
                 })),
             },
             &[],
         ),
         message(
-            &Opening::Welcome(Box::new(Handshake {
-                uid: ActorUid {
-                    name: "x".into(),
-                    uuid: uuid::Uuid::nil(),
-                },
-                addr: None,
-                local: None,
-                pid: 1,
-                register: true,
+            &Opening::Welcome(Box::new(Proven {
+                proof: [0; 32],
+                peer: introduction("x", uuid::Uuid::nil(), None, true),
             })),
             &[],
         ),
@@ -90,52 +75,106 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
         tried += 1;
     }
 
-    // A wrong secret: the victim's proof does not check out for us, and
-    // ours does not for it; it drops us before reading any command.
+    // A wrong secret. The victim challenges without proving anything (a
+    // stranger gets nothing to test guesses against), refuses the proof,
+    // and never reads the command behind it.
     {
         let mut stream = sink.connect();
-        let hello = Opening::Hello {
-            magic: *b"tractor\0",
-            protocol: PROTOCOL,
-            nonce: [1; 32],
-            early: None,
-        };
-        stream.write_all(&message(&hello, &[])).unwrap();
-        let Opening::Challenge { nonce, proof } =
-            postcard::from_bytes(&read_frame(&mut stream).unwrap()).unwrap()
-        else {
-            panic!("expected a challenge");
-        };
-        assert_ne!(
-            proof,
-            mac(
+        let transcript = hello_and_challenge(&mut stream, [1; 32]);
+        let mallory = introduction("mallory", uuid::Uuid::new_v4(), None, false);
+        let ours = postcard::to_allocvec(&mallory).unwrap();
+        let forged = Opening::Proof(Box::new(Proven {
+            proof: mac(
                 b"a guess at the secret",
-                b"tractor/accept",
-                &[1; 32],
-                &nonce
-            )
-        );
-        let forged = Opening::Proof {
-            proof: mac(b"a guess at the secret", b"tractor/dial", &nonce, &[1; 32]),
-            peer: Box::new(Handshake {
-                uid: ActorUid {
-                    name: "mallory".into(),
-                    uuid: uuid::Uuid::new_v4(),
-                },
-                addr: None,
-                local: None,
-                pid: 1,
-                register: false,
-            }),
-        };
+                b"tractor/dial",
+                &transcript.with(&ours),
+            ),
+            peer: mallory,
+        }));
         let mut attack = message(&forged, &[]);
         // A command right behind the forged proof must never run.
         attack.extend(message(&Msg::CancelActor { id: 1, grace_ms: 0 }, &[]));
         stream.write_all(&attack).unwrap();
+        let answer: Opening = postcard::from_bytes(&read_frame(&mut stream).unwrap()).unwrap();
+        assert!(
+            matches!(answer, Opening::Refused(Refusal::BadProof)),
+            "{answer:?}"
+        );
         assert!(
             closed_by_peer(&mut stream),
             "a forged proof ends the connection"
         );
+        sink.still_serving();
+        tried += 1;
+    }
+
+    // A relay's move: a proof made over one introduction, sent with
+    // another. The proof covers the introduction, so it does not check.
+    {
+        let mut stream = sink.connect();
+        let transcript = hello_and_challenge(&mut stream, [2; 32]);
+        let honest = introduction("root", uuid::Uuid::new_v4(), None, false);
+        let proof = mac(
+            SECRET.as_bytes(),
+            b"tractor/dial",
+            &transcript.with(&postcard::to_allocvec(&honest).unwrap()),
+        );
+        let swapped = Opening::Proof(Box::new(Proven {
+            proof,
+            peer: introduction("mallory", uuid::Uuid::new_v4(), None, true),
+        }));
+        stream.write_all(&message(&swapped, &[])).unwrap();
+        let answer: Opening = postcard::from_bytes(&read_frame(&mut stream).unwrap()).unwrap();
+        assert!(
+            matches!(answer, Opening::Refused(Refusal::BadProof)),
+            "{answer:?}"
+        );
+        sink.still_serving();
+        tried += 1;
+    }
+
+    // Members of the tree get only what their role gives them.
+    let victim_uuid: uuid::Uuid = sink
+        .victim
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .and_then(|stem| stem.parse().ok())
+        .expect("the victim's socket is named after its uuid");
+    let refused = |socket: &std::path::Path, me: Handshake| {
+        let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        open(&mut stream, SECRET.as_bytes(), &me).expect_err("refused")
+    };
+    // The victim's uuid, claimed at its parent (which holds a channel to
+    // it): refused, so no one takes a child's place.
+    let claim = introduction("victim", victim_uuid, None, false);
+    assert_eq!(refused(&sink.registrar, claim), Refusal::UidInUse);
+    // An opening meant for another actor (delivered here by a relay).
+    let elsewhere = introduction(
+        "mallory",
+        uuid::Uuid::new_v4(),
+        Some(uuid::Uuid::new_v4()),
+        false,
+    );
+    assert_eq!(refused(&sink.victim, elsewhere), Refusal::NotMeant);
+    // The victim's own uuid, without meaning to reach itself.
+    let itself = introduction("victim", victim_uuid, None, false);
+    assert_eq!(refused(&sink.victim, itself), Refusal::Itself);
+    // A registration at an actor that is not a registrar.
+    let register = introduction("mallory", uuid::Uuid::new_v4(), None, true);
+    assert_eq!(refused(&sink.victim, register), Refusal::NotRegistrar);
+    sink.still_serving();
+    // A member that is not the victim's parent cannot cancel it.
+    {
+        let mut stream = sink.authenticated(SECRET.as_bytes());
+        stream
+            .write_all(&message(&Msg::CancelActor { id: 5, grace_ms: 0 }, &[]))
+            .unwrap();
+        let answer = read_frame(&mut stream).expect("an answer to the cancel request");
+        let (envelope, error): (Msg<'_>, &[u8]) = postcard::take_from_bytes(&answer).unwrap();
+        assert!(matches!(envelope, Msg::Error { id: 5 }), "{envelope:?}");
+        let error = String::from_utf8_lossy(error);
+        assert!(error.contains("NotCancellable"), "{error}");
+        assert!(error.contains("only by its parent"), "{error}");
         sink.still_serving();
         tried += 1;
     }
@@ -225,4 +264,39 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
     println!("malformed inputs tried: {tried}");
     assert!(tried >= 20);
     sink.finish();
+}
+
+/// An introduction as actor `name` (`uuid`), dialing `to`.
+fn introduction(name: &str, uuid: uuid::Uuid, to: Option<uuid::Uuid>, register: bool) -> Handshake {
+    Handshake {
+        uid: ActorUid {
+            name: name.into(),
+            uuid,
+        },
+        addr: None,
+        pid: std::process::id(),
+        to,
+        register,
+    }
+}
+
+/// Sends a hello with `nonce` and reads the challenge (which proves
+/// nothing); the transcript so far.
+fn hello_and_challenge(stream: &mut std::os::unix::net::UnixStream, nonce: [u8; 32]) -> Transcript {
+    let mut transcript = Transcript::new();
+    let hello = postcard::to_allocvec(&Opening::Hello {
+        magic: *b"tractor\0",
+        protocol: PROTOCOL,
+        nonce,
+        early: None,
+    })
+    .unwrap();
+    stream.write_all(&frame(&hello)).unwrap();
+    transcript.absorb(&hello);
+    let challenge = read_frame(stream).unwrap();
+    transcript.absorb(&challenge);
+    let Opening::Challenge { .. } = postcard::from_bytes(&challenge).unwrap() else {
+        panic!("expected a challenge");
+    };
+    transcript
 }

@@ -83,7 +83,7 @@ fn sigint_at_a_child_alone_leaves_the_tree_whole() {
     let tree = start_tree();
     let depth1 = tree.pids["depth1"];
     signal(depth1, Signal::INT);
-    // The child ignores it; the root is asked to stop next, and everything
+    // The child handles and ignores it; the root is asked to stop next, and everything
     // stops in order, depth1 included (so it was alive and answering).
     assert!(is_alive(depth1));
     let everyone = descendants(tree.root());

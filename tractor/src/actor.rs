@@ -36,8 +36,9 @@ use crate::children::{ChildHandle, Children};
 use crate::connections::Connections;
 use crate::error::{Error, Result};
 use crate::ipc::handshake::Opened;
+use crate::ipc::handshake::Refusal;
 use crate::ipc::limits::Admission;
-use crate::ipc::transport::Stream;
+use crate::ipc::transport::{Stream, Target};
 use crate::ipc::{Channel, Inbound, Incoming};
 use crate::registrar::{Registrar, RegistrarLink};
 use crate::server::{Server, foreign};
@@ -104,9 +105,11 @@ pub(crate) struct Settings {
     pub uid: ActorUid,
     /// Whether this actor is the root of its tree.
     pub is_root: bool,
+    /// The registrar's address (see `Target::Registrar`).
     pub registrar_addr: String,
-    /// The registrar's Unix socket, when it is known to be on this host.
-    pub registrar_local: Option<String>,
+    /// The registrar is this actor's parent (its registration is the
+    /// parent channel).
+    pub registrar_is_parent: bool,
     pub is_registrar: bool,
     /// Modules whose remote functions this actor serves.
     pub enabled: HashSet<String>,
@@ -154,7 +157,7 @@ impl Actor {
             ),
             link: RegistrarLink::new(
                 settings.registrar_addr.clone(),
-                settings.registrar_local.clone(),
+                settings.registrar_is_parent,
             ),
             children,
             registrar,
@@ -196,6 +199,20 @@ impl Actor {
     /// This actor's unique identity.
     pub fn uid(&self) -> &ActorUid {
         &self.0.settings.uid
+    }
+
+    /// The Unix socket this actor listens on, where actors of this host
+    /// (and this user) reach it; `None` if its transport has none.
+    ///
+    /// ```
+    /// #[tractor::rpc]
+    /// fn socket() -> Option<String> {
+    ///     let path = tractor::current_actor().local_socket()?;
+    ///     Some(path.display().to_string())
+    /// }
+    /// ```
+    pub fn local_socket(&self) -> Option<std::path::PathBuf> {
+        crate::ipc::local::existing_actor_socket(self.uid().uuid())
     }
 
     /// Whether this actor is the root of its tree (the process that ran
@@ -279,23 +296,23 @@ impl Actor {
         }
     }
 
-    /// Accepts connections on `listener` (and on a Unix socket of its own)
-    /// for the rest of the actor's life.
-    pub(crate) fn serve(&self, listener: TcpListener) -> Result<()> {
+    /// Accepts connections for the rest of the actor's life: on its own
+    /// Unix socket, on `tcp` if it has a TCP transport, and on the
+    /// registrar's `rendezvous` socket.
+    pub(crate) fn serve(
+        &self,
+        tcp: Option<TcpListener>,
+        rendezvous: Option<(std::os::unix::net::UnixListener, std::path::PathBuf)>,
+    ) -> Result<()> {
         let actor = self.clone();
-        self.0.connections.listen(listener, move |stream| {
+        self.0.connections.listen(tcp, rendezvous, move |stream| {
             let actor = actor.clone();
-            async move {
-                if let Err(err) = actor.accept(stream).await {
-                    tracing::debug!("refused a connection: {err}");
-                }
-            }
+            async move { actor.accept(stream).await }
         })?;
         if let Some(registrar) = self.registrar() {
             registrar.register(
                 self.uid().clone(),
-                self.0.connections.listen_addr().to_owned(),
-                self.0.connections.local_path(),
+                self.0.connections.listen_addr().map(str::to_owned),
             );
         }
         Ok(())
@@ -303,16 +320,31 @@ impl Actor {
 
     async fn accept(&self, stream: Stream) -> Result<()> {
         let children = &self.0.children;
-        let (mut opened, pending) = self
-            .0
-            .connections
-            .accept(stream, |peer| children.take_challenge(peer.uid.uuid()))
+        let connections = &self.0.connections;
+        let (mut opened, pending) = connections
+            .accept(stream, |peer| children.challenge(peer.uid.uuid()))
             .await?;
+        let peer = opened.peer.uid.clone();
         let registrar = self.registrar();
-        if opened.peer.register && registrar.is_none() {
+        // Authority by role, not by claim: only the spawn challenge opens
+        // a channel under a spawning child's uuid, and no one takes over
+        // the place of an actor that has a live channel here.
+        let claim = connections.claim(peer.uuid());
+        let refusal = if claim.is_none() {
+            Some(Refusal::UidInUse)
+        } else if pending.is_spawn() {
+            (!children.take_challenge(peer.uuid())).then_some(Refusal::NotExpected)
+        } else if children.is_expected(peer.uuid()) {
+            Some(Refusal::UidInUse)
+        } else if opened.peer.register && registrar.is_none() {
+            Some(Refusal::NotRegistrar)
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            pending.refuse(&mut opened.stream, why).await;
             return Err(Error::Protocol(format!(
-                "actor {} asked to register, but this actor is not a registrar",
-                opened.peer.uid
+                "refused actor {peer}'s opening: {why:?}"
             )));
         }
         // Registered before we answer: once the peer has our handshake,
@@ -321,14 +353,15 @@ impl Actor {
             registrar.introduced(&opened.peer);
         }
         let spawned = pending.is_spawn();
-        let ours = self.0.connections.introduction(false);
+        let ours = connections.introduction(Some(peer.uuid()), false);
         if let Err(err) = pending.finish(&mut opened.stream, &ours).await {
             if let (true, Some(registrar)) = (opened.peer.register, registrar) {
-                registrar.unregister(&opened.peer.uid);
+                registrar.unregister(&peer);
             }
             return Err(err);
         }
         let channel = self.open(opened);
+        drop(claim);
         if spawned {
             children.connected(channel);
         }
@@ -345,21 +378,9 @@ impl Actor {
         channel
     }
 
-    /// Dials the actor listening at `addr` (or at its Unix socket `local`),
-    /// asking it to register us if `register`.
-    pub(crate) async fn connect(
-        &self,
-        addr: &str,
-        local: Option<&str>,
-        register: bool,
-    ) -> Result<Channel> {
-        let opened = self.0.connections.dial(addr, local, register).await?;
-        Ok(self.open(opened))
-    }
-
-    /// Handshakes over an already connected stream.
-    pub(crate) async fn connect_stream(&self, stream: Stream, register: bool) -> Result<Channel> {
-        let opened = self.0.connections.dial_stream(stream, register).await?;
+    /// Dials `target`, asking it to register us if `register`.
+    pub(crate) async fn connect(&self, target: Target<'_>, register: bool) -> Result<Channel> {
+        let opened = self.0.connections.dial(target, register, None).await?;
         Ok(self.open(opened))
     }
 
@@ -367,44 +388,58 @@ impl Actor {
     /// challenge of its spawn spec.
     pub(crate) async fn connect_parent(
         &self,
-        addr: &str,
-        local: Option<&str>,
+        target: Target<'_>,
         register: bool,
         challenge: &[u8; NONCE],
     ) -> Result<Channel> {
         let opened = self
             .0
             .connections
-            .dial_parent(addr, local, register, challenge)
+            .dial(target, register, Some(challenge))
             .await?;
         Ok(self.open(opened))
     }
 
-    /// The channel to actor `uid` listening at `addr`: the one this actor
-    /// already has to it, or a new one.
-    pub(crate) async fn channel_to(
-        &self,
-        uid: &ActorUid,
-        addr: &str,
-        local: Option<&str>,
-    ) -> Result<Channel> {
-        if let Some(channel) = self.0.connections.peer(uid.uuid()) {
+    /// The channel to actor `uid` (at TCP address `addr` if it is on
+    /// another host): the one this actor already has to it, or a new one.
+    pub(crate) async fn channel_to(&self, uid: &ActorUid, addr: Option<&str>) -> Result<Channel> {
+        let connections = &self.0.connections;
+        if let Some(channel) = connections.peer(uid.uuid()) {
             return Ok(channel);
         }
         let unreachable = |reason: String| Error::Unreachable {
             actor: uid.clone(),
             reason,
         };
-        let channel = match self.connect(addr, local, false).await {
+        let target = Target::Actor {
+            uuid: uid.uuid(),
+            addr,
+        };
+        let channel = match self.connect(target, false).await {
             Ok(channel) => channel,
-            // Refused, reset, gone mid-opening: it is not there any more.
-            Err(Error::Io(err)) => return Err(unreachable(err.to_string())),
-            Err(err) => return Err(err),
+            Err(err) => {
+                // It dialed us at the same time, and that channel won.
+                if let Some(channel) = connections.peer(uid.uuid()) {
+                    return Ok(channel);
+                }
+                if connections.is_claimed(uid.uuid()) {
+                    if let Some(channel) = connections.wait_for_peer(uid.uuid()).await {
+                        return Ok(channel);
+                    }
+                }
+                return Err(match err {
+                    // Refused, reset, gone mid-opening: it is not there any
+                    // more.
+                    Error::Io(err) => unreachable(err.to_string()),
+                    err => err,
+                });
+            }
         };
         if channel.peer() != uid {
             channel.close();
             return Err(unreachable(format!(
-                "{addr} is now actor {}; {uid} has exited",
+                "{} is now actor {}; {uid} has exited",
+                target.describe(),
                 channel.peer()
             )));
         }
@@ -432,25 +467,24 @@ impl Actor {
         self.0.link.addr()
     }
 
-    /// The registrar's Unix socket, if it is on this host and has one.
-    pub(crate) async fn registrar_local(&self) -> Option<String> {
-        if self.is_registrar() {
-            return self.0.connections.local_path();
-        }
-        self.0.link.local().await
-    }
-
     /// Remembers `channel` as the way to the registrar.
     pub(crate) async fn set_registrar_channel(&self, channel: Channel) {
         self.0.link.set(channel).await;
     }
 
     /// The channel to the registrar, (re)connecting if needed. The registrar
-    /// itself talks to itself over a loopback channel like anyone else.
+    /// itself talks to itself over a channel to itself like anyone else.
     pub(crate) async fn registrar_channel(&self) -> Result<Channel> {
+        let me = Target::Actor {
+            uuid: self.uid().uuid(),
+            addr: self.0.connections.listen_addr(),
+        };
         self.0
             .link
-            .channel(async |addr, local| self.connect(&addr, local.as_deref(), false).await)
+            .channel(async |addr| match self.is_registrar() {
+                true => self.connect(me, false).await,
+                false => self.connect(Target::Registrar(&addr), false).await,
+            })
             .await
     }
 
@@ -528,12 +562,25 @@ impl Inbound for Actor {
     }
 
     fn cancel_actor(&self, channel: &Channel, id: u64, grace: Duration, admission: Admission) {
-        if self.is_root() {
-            let message = format!(
+        // Authority by role: a root is stopped through its program, any
+        // other actor only by its parent.
+        let refusal = if self.is_root() {
+            Some(format!(
                 "actor {} is a root actor and is not cancelled remotely; stop its program \
                  instead",
                 self.uid()
-            );
+            ))
+        } else if !self.is_parent(channel) {
+            Some(format!(
+                "actor {} is cancelled only by its parent; {} is not its parent",
+                self.uid(),
+                channel.peer()
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            tracing::debug!("{message}");
             let refusal = foreign("NotCancellable", message, self.uid());
             let channel = channel.clone();
             self.0.tasks.spawn(async move {
@@ -542,12 +589,10 @@ impl Inbound for Actor {
             });
             return;
         }
-        tracing::debug!(by = %channel.peer(), ?grace, "cancel requested");
-        if self.is_parent(channel) {
-            self.0
-                .cancelled_by_parent
-                .store(true, std::sync::atomic::Ordering::Release);
-        }
+        tracing::debug!(?grace, "cancel requested by the parent");
+        self.0
+            .cancelled_by_parent
+            .store(true, std::sync::atomic::Ordering::Release);
         self.0.server.answer_when_done(channel, id, admission);
         self.cancel(grace);
     }

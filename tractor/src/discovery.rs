@@ -126,8 +126,6 @@ pub async fn wait_for_actor(name: &str) -> Result<Portal> {
 
 async fn portal_to(found: &Found) -> Result<Portal> {
     let actor = Actor::current()?;
-    let channel = actor
-        .channel_to(&found.uid, &found.addr, found.local.as_deref())
-        .await?;
+    let channel = actor.channel_to(&found.uid, found.addr.as_deref()).await?;
     Ok(Portal::new(actor, channel))
 }

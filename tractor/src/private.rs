@@ -23,7 +23,14 @@ use crate::call::{Call, StreamCall};
 /// Feeds untrusted bytes to every decoder that reads from other processes
 /// (frames, envelopes, error trees, the opening exchange): the fuzz target.
 pub fn decode_untrusted(data: &[u8]) {
-    crate::ipc::reader::decode_untrusted(data);
+    crate::ipc::untrusted::decode(data);
+}
+
+/// Feeds untrusted bytes through the real paths: an accepting opening,
+/// then a live channel's reader with a call and a stream of ours waiting
+/// (see the fuzz target).
+pub fn drive_untrusted(data: &[u8]) {
+    let _ = crate::ipc::untrusted::drive(data);
 }
 
 /// A call of the function whose wire name is `name`, with `args`.

@@ -4,9 +4,13 @@
 //! body, which tears the tree down gracefully (children asked to cancel,
 //! reaped, unregistered), and the program exits with 128 + the signal; a
 //! second one kills every child at once and exits. Children and fork
-//! servers ignore SIGINT: a Ctrl-C reaches the whole foreground process
-//! group, and it is the root's job to stop the tree in order, not each
-//! process's to die where it stands.
+//! servers run in process groups of their own, so a Ctrl-C at the terminal
+//! (sent to the foreground group) reaches the root alone, even while a
+//! child is still starting: it is the root's job to stop the tree in
+//! order, not each process's to die where it stands. A SIGINT sent to a
+//! child itself is handled and ignored — handled, not set to be ignored,
+//! so the processes an actor starts begin with the usual disposition (exec
+//! resets handlers, but keeps an ignored signal ignored).
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -33,7 +37,24 @@ impl Interrupts {
     }
 }
 
-/// In a child or a fork server: let Ctrl-C reach the root alone.
+/// In a child actor: SIGINT sent to it alone changes nothing (only the
+/// root stops a tree); logged.
+pub(crate) fn absorb_interrupts() {
+    match signal(SignalKind::interrupt()) {
+        Ok(mut interrupts) => {
+            tokio::spawn(async move {
+                while interrupts.recv().await.is_some() {
+                    tracing::info!("SIGINT ignored: only the root of the tree stops it");
+                }
+            });
+        }
+        Err(err) => tracing::warn!("could not handle SIGINT: {err}"),
+    }
+}
+
+/// In a fork server: let a stray SIGINT not take its children with it
+/// (they handle SIGINT themselves once they run, see
+/// [`absorb_interrupts`], which replaces this disposition).
 pub(crate) fn ignore_interrupts() {
     // SAFETY: setting a signal's disposition to SIG_IGN, before any thread
     // of ours exists.

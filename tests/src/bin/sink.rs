@@ -1,5 +1,5 @@
 //! A daemon to attack, for the hostile-input tests: prints
-//! `victim <addr> <pid>` and `root <pid>`, then serves commands on stdin:
+//! `victim <socket> <pid>` and `root <pid> <socket>`, then serves commands on stdin:
 //!
 //! - `ping`: calls the victim and prints `pong <n>`;
 //! - `consume <name>`: the root finds actor `<name>` (an attacker that
@@ -73,8 +73,14 @@ async fn main() -> tractor::Result<()> {
             .enable_modules([module_path!()])
             .await?;
         let pid = victim.run(pid::call()).await?;
-        println!("victim {} {pid}", victim.addr().unwrap_or_default());
-        println!("root {}", std::process::id());
+        let socket = |path: Option<std::path::PathBuf>| path.unwrap().display().to_string();
+        println!("victim {} {pid}", socket(victim.local_socket()));
+        let root = tractor::current_actor();
+        println!(
+            "root {} {}",
+            std::process::id(),
+            socket(root.local_socket())
+        );
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         let mut count = 0;
         while let Some(line) = lines.next_line().await? {

@@ -61,7 +61,6 @@ impl ChildHandle {
         });
         children.adopt(&child);
         let kill = child.kill.clone();
-        let handle = Arc::downgrade(&child);
         let uid = child.uid.clone();
         let owner = children.clone();
         children.tasks().spawn(async move {
@@ -76,13 +75,9 @@ impl ChildHandle {
                 }
             };
             tracing::info!(actor = %uid, %status, "reaped");
-            // A killed child cannot remove its own socket file.
-            let local = handle.upgrade().and_then(|child| {
-                child
-                    .channel()
-                    .and_then(|c| c.peer_local().map(str::to_owned))
-            });
-            if let Some(path) = local {
+            // A killed child cannot remove its own socket file; its path
+            // follows from its uuid, inside our own directory.
+            if let Ok(path) = crate::ipc::local::actor_socket(uid.uuid()) {
                 let _ = std::fs::remove_file(path);
             }
             // Reported before anyone can see the exit: a registrar parent

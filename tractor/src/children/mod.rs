@@ -76,12 +76,29 @@ impl Children {
         Expected::register(self.clone(), uuid)
     }
 
-    /// The single-use challenge given to child `uuid` at spawn, if it is
-    /// expected and has not used it yet.
-    pub(crate) fn take_challenge(&self, uuid: Uuid) -> Option<[u8; NONCE]> {
+    /// The challenge given to child `uuid` at spawn, if it is expected and
+    /// has not used it yet (left in place: see [`take_challenge`]).
+    ///
+    /// [`take_challenge`]: Self::take_challenge
+    pub(crate) fn challenge(&self, uuid: Uuid) -> Option<[u8; NONCE]> {
+        lock(&self.0.expected)
+            .get(&uuid)
+            .and_then(|expecting| expecting.challenge)
+    }
+
+    /// Uses up child `uuid`'s challenge once a hello proved itself over
+    /// it; `false` if another connection used it first.
+    pub(crate) fn take_challenge(&self, uuid: Uuid) -> bool {
         lock(&self.0.expected)
             .get_mut(&uuid)
             .and_then(|expecting| expecting.challenge.take())
+            .is_some()
+    }
+
+    /// Whether `uuid` is a child being spawned: only its spawn challenge
+    /// may open a channel under that uuid.
+    pub(crate) fn is_expected(&self, uuid: Uuid) -> bool {
+        lock(&self.0.expected).contains_key(&uuid)
     }
 
     /// A child that proved itself over its spawn challenge connected back.

@@ -93,6 +93,9 @@ struct Shared {
     next_id: AtomicU64,
     calls: Mutex<Calls>,
     closed: CancellationToken,
+    /// The socket, to ask whether the peer hung up before the reader has
+    /// seen it.
+    watch: Option<std::os::fd::OwnedFd>,
 }
 
 #[derive(Default)]
@@ -135,7 +138,9 @@ impl Channel {
             peer,
             leftover,
         } = opened;
+        let watch = stream.watch();
         let channel = Channel(Arc::new(Shared {
+            watch,
             peer,
             outbox: Outbox::new(),
             limits: Limits::new(max_calls),
@@ -173,11 +178,6 @@ impl Channel {
         self.0.peer.addr.as_deref()
     }
 
-    /// The peer's Unix socket path, if it has one.
-    pub(crate) fn peer_local(&self) -> Option<&str> {
-        self.0.peer.local.as_deref()
-    }
-
     pub(crate) fn peer_registers(&self) -> bool {
         self.0.peer.register
     }
@@ -189,6 +189,29 @@ impl Channel {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.0.closed.is_cancelled()
+    }
+
+    /// Whether the channel is closed or its peer has hung up: a process
+    /// that exited has closed its end before anyone can see its exit, but
+    /// the reader may not have read the end of stream yet. A lookup uses
+    /// this, so that it never hands out a channel to a peer that is gone.
+    pub(crate) fn is_gone(&self) -> bool {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        if self.is_closed() {
+            return true;
+        }
+        let Some(watch) = &self.0.watch else {
+            return false;
+        };
+        let mut fds = [PollFd::new(watch, PollFlags::RDHUP)];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(poll(&mut fds, Some(&now)), Ok(1))
+            && fds[0]
+                .revents()
+                .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR)
     }
 
     /// Resolves once the channel has closed.

@@ -1,51 +1,54 @@
-//! Opening a channel: dial or accept, prove the tree's secret both ways,
-//! then exchange [`Handshake`]s.
+//! Opening a channel: prove the tree's secret both ways, dialer first,
+//! over the whole conversation, then exchange [`Handshake`]s.
 //!
 //! ```text
 //! dialer                                  acceptor
 //!   Hello { magic, protocol, nonce_d }  ->
-//!                                       <-  Challenge { nonce_a, HMAC(accept, nonce_d, nonce_a) }
-//!   (checks the acceptor knows the secret)
-//!   Proof { HMAC(dial, nonce_a, nonce_d), who I am } ->
-//!                                           (checks the dialer knows it too)
-//!                                       <-  Welcome { who I am }
+//!                                       <-  Challenge { nonce_a }
+//!   Proof { who I am, HMAC(dial, T) }   ->
+//!                                           (checks it; decides whether to keep the peer)
+//!                                       <-  Welcome { who I am, HMAC(accept, T') }
+//!   (checks it)
 //! ```
 //!
-//! A spawned child skips the first round trip: its parent put a fresh,
-//! single-use challenge in its spawn spec, so the child's hello carries its
-//! proof and its introduction, and the parent answers with its own proof:
+//! `T` is a hash of the transcript: every frame so far, the prover's own
+//! introduction and, over TLS, key material exported from the TLS session
+//! (see [`Transcript`]). A proof therefore holds for one conversation
+//! only: a relay that swaps an introduction, replays a frame or splices two
+//! connections (or two TLS sessions) together gets a proof that does not
+//! check. The dialer proves first, so the acceptor — which anyone who can
+//! connect may talk to — tells strangers nothing that would let them test
+//! guesses of the secret offline.
+//!
+//! A spawned child skips the challenge: its parent put a fresh, single-use
+//! challenge in its spawn spec, so the child's hello already carries its
+//! proof (over that challenge and its nonce) and its introduction:
 //!
 //! ```text
-//!   Hello { magic, protocol, nonce_d, early: HMAC(dial, challenge, nonce_d) + who I am } ->
-//!                                       <-  Accepted { HMAC(accept, nonce_d, challenge), who I am }
+//!   Hello { magic, protocol, nonce_d, early: who I am + HMAC(early, T) } ->
+//!                                       <-  Welcome { who I am, HMAC(accept, T') }
 //! ```
 //!
-//! The secret never crosses the wire and fresh nonces make every answer
-//! single-use (see [`auth`](crate::auth)). The acceptor reads nothing but
-//! these small, time-limited frames until the dialer has proven itself: a
-//! stranger, a stuck peer or another protocol is dropped before a channel
-//! exists.
-
-use std::time::Duration;
+//! The acceptor reads nothing but these small frames until the dialer has
+//! proven itself; the whole opening, connect and TLS included, runs under
+//! one deadline (see `connections`).
 
 use bytes::BytesMut;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::auth::{NONCE, Secret, nonce};
+use crate::auth::{NONCE, Secret, Transcript, nonce};
 use crate::error::Error;
-use crate::ipc::frame;
 use crate::ipc::msg::{Handshake, MAGIC, PROTOCOL_VERSION};
 use crate::ipc::transport::Stream;
+use crate::uid::ActorUid;
 
-/// How long a peer has to complete its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A handshake frame is a few hundred bytes; refuse anything much larger.
 const HANDSHAKE_LIMIT: usize = 4096;
 
-const ACCEPTOR: &[u8] = b"tractor/accept";
 const DIALER: &[u8] = b"tractor/dial";
+const EARLY: &[u8] = b"tractor/early";
+const ACCEPTOR: &[u8] = b"tractor/accept";
 
 /// The frames of the opening exchange.
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,38 +57,49 @@ enum Opening {
         magic: [u8; 8],
         protocol: u32,
         nonce: [u8; NONCE],
-        /// A spawned child's proof over the challenge from its spec.
-        early: Option<Box<Early>>,
+        /// A spawned child's introduction and proof.
+        early: Option<Box<Proven>>,
     },
     Challenge {
         nonce: [u8; NONCE],
-        proof: [u8; NONCE],
     },
-    Proof {
-        proof: [u8; NONCE],
-        peer: Box<Handshake>,
-    },
-    Welcome(Box<Handshake>),
-    /// The answer to an early proof.
-    Accepted {
-        proof: [u8; NONCE],
-        peer: Box<Handshake>,
-    },
-    /// The acceptor checked the dialer's proof and it was wrong: the only
-    /// case in which a dialer is told it has the wrong secret.
-    Refused,
+    Proof(Box<Proven>),
+    Welcome(Box<Proven>),
+    /// The acceptor will not open a channel with this dialer.
+    Refused(Refusal),
 }
 
+/// An introduction and the proof that covers it.
 #[derive(Debug, Serialize, Deserialize)]
-struct Early {
-    proof: [u8; NONCE],
+struct Proven {
     peer: Handshake,
+    proof: [u8; NONCE],
+}
+
+/// Why an acceptor refused a dialer (it says so only to a dialer whose
+/// proof checked, but for `BadProof`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Refusal {
+    /// The proof did not check: another secret, or a relayed opening.
+    BadProof,
+    /// The dialer is the acceptor itself: its connection was relayed back.
+    Itself,
+    /// The dialer meant to reach another actor: its opening was relayed.
+    NotMeant,
+    /// Another live channel already speaks for that actor.
+    UidInUse,
+    /// A spawn challenge for a child this actor is not (or no longer)
+    /// waiting for.
+    NotExpected,
+    /// The dialer asked to register with an actor that is not a registrar.
+    NotRegistrar,
 }
 
 /// How the accepting side completes the opening (see [`Pending::finish`]).
-pub(crate) enum Pending {
-    Welcome,
-    Accept { proof: [u8; NONCE] },
+pub(crate) struct Pending {
+    transcript: Transcript,
+    secret: Secret,
+    spawn: bool,
 }
 
 /// A connection whose peer has proven itself and introduced itself.
@@ -96,141 +110,103 @@ pub(crate) struct Opened {
     pub leftover: BytesMut,
 }
 
-/// Dials the actor at `addr` (or at its Unix socket `local`) and opens a
-/// channel with it.
+/// Opens a channel over `stream`, which we dialed; `challenge` is a spawned
+/// child's, from its spawn spec.
 pub(crate) async fn dial(
-    addr: &str,
-    local: Option<&str>,
-    ours: &Handshake,
-    secret: &Secret,
-) -> Result<Opened, Error> {
-    let stream = Stream::connect(addr, local).await?;
-    over(stream, ours, secret).await
-}
-
-/// Opens a channel over a stream we dialed.
-pub(crate) async fn over(
-    stream: Stream,
-    ours: &Handshake,
-    secret: &Secret,
-) -> Result<Opened, Error> {
-    let peer = stream.peer();
-    within(&peer, dialer(stream, ours, secret, &peer)).await
-}
-
-async fn dialer(
     mut stream: Stream,
     ours: &Handshake,
     secret: &Secret,
-    peer: &str,
+    challenge: Option<&[u8; NONCE]>,
 ) -> Result<Opened, Error> {
+    let peer = stream.peer();
     let mut buf = BytesMut::with_capacity(1024);
+    let mut transcript = Transcript::new(&stream.binding()?);
     let nonce_d = nonce()?;
-    send(&mut stream, &hello(nonce_d, None)).await?;
-    let Opening::Challenge {
-        nonce: nonce_a,
-        proof,
-    } = receive(&mut stream, &mut buf, peer).await?
-    else {
-        return Err(unexpected(peer, "a challenge"));
+    let early = match challenge {
+        Some(challenge) => {
+            transcript.absorb(challenge);
+            transcript.absorb(&nonce_d);
+            let proof = secret.prove(EARLY, &transcript.with(&encode(ours)?));
+            Some(Box::new(Proven {
+                peer: ours.clone(),
+                proof,
+            }))
+        }
+        None => None,
     };
-    if !secret.check(ACCEPTOR, &nonce_d, &nonce_a, &proof) {
+    let hello = Opening::Hello {
+        magic: MAGIC,
+        protocol: PROTOCOL_VERSION,
+        nonce: nonce_d,
+        early,
+    };
+    transcript.absorb(&send(&mut stream, &hello).await?);
+    if challenge.is_none() {
+        let (challenge, body) = receive(&mut stream, &mut buf, &peer).await?;
+        let Opening::Challenge { .. } = challenge else {
+            return Err(answer_error(&peer, challenge, "a challenge"));
+        };
+        transcript.absorb(&body);
+        let proof = Opening::Proof(Box::new(Proven {
+            proof: secret.prove(DIALER, &transcript.with(&encode(ours)?)),
+            peer: ours.clone(),
+        }));
+        transcript.absorb(&send(&mut stream, &proof).await?);
+    }
+    let (welcome, _) = receive(&mut stream, &mut buf, &peer).await?;
+    let Opening::Welcome(welcome) = welcome else {
+        return Err(answer_error(&peer, welcome, "a welcome"));
+    };
+    if !secret.check(
+        ACCEPTOR,
+        &transcript.with(&encode(&welcome.peer)?),
+        &welcome.proof,
+    ) {
         return Err(Error::Protocol(format!(
-            "the actor at {peer} does not know this tree's secret; programs that share a tree \
-             must share TRACTOR_SECRET (or TRACTOR_SECRET_FILE)"
+            "the actor at {peer} could not prove this tree's secret over this connection: it \
+             belongs to another tree (programs that share a tree must share TRACTOR_SECRET or \
+             TRACTOR_SECRET_FILE), or something relays the connection"
         )));
     }
-    let proof = Opening::Proof {
-        proof: secret.prove(DIALER, &nonce_a, &nonce_d),
-        peer: Box::new(ours.clone()),
-    };
-    send(&mut stream, &proof).await?;
-    let peer_info = match receive(&mut stream, &mut buf, peer).await? {
-        Opening::Welcome(info) => info,
-        Opening::Refused => return Err(refused(peer)),
-        _ => return Err(unexpected(peer, "a welcome")),
-    };
+    let reached = welcome.peer.uid.uuid();
+    if ours.to.is_some_and(|to| to != reached) {
+        return Err(Error::Protocol(format!(
+            "{peer} is actor {}, not the one we dialed",
+            welcome.peer.uid
+        )));
+    }
+    if welcome.peer.uid == ours.uid && ours.to != Some(reached) {
+        return Err(refused(&peer, Refusal::Itself));
+    }
     Ok(Opened {
         stream,
-        peer: *peer_info,
+        peer: welcome.peer,
         leftover: buf,
     })
 }
 
-fn hello(nonce: [u8; NONCE], early: Option<Box<Early>>) -> Opening {
-    Opening::Hello {
-        magic: MAGIC,
-        protocol: PROTOCOL_VERSION,
-        nonce,
-        early,
-    }
-}
-
-/// Opens a channel from a spawned child to its parent, proving the secret
-/// over `challenge` (from the spawn spec) in the first message.
-pub(crate) async fn dial_parent(
-    addr: &str,
-    local: Option<&str>,
-    ours: &Handshake,
-    secret: &Secret,
-    challenge: &[u8; NONCE],
-) -> Result<Opened, Error> {
-    let mut stream = Stream::connect(addr, local).await?;
-    let peer = stream.peer();
-    within(&peer, async {
-        let mut buf = BytesMut::with_capacity(1024);
-        let nonce_d = nonce()?;
-        let early = Early {
-            proof: secret.prove(DIALER, challenge, &nonce_d),
-            peer: ours.clone(),
-        };
-        send(&mut stream, &hello(nonce_d, Some(Box::new(early)))).await?;
-        let (proof, info) = match receive(&mut stream, &mut buf, &peer).await? {
-            Opening::Accepted { proof, peer: info } => (proof, info),
-            Opening::Refused => return Err(refused(&peer)),
-            _ => return Err(unexpected(&peer, "an acceptance")),
-        };
-        if !secret.check(ACCEPTOR, &nonce_d, challenge, &proof) {
-            return Err(Error::Protocol(format!(
-                "the parent at {peer} does not know this tree's secret"
-            )));
-        }
-        Ok(Opened {
-            stream,
-            peer: *info,
-            leftover: buf,
-        })
-    })
-    .await
-}
-
-/// Checks a peer that dialed us; the caller completes the opening with
-/// [`Pending::finish`] once it has decided to keep the connection.
-/// `challenge_for` hands out (once) the challenge given to a child at spawn.
+/// Checks a peer that dialed actor `me`; the caller decides whether to keep
+/// it and completes the opening with [`Pending::finish`] (or refuses with
+/// [`Pending::refuse`]). `challenge_for` looks up, without using it up,
+/// the challenge given at spawn to the child a hello claims to be.
 pub(crate) async fn accept(
-    stream: Stream,
-    secret: &Secret,
-    challenge_for: impl FnOnce(&Handshake) -> Option<[u8; NONCE]>,
-) -> Result<(Opened, Pending), Error> {
-    let peer = stream.peer();
-    within(&peer, acceptor(stream, secret, challenge_for, &peer)).await
-}
-
-async fn acceptor(
     mut stream: Stream,
     secret: &Secret,
+    me: &ActorUid,
     challenge_for: impl FnOnce(&Handshake) -> Option<[u8; NONCE]>,
-    peer: &str,
 ) -> Result<(Opened, Pending), Error> {
+    let peer = stream.peer();
     let mut buf = BytesMut::with_capacity(1024);
+    let binding = stream.binding()?;
+    let (hello, hello_body) = receive(&mut stream, &mut buf, &peer).await?;
     let Opening::Hello {
         magic,
         protocol,
         nonce: nonce_d,
         early,
-    } = receive(&mut stream, &mut buf, peer).await?
+    } = hello
     else {
-        return Err(unexpected(peer, "a hello"));
+        return Err(unexpected(&peer, "a hello"));
     };
     if magic != MAGIC {
         return Err(Error::Protocol(format!("{peer} is not a tractor actor")));
@@ -241,89 +217,148 @@ async fn acceptor(
              build both from the same tractor version"
         )));
     }
-    if let Some(early) = early {
-        let Some(challenge) = challenge_for(&early.peer) else {
-            return Err(Error::Protocol(format!(
-                "{peer} claims to be a child this actor is not expecting"
-            )));
-        };
-        if !secret.check(DIALER, &challenge, &nonce_d, &early.proof) {
-            let _ = send(&mut stream, &Opening::Refused).await;
-            return Err(Error::Protocol(format!(
-                "{peer} does not know this tree's secret"
-            )));
+    let mut transcript = Transcript::new(&binding);
+    let (proven, spawn) = match early {
+        Some(early) => {
+            let Some(challenge) = challenge_for(&early.peer) else {
+                let _ = send(&mut stream, &Opening::Refused(Refusal::NotExpected)).await;
+                return Err(Error::Protocol(format!(
+                    "{peer} claims to be a child this actor is not expecting"
+                )));
+            };
+            transcript.absorb(&challenge);
+            transcript.absorb(&nonce_d);
+            let proven = transcript.with(&encode(&early.peer)?);
+            transcript.absorb(&hello_body);
+            (
+                check(secret, EARLY, &proven, *early, &mut stream, &peer).await?,
+                true,
+            )
         }
-        let pending = Pending::Accept {
-            proof: secret.prove(ACCEPTOR, &nonce_d, &challenge),
-        };
-        let opened = Opened {
-            stream,
-            peer: early.peer,
-            leftover: buf,
-        };
-        return Ok((opened, pending));
-    }
-    let nonce_a = nonce()?;
-    let challenge = Opening::Challenge {
-        nonce: nonce_a,
-        proof: secret.prove(ACCEPTOR, &nonce_d, &nonce_a),
+        None => {
+            transcript.absorb(&hello_body);
+            let challenge = Opening::Challenge { nonce: nonce()? };
+            transcript.absorb(&send(&mut stream, &challenge).await?);
+            let (proof, body) = receive(&mut stream, &mut buf, &peer).await?;
+            let Opening::Proof(proof) = proof else {
+                return Err(unexpected(&peer, "a proof"));
+            };
+            let proven = transcript.with(&encode(&proof.peer)?);
+            transcript.absorb(&body);
+            (
+                check(secret, DIALER, &proven, *proof, &mut stream, &peer).await?,
+                false,
+            )
+        }
     };
-    send(&mut stream, &challenge).await?;
-    let Opening::Proof { proof, peer: info } = receive(&mut stream, &mut buf, peer).await? else {
-        return Err(unexpected(peer, "a proof"));
-    };
-    if !secret.check(DIALER, &nonce_a, &nonce_d, &proof) {
-        let _ = send(&mut stream, &Opening::Refused).await;
+    // Meant for another actor: relayed here.
+    if proven.to.is_some_and(|to| to != me.uuid()) {
+        let _ = send(&mut stream, &Opening::Refused(Refusal::NotMeant)).await;
         return Err(Error::Protocol(format!(
-            "{peer} does not know this tree's secret"
+            "{peer} meant to reach another actor: its opening was relayed here"
+        )));
+    }
+    if proven.uid == *me && proven.to != Some(me.uuid()) {
+        let _ = send(&mut stream, &Opening::Refused(Refusal::Itself)).await;
+        return Err(Error::Protocol(format!(
+            "{peer} is this actor itself: one of its connections was relayed back to it"
         )));
     }
     let opened = Opened {
         stream,
-        peer: *info,
+        peer: proven,
         leftover: buf,
     };
-    Ok((opened, Pending::Welcome))
+    Ok((
+        opened,
+        Pending {
+            transcript,
+            secret: secret.clone(),
+            spawn,
+        },
+    ))
+}
+
+/// Checks `proven`'s proof for `role` over `transcript`; refuses it if wrong.
+async fn check(
+    secret: &Secret,
+    role: &[u8],
+    transcript: &[u8; NONCE],
+    proven: Proven,
+    stream: &mut Stream,
+    peer: &str,
+) -> Result<Handshake, Error> {
+    if secret.check(role, transcript, &proven.proof) {
+        return Ok(proven.peer);
+    }
+    let _ = send(stream, &Opening::Refused(Refusal::BadProof)).await;
+    Err(Error::Protocol(format!(
+        "{peer} could not prove this tree's secret"
+    )))
 }
 
 impl Pending {
     /// Whether the peer proved itself over a spawn challenge: it is the
     /// child that challenge was made for.
     pub(crate) fn is_spawn(&self) -> bool {
-        matches!(self, Pending::Accept { .. })
+        self.spawn
     }
 
-    /// Completes the opening on the accepting side.
+    /// Completes the opening on the accepting side, proving the secret in
+    /// turn.
     pub(crate) async fn finish(self, stream: &mut Stream, ours: &Handshake) -> Result<(), Error> {
-        let last = match self {
-            Pending::Welcome => Opening::Welcome(Box::new(ours.clone())),
-            Pending::Accept { proof } => Opening::Accepted {
-                proof,
-                peer: Box::new(ours.clone()),
-            },
-        };
-        send(stream, &last).await
+        let proof = self
+            .secret
+            .prove(ACCEPTOR, &self.transcript.with(&encode(ours)?));
+        let welcome = Opening::Welcome(Box::new(Proven {
+            peer: ours.clone(),
+            proof,
+        }));
+        send(stream, &welcome).await.map(drop)
+    }
+
+    /// Refuses the peer, telling it why.
+    pub(crate) async fn refuse(self, stream: &mut Stream, why: Refusal) {
+        let _ = send(stream, &Opening::Refused(why)).await;
     }
 }
 
-async fn within<T>(
-    peer: &str,
-    opening: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, opening)
-        .await
-        .map_err(|_| {
-            Error::Protocol(format!(
-                "no handshake from {peer} within {HANDSHAKE_TIMEOUT:?}"
-            ))
-        })?
+fn encode(value: &impl Serialize) -> Result<Vec<u8>, Error> {
+    postcard::to_allocvec(value)
+        .map_err(|err| Error::Protocol(format!("cannot encode the opening: {err}")))
 }
 
-fn refused(peer: &str) -> Error {
-    Error::Protocol(format!(
-        "the actor at {peer} refused our proof: it belongs to a tree with another secret; \
-         programs that share a tree must share TRACTOR_SECRET (or TRACTOR_SECRET_FILE)"
-    ))
+fn refused(peer: &str, why: Refusal) -> Error {
+    Error::Protocol(match why {
+        Refusal::BadProof => format!(
+            "the actor at {peer} refused our proof: it belongs to a tree with another secret \
+             (programs that share a tree must share TRACTOR_SECRET or TRACTOR_SECRET_FILE), or \
+             something relays the connection"
+        ),
+        Refusal::Itself => format!(
+            "the connection to {peer} came back to this actor itself: something at that address \
+             relays connections"
+        ),
+        Refusal::NotMeant => {
+            format!("the actor at {peer} is not the one we dialed: something relays the connection")
+        }
+        Refusal::UidInUse => {
+            format!("the actor at {peer} already has a channel to an actor with our uid")
+        }
+        Refusal::NotExpected => {
+            format!("the actor at {peer} is not expecting this child (it gave up waiting?)")
+        }
+        Refusal::NotRegistrar => {
+            format!("the actor at {peer} is not a registrar, so it cannot register us")
+        }
+    })
+}
+
+fn answer_error(peer: &str, answer: Opening, expected: &str) -> Error {
+    match answer {
+        Opening::Refused(why) => refused(peer, why),
+        _ => unexpected(peer, expected),
+    }
 }
 
 fn unexpected(peer: &str, expected: &str) -> Error {
@@ -332,23 +367,28 @@ fn unexpected(peer: &str, expected: &str) -> Error {
     ))
 }
 
-async fn send(stream: &mut Stream, opening: &Opening) -> Result<(), Error> {
-    let mut buf = BytesMut::new();
-    frame::write(&mut buf, opening, |_| Ok(()))?;
-    stream.write_all(&buf).await?;
-    Ok(())
+/// Sends one opening frame; returns its body, for the transcript.
+async fn send(stream: &mut Stream, opening: &Opening) -> Result<Vec<u8>, Error> {
+    let body = encode(opening)?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).await?;
+    Ok(body)
 }
 
-async fn receive<T: DeserializeOwned>(
+/// Receives one opening frame and its body.
+async fn receive(
     stream: &mut Stream,
     buf: &mut BytesMut,
     peer: &str,
-) -> Result<T, Error> {
+) -> Result<(Opening, bytes::Bytes), Error> {
     loop {
-        if let Some(frame) = frame::split(buf, HANDSHAKE_LIMIT)? {
-            return postcard::from_bytes(&frame).map_err(|err| {
+        if let Some(body) = crate::ipc::frame::split(buf, HANDSHAKE_LIMIT)? {
+            let opening = postcard::from_bytes(&body).map_err(|err| {
                 Error::Protocol(format!("unreadable handshake from {peer}: {err}"))
-            });
+            })?;
+            return Ok((opening, body));
         }
         if stream.read_buf(buf).await? == 0 {
             // Not a refusal (that is `Refused`): most likely it is exiting.

@@ -11,7 +11,7 @@ use crate::error::{Error, RemoteActorError};
 use crate::uid::ActorUid;
 
 /// Spoken by both ends of a channel; checked in the handshake.
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+pub(crate) const PROTOCOL_VERSION: u32 = 4;
 
 /// Opens every connection, so that a stray connection is told apart from
 /// an outdated tractor peer.
@@ -59,11 +59,16 @@ pub(crate) enum Msg<'a> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Handshake {
     pub uid: ActorUid,
-    /// Where the peer accepts connections.
+    /// Where the peer accepts TCP connections, if it does. On its host it
+    /// is reached through its Unix socket, whose path follows from its
+    /// uuid (see `ipc::local`): a peer never names a path.
     pub addr: Option<String>,
-    /// The peer's Unix socket, for peers on the same host.
-    pub local: Option<String>,
     pub pid: u32,
+    /// The actor the dialer means to reach, when it knows it. Covered by
+    /// the dialer's proof, so an opening delivered to another actor (a
+    /// relay) is refused; and an actor accepts a channel from itself only
+    /// when it meant to reach itself.
+    pub to: Option<uuid::Uuid>,
     /// Sent to a registrar: keep `uid -> addr` registered while this channel
     /// lives.
     pub register: bool,
@@ -73,13 +78,13 @@ impl Handshake {
     pub(crate) fn new(
         uid: ActorUid,
         addr: Option<String>,
-        local: Option<String>,
+        to: Option<uuid::Uuid>,
         register: bool,
     ) -> Self {
         Handshake {
             uid,
             addr,
-            local,
+            to,
             pid: std::process::id(),
             register,
         }

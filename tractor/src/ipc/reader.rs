@@ -156,7 +156,8 @@ fn drain(
     Ok(Drained::All)
 }
 
-fn decode(body: &[u8]) -> Result<(Msg<'_>, &[u8]), Error> {
+/// The envelope at the start of a frame's body, and the payload after it.
+pub(crate) fn decode(body: &[u8]) -> Result<(Msg<'_>, &[u8]), Error> {
     postcard::take_from_bytes::<Msg<'_>>(body)
         .map_err(|err| Error::Protocol(format!("undecodable frame: {err}")))
 }
@@ -272,19 +273,4 @@ fn dispatch(
         }
     }
     Ok(())
-}
-
-/// Everything the reader and the opening exchange make of untrusted bytes,
-/// without a socket: frames are split and each is decoded as an envelope,
-/// an error payload and an opening message. For fuzzing; never panics.
-pub(crate) fn decode_untrusted(data: &[u8]) {
-    let mut buf = BytesMut::from(data);
-    while let Ok(Some(frame)) = frame::split(&mut buf, MAX_FRAME) {
-        if let Ok((Msg::Error { .. }, payload)) = decode(&frame)
-            && let Ok(error) = postcard::from_bytes::<WireError>(payload)
-        {
-            let _ = error.into_error().to_string();
-        }
-        super::handshake::decode_untrusted(&frame);
-    }
 }

@@ -1,11 +1,21 @@
-//! Which transport a connection may use, and TLS for TCP.
+//! Which transports a program's actors use, and TLS for TCP.
 //!
-//! Actors on one host talk over Unix sockets. TCP is for reaching other
-//! hosts (and a registrar by its `host:port`), and there it runs over TLS
-//! (rustls) when the program is given a certificate, its key and the CA to
-//! trust for peers. Plain TCP is allowed to loopback addresses (it never
-//! leaves the host, and the tree's secret still authenticates every
-//! connection); to another host only when chosen explicitly.
+//! | `TRACTOR_TRANSPORT` | on this host | to other hosts |
+//! | --- | --- | --- |
+//! | `auto` (default) | Unix sockets in the user's private directory | TLS, if the program has a certificate; else none |
+//! | `tls` | TLS over TCP | TLS over TCP |
+//! | `tcp` | plain TCP | plain TCP |
+//!
+//! TLS is mutual: each side presents a certificate signed by the CA the
+//! other trusts, and the dialer checks the listener's name (SAN) against
+//! the host it dialed. An actor listens on TCP only when the policy gives
+//! it a TCP transport (`auto` with a certificate, `tls`, `tcp`).
+//!
+//! `tcp` is the explicit opt-in for trees across hosts without
+//! certificates: the opening still proves the tree's secret both ways and
+//! cannot be relayed, but **nothing after the opening is authenticated or
+//! encrypted** — anyone on the path can read and alter calls. Use it only
+//! on a network you trust.
 //!
 //! Configuration is read once per process from the environment (children
 //! inherit it):
@@ -14,8 +24,8 @@
 //! | --- | --- |
 //! | `TRACTOR_TLS_CERT` | PEM certificate chain presented by this program's actors |
 //! | `TRACTOR_TLS_KEY` | PEM private key of that certificate |
-//! | `TRACTOR_TLS_CA` | PEM certificate(s) of the CA that signs peers' certificates |
-//! | `TRACTOR_TRANSPORT` | `auto` (default), `tls` (TLS only, no Unix sockets), or `tcp` (plain TCP allowed to any host) |
+//! | `TRACTOR_TLS_CA` | PEM certificate(s) of the CA that signs every peer's certificate |
+//! | `TRACTOR_TRANSPORT` | `auto`, `tls` or `tcp`, as above |
 
 use std::sync::{Arc, OnceLock};
 
@@ -33,7 +43,9 @@ pub const TLS_CERT_ENV: &str = "TRACTOR_TLS_CERT";
 pub const TLS_KEY_ENV: &str = "TRACTOR_TLS_KEY";
 /// PEM certificate(s) of the CA trusted for peers.
 pub const TLS_CA_ENV: &str = "TRACTOR_TLS_CA";
-/// `auto`, `tls` or `tcp`: see the module documentation.
+/// `auto` (default: Unix sockets on this host, TLS to others), `tls` (TLS
+/// everywhere) or `tcp` (plain TCP everywhere: unauthenticated past the
+/// opening, an explicit opt-in).
 pub const TRANSPORT_ENV: &str = "TRACTOR_TRANSPORT";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -89,22 +101,33 @@ impl Transport {
         Ok(Transport { policy, tls })
     }
 
-    /// Whether actors on one host may talk over Unix sockets.
+    /// Whether actors on one host talk over Unix sockets.
     pub(crate) fn unix_sockets(&self) -> bool {
-        self.policy != Policy::TlsOnly
+        self.policy == Policy::Auto
+    }
+
+    /// Whether actors listen on TCP.
+    pub(crate) fn tcp(&self) -> bool {
+        match self.policy {
+            Policy::Auto => self.tls.is_some(),
+            Policy::TlsOnly | Policy::PlainTcp => true,
+        }
     }
 
     /// Secures a TCP connection we accepted.
     pub(crate) async fn accepted(&self, stream: TcpStream) -> Result<super::transport::Stream> {
         stream.set_nodelay(true)?;
-        match &self.tls {
-            Some((acceptor, _)) => {
+        match (&self.tls, self.policy) {
+            (_, Policy::PlainTcp) => Ok(super::transport::Stream::Tcp(stream)),
+            (Some((acceptor, _)), _) => {
                 let tls = acceptor.accept(stream).await.map_err(|err| {
                     Error::Protocol(format!("TLS handshake failed (a plaintext client?): {err}"))
                 })?;
                 Ok(super::transport::Stream::Tls(Box::new(tls.into())))
             }
-            None => Ok(super::transport::Stream::Tcp(stream)),
+            (None, _) => Err(Error::Protocol(
+                "a TCP connection, but this program has no TCP transport".into(),
+            )),
         }
     }
 
@@ -117,8 +140,9 @@ impl Transport {
         stream.set_nodelay(true)?;
         let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        match &self.tls {
-            Some((_, connector)) => {
+        match (&self.tls, self.policy) {
+            (_, Policy::PlainTcp) => Ok(super::transport::Stream::Tcp(stream)),
+            (Some((_, connector)), _) => {
                 let name = ServerName::try_from(host.to_owned())
                     .map_err(|err| Error::other(format!("bad host name {host:?}: {err}")))?;
                 let tls = connector.connect(name, stream).await.map_err(|err| {
@@ -126,20 +150,13 @@ impl Transport {
                 })?;
                 Ok(super::transport::Stream::Tls(Box::new(tls.into())))
             }
-            None if self.policy == Policy::PlainTcp || is_loopback(&stream) => {
-                Ok(super::transport::Stream::Tcp(stream))
-            }
-            None => Err(Error::other(format!(
-                "refusing plain TCP to {addr}, another host: give this program a certificate \
-                 ({TLS_CERT_ENV}, {TLS_KEY_ENV}, {TLS_CA_ENV}) or choose plain TCP explicitly \
-                 with {TRANSPORT_ENV}=tcp"
+            (None, _) => Err(Error::other(format!(
+                "refusing plain TCP to {addr}: give this program a certificate \
+                 ({TLS_CERT_ENV}, {TLS_KEY_ENV}, {TLS_CA_ENV}) or choose unauthenticated plain \
+                 TCP explicitly with {TRANSPORT_ENV}=tcp"
             ))),
         }
     }
-}
-
-fn is_loopback(stream: &TcpStream) -> bool {
-    stream.peer_addr().is_ok_and(|addr| addr.ip().is_loopback())
 }
 
 fn tls_config(
@@ -167,19 +184,27 @@ fn tls_config(
             .map_err(|err| pem_error("CA", ca, &err))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = Arc::new(roots);
+    let peers = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        roots.clone(),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|err| Error::other(format!("bad TLS CA in {}: {err}", ca.display())))?;
     let server = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .and_then(|builder| {
             builder
-                .with_no_client_auth()
-                .with_single_cert(chain, key_der)
+                .with_client_cert_verifier(peers)
+                .with_single_cert(chain.clone(), key_der.clone_key())
         })
         .map_err(|err| Error::other(format!("bad TLS certificate or key: {err}")))?;
     let client = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|err| Error::other(format!("TLS setup failed: {err}")))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_client_auth_cert(chain, key_der)
+        .map_err(|err| Error::other(format!("bad TLS certificate or key: {err}")))?;
     Ok((
         TlsAcceptor::from(Arc::new(server)),
         TlsConnector::from(Arc::new(client)),

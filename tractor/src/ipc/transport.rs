@@ -1,24 +1,24 @@
-//! Transports: TCP for actors anywhere, Unix-domain sockets between actors
-//! on one host.
+//! Byte streams between actors: Unix sockets on one host, TCP (with TLS
+//! where configured) to others.
 //!
-//! Every actor listens on TCP (its address is what the registrar and other
-//! hosts know) and, where it can, on a Unix socket too: a file in a
-//! per-user directory (mode 0700, the socket 0600). Actors announce that
-//! path in their handshake; a peer on the same host that can open it uses
-//! it instead of TCP loopback, which here halves the cost of waking the
-//! other side (tractor-bench measures both). Anything that goes wrong with
-//! the Unix path falls back to TCP.
+//! Actors on one host reach each other through the private directory of
+//! [`local`](super::local): a socket per actor, named after its uuid, and
+//! a rendezvous socket for the registrar. Nothing is announced by a peer
+//! and then dialed: the path follows from whom we want to reach. TCP is
+//! for other hosts; whether it is plain or TLS is the transport policy's
+//! (see [`tls`](super::tls)).
 
 use std::io;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
+use uuid::Uuid;
 
+use super::local;
 use super::tls::transport;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A connection over any transport.
 pub(crate) enum Stream {
@@ -32,17 +32,74 @@ pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
 /// The writing half of a split [`Stream`].
 pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
+/// Whom a connection is for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Target<'a> {
+    /// The actor `uuid`: through its socket if it is on this host, else at
+    /// its TCP address `addr`.
+    Actor { uuid: Uuid, addr: Option<&'a str> },
+    /// The registrar at configured address `addr`: its rendezvous socket
+    /// for an address this host keeps to itself, else TCP.
+    Registrar(&'a str),
+}
+
+impl Target<'_> {
+    /// For messages: where the target is.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Target::Actor { uuid, addr } => match addr {
+                Some(addr) => format!("actor {} at {addr}", uuid.simple()),
+                None => format!("actor {} on this host", uuid.simple()),
+            },
+            Target::Registrar(addr) => format!("the registrar at {addr}"),
+        }
+    }
+}
+
 impl Stream {
-    /// Connects to an actor: over its Unix socket if it has one we can
-    /// open, else over TCP (with TLS where configured, see `tls`).
-    pub(crate) async fn connect(tcp: &str, local: Option<&str>) -> Result<Stream> {
+    /// Connects to `target`. No deadline of its own: the opening's covers
+    /// it (see `connections`).
+    pub(crate) async fn connect(target: Target<'_>) -> Result<Stream> {
         let transport = transport()?;
-        if let (Some(path), true) = (local, transport.unix_sockets()) {
-            if let Ok(stream) = UnixStream::connect(path).await {
-                return Ok(Stream::Unix(stream));
+        match target {
+            Target::Registrar(addr) => match local::rendezvous(addr) {
+                Some(name) if transport.unix_sockets() => {
+                    Ok(connect_unix(&local::rendezvous_socket(&name)?).await?)
+                }
+                Some(_) if addr.starts_with(local::LOCAL_PREFIX) => Err(Error::other(format!(
+                    "registrar address {addr:?} names a tree on this host, which needs Unix \
+                     sockets; this program's transport policy rules them out"
+                ))),
+                _ => {
+                    transport
+                        .dialed(TcpStream::connect(addr).await?, addr)
+                        .await
+                }
+            },
+            Target::Actor { uuid, addr } => {
+                if transport.unix_sockets() {
+                    let path = local::actor_socket(uuid)?;
+                    match (connect_unix(&path).await, addr) {
+                        (Ok(stream), _) => return Ok(stream),
+                        // Not on this host (or gone): try its TCP address.
+                        (Err(err), _) if err.kind() == io::ErrorKind::PermissionDenied => {
+                            return Err(err.into());
+                        }
+                        (Err(err), None) => return Err(err.into()),
+                        (Err(_), Some(_)) => {}
+                    }
+                }
+                let addr = addr.ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("actor {} has no TCP address", uuid.simple()),
+                    )
+                })?;
+                transport
+                    .dialed(TcpStream::connect(addr).await?, addr)
+                    .await
             }
         }
-        transport.dialed(TcpStream::connect(tcp).await?, tcp).await
     }
 
     pub(crate) fn into_split(self) -> (ReadHalf, WriteHalf) {
@@ -76,6 +133,58 @@ impl Stream {
             Stream::Unix(_) => "a local peer".into(),
         }
     }
+
+    /// A second descriptor for the connection's socket, to ask the kernel
+    /// whether the peer hung up (see `Channel::is_gone`).
+    pub(crate) fn watch(&self) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        let fd = match self {
+            Stream::Tcp(stream) => stream.as_fd(),
+            Stream::Tls(stream) => stream.get_ref().0.as_fd(),
+            Stream::Unix(stream) => stream.as_fd(),
+        };
+        rustix::io::fcntl_dupfd_cloexec(fd, 0).ok()
+    }
+
+    /// The remote host of a TCP connection (`None` for a local peer).
+    pub(crate) fn remote_host(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Stream::Tcp(stream) => stream.peer_addr().ok().map(|addr| addr.ip()),
+            Stream::Tls(stream) => stream.get_ref().0.peer_addr().ok().map(|addr| addr.ip()),
+            Stream::Unix(_) => None,
+        }
+    }
+
+    /// The key material both ends of a TLS session derive from it (RFC
+    /// 5705), which the opening's proofs cover: proofs made over one TLS
+    /// session do not check over another, so a relay that terminates TLS
+    /// on both legs learns nothing it can use. Empty for other transports.
+    pub(crate) fn binding(&self) -> Result<Vec<u8>> {
+        let Stream::Tls(stream) = self else {
+            return Ok(Vec::new());
+        };
+        let mut key = vec![0; 32];
+        let label = b"EXPORTER-tractor-opening";
+        let exported = match stream.as_ref() {
+            tokio_rustls::TlsStream::Client(client) => client
+                .get_ref()
+                .1
+                .export_keying_material(&mut key, label, None),
+            tokio_rustls::TlsStream::Server(server) => server
+                .get_ref()
+                .1
+                .export_keying_material(&mut key, label, None),
+        };
+        exported.map_err(|err| Error::Protocol(format!("no TLS channel binding: {err}")))?;
+        Ok(key)
+    }
+}
+
+/// Connects to the socket at `path`, checking it is served by our user.
+async fn connect_unix(path: &std::path::Path) -> io::Result<Stream> {
+    let stream = UnixStream::connect(path).await?;
+    local::check_peer(&stream)?;
+    Ok(Stream::Unix(stream))
 }
 
 impl AsyncRead for Stream {
@@ -142,63 +251,12 @@ impl Listener for UnixListener {
     }
 }
 
-/// The per-user directory for actors' Unix sockets: `$XDG_RUNTIME_DIR/tractor`
-/// or `/tmp/tractor-<uid>`, created 0700 and used only if it is ours and
-/// private.
-pub(crate) fn socket_dir() -> Option<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    let uid = rustix::process::getuid().as_raw();
-    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(runtime) if !runtime.is_empty() => PathBuf::from(runtime).join("tractor"),
-        _ => std::env::temp_dir().join(format!("tractor-{uid}")),
-    };
-    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
-    let meta = std::fs::symlink_metadata(&dir).ok()?;
-    let private = meta.is_dir() && meta.uid() == uid && meta.permissions().mode() & 0o077 == 0;
-    private.then_some(dir)
-}
-
-/// Binds this actor's Unix socket (`<dir>/<name>.sock`, mode 0600), unless
-/// the transport settings rule Unix sockets out.
-pub(crate) fn bind_local(name: &str) -> Option<(UnixListener, PathBuf)> {
-    use std::os::unix::fs::PermissionsExt;
-    if !transport().ok()?.unix_sockets() {
-        return None;
-    }
-    let path = socket_dir()?.join(format!("{name}.sock"));
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).ok()?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ok()?;
-    Some((listener, path))
-}
-
 /// The interface actors listen on for TCP: `TRACTOR_HOST`, else loopback.
 pub(crate) fn listen_host() -> String {
     std::env::var(HOST_ENV).unwrap_or_else(|_| "127.0.0.1".into())
 }
 
-/// The interface actors listen on for TCP (default `127.0.0.1`); set it to
-/// a routable address for trees that span hosts.
+/// The interface actors listen on for TCP (default `127.0.0.1`) when they
+/// listen on TCP at all (see [`TRANSPORT_ENV`](crate::TRANSPORT_ENV)); set
+/// it to a routable address for trees that span hosts.
 pub const HOST_ENV: &str = "TRACTOR_HOST";
-
-/// Removes sockets in the directory that nobody listens on any more (left
-/// by actors that were killed).
-pub(crate) fn sweep_stale_sockets() {
-    let Some(dir) = socket_dir() else { return };
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|ext| ext == "sock") && is_stale(&path) {
-            let _ = std::fs::remove_file(&path);
-        }
-    }
-}
-
-fn is_stale(path: &Path) -> bool {
-    matches!(
-        std::os::unix::net::UnixStream::connect(path),
-        Err(err) if err.kind() == io::ErrorKind::ConnectionRefused
-    )
-}

@@ -197,3 +197,17 @@ fn find_exe_image() -> Option<ExeImage> {
         code,
     })
 }
+
+/// Raises this process's soft limit on open descriptors to its hard limit
+/// (children inherit it): an actor holds a descriptor per peer and per
+/// opening in progress, and the usual soft limit of 1024 is soon reached.
+pub(crate) fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(err) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("could not raise the descriptor limit: {err}");
+        }
+    }
+}

@@ -16,6 +16,7 @@
 //! | count an actor's threads | `/proc/self/task` |
 //! | run code before `main` (the fork server) | an `.init_array` entry |
 //! | close every inherited descriptor in a fork | `close_range`, else `/proc/self/fd` |
+//! | enough descriptors for many peers | `setrlimit(RLIMIT_NOFILE)` to the hard limit |
 
 #[cfg(target_os = "linux")]
 mod linux;

@@ -62,6 +62,13 @@ impl Portal {
         self.channel.peer_addr()
     }
 
+    /// The Unix socket the actor on the other side listens on, if it is
+    /// on this host: a file in this user's private socket directory, named
+    /// after the actor's uuid.
+    pub fn local_socket(&self) -> Option<std::path::PathBuf> {
+        crate::ipc::local::existing_actor_socket(self.uid().uuid())
+    }
+
     /// Runs `call` in the remote actor and returns what it returned.
     ///
     /// An `Err` the function returned, or a panic in it, comes back as

@@ -7,17 +7,22 @@ use crate::ipc::Channel;
 /// keeps it registered), dialed again when lost.
 pub(crate) struct RegistrarLink {
     addr: String,
-    /// The registrar's Unix socket, when it is known to be on this host.
-    local: Option<String>,
     channel: tokio::sync::Mutex<Option<Channel>>,
+    /// For a child of the registrar: set once the channel to the parent
+    /// (which is its registration) is open. Calls can arrive on that
+    /// channel before it is handed here, and they must not dial a second
+    /// one.
+    via_parent: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl RegistrarLink {
-    pub(crate) fn new(addr: String, local: Option<String>) -> Self {
+    /// The link to the registrar at `addr`; `via_parent` if the registrar
+    /// is this actor's parent.
+    pub(crate) fn new(addr: String, via_parent: bool) -> Self {
         RegistrarLink {
             addr,
-            local,
             channel: tokio::sync::Mutex::new(None),
+            via_parent: via_parent.then(|| tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -26,20 +31,12 @@ impl RegistrarLink {
         &self.addr
     }
 
-    /// The registrar's Unix socket, if it is on this host and has one.
-    pub(crate) async fn local(&self) -> Option<String> {
-        if let Some(local) = &self.local {
-            return Some(local.clone());
-        }
-        let current = self.channel.lock().await;
-        current
-            .as_ref()
-            .and_then(|channel| channel.peer_local().map(str::to_owned))
-    }
-
     /// Remembers `channel` as the way to the registrar.
     pub(crate) async fn set(&self, channel: Channel) {
         *self.channel.lock().await = Some(channel);
+        if let Some(set) = &self.via_parent {
+            set.send_replace(true);
+        }
     }
 
     /// The registrar channel if it is open, without dialing.
@@ -52,26 +49,29 @@ impl RegistrarLink {
             .cloned()
     }
 
-    /// The channel to the registrar, dialed with `dial(addr, local)` if
-    /// there is none open.
+    /// The channel to the registrar, dialed with `dial(addr)` if there is
+    /// none open. Lookups wait for one dial rather than each making their
+    /// own; the dial's opening deadline bounds that wait.
     pub(crate) async fn channel<F, Fut>(&self, dial: F) -> Result<Channel>
     where
-        F: FnOnce(String, Option<String>) -> Fut,
+        F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<Channel>>,
     {
+        if let Some(set) = &self.via_parent {
+            // The parent channel exists already; it is being handed over.
+            let _ = set.subscribe().wait_for(|set| *set).await;
+        }
         let mut current = self.channel.lock().await;
         if let Some(channel) = current.as_ref().filter(|channel| !channel.is_closed()) {
             return Ok(channel.clone());
         }
         let addr = self.addr.clone();
-        let channel = dial(addr.clone(), self.local.clone())
-            .await
-            .map_err(|err| {
-                Error::other(format!(
-                    "the registrar at {addr} is unreachable ({err}); is the program that runs it \
-                     still up?"
-                ))
-            })?;
+        let channel = dial(addr.clone()).await.map_err(|err| {
+            Error::other(format!(
+                "the registrar at {addr} is unreachable ({err}); is the program that runs it \
+                 still up?"
+            ))
+        })?;
         *current = Some(channel.clone());
         Ok(channel)
     }

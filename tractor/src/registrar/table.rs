@@ -25,8 +25,7 @@ struct Entries {
 
 struct Entry {
     uid: ActorUid,
-    addr: String,
-    local: Option<String>,
+    addr: Option<String>,
     /// Registration order: a later one wins among equal names.
     seq: u64,
 }
@@ -35,8 +34,9 @@ struct Entry {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Found {
     pub(crate) uid: ActorUid,
-    pub(crate) addr: String,
-    pub(crate) local: Option<String>,
+    /// Its TCP address, if it has one; on this host it is reached through
+    /// the socket its uuid names.
+    pub(crate) addr: Option<String>,
 }
 
 impl Default for Registrar {
@@ -53,19 +53,14 @@ impl Registrar {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers `uid`, reachable at `addr` (or its Unix socket `local`).
-    pub(crate) fn register(&self, uid: ActorUid, addr: String, local: Option<String>) {
-        tracing::debug!(actor = %uid, %addr, "registered");
+    /// Registers `uid`, reachable at TCP address `addr` if it has one.
+    pub(crate) fn register(&self, uid: ActorUid, addr: Option<String>) {
+        tracing::debug!(actor = %uid, ?addr, "registered");
         {
             let mut entries = self.entries();
             let seq = entries.next_seq;
             entries.next_seq += 1;
-            let entry = Entry {
-                uid,
-                addr,
-                local,
-                seq,
-            };
+            let entry = Entry { uid, addr, seq };
             entries.by_uuid.insert(entry.uid.uuid(), entry);
         }
         self.version.send_modify(|version| *version += 1);
@@ -80,11 +75,7 @@ impl Registrar {
     /// A peer introduced itself asking to be registered.
     pub(crate) fn introduced(&self, peer: &Handshake) {
         if peer.register {
-            self.register(
-                peer.uid.clone(),
-                peer.addr.clone().unwrap_or_default(),
-                peer.local.clone(),
-            );
+            self.register(peer.uid.clone(), peer.addr.clone());
         }
     }
 
@@ -107,7 +98,6 @@ impl Registrar {
             .map(|entry| Found {
                 uid: entry.uid.clone(),
                 addr: entry.addr.clone(),
-                local: entry.local.clone(),
             })
     }
 

@@ -1,19 +1,26 @@
 //! A spawned child's whole life: become the actor its spawn spec
 //! describes, connect back to the parent, serve until cancelled, exit.
 
+use std::time::Duration;
+
 use tokio::net::TcpListener;
 
 use super::build_runtime;
 use crate::actor::{Actor, Settings};
 use crate::error::{Error, Result};
-use crate::ipc::transport;
+use crate::ipc::tls;
+use crate::ipc::transport::{self, Target};
 use crate::spawn::SpawnSpec;
 use crate::{log, platform, registry, signals};
+
+/// How long a new child waits for the registrar before it connects back
+/// to its parent anyway.
+const REGISTER_FIRST: Duration = Duration::from_secs(1);
 
 /// A spawned child's whole life; never returns.
 pub(crate) fn child_main(spec: SpawnSpec) -> ! {
     platform::die_with_parent(spec.parent_pid);
-    signals::ignore_interrupts();
+    platform::raise_fd_limit();
     if let Some(level) = &spec.loglevel {
         log::console(level);
     }
@@ -30,7 +37,7 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
         uid: spec.uid.clone(),
         is_root: false,
         registrar_addr: spec.registrar_addr.clone(),
-        registrar_local: spec.registrar_local.clone(),
+        registrar_is_parent: spec.parent_is_registrar,
         is_registrar: false,
         enabled: spec.enable_modules.iter().cloned().collect(),
         statespace: spec.statespace.iter().cloned().collect(),
@@ -62,33 +69,38 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
 }
 
 async fn serve_child(actor: &Actor, spec: &SpawnSpec) -> Result<()> {
-    actor.serve(TcpListener::bind((transport::listen_host(), 0)).await?)?;
+    signals::absorb_interrupts();
+    let tcp = match tls::transport()?.tcp() {
+        true => Some(TcpListener::bind((transport::listen_host(), 0)).await?),
+        false => None,
+    };
+    actor.serve(tcp, None)?;
     if !spec.parent_is_registrar {
-        match actor
-            .connect(&spec.registrar_addr, spec.registrar_local.as_deref(), true)
-            .await
-        {
-            Ok(channel) => actor.set_registrar_channel(channel).await,
-            Err(err) => tracing::warn!(
+        // Registered before the parent hears from us, so a lookup right
+        // after the spawn finds us; bounded, so an unreachable registrar
+        // does not hold the spawn up (it stays unregistered).
+        let registrar = Target::Registrar(&spec.registrar_addr);
+        match tokio::time::timeout(REGISTER_FIRST, actor.connect(registrar, true)).await {
+            Ok(Ok(channel)) => actor.set_registrar_channel(channel).await,
+            Ok(Err(err)) => tracing::warn!(
                 "could not register with the registrar at {}: {err}",
+                spec.registrar_addr
+            ),
+            Err(_) => tracing::warn!(
+                "the registrar at {} did not answer within {REGISTER_FIRST:?}; going on without \
+                 it",
                 spec.registrar_addr
             ),
         }
     }
+    let parent = Target::Actor {
+        uuid: spec.parent.uuid(),
+        addr: spec.parent_addr.as_deref(),
+    };
     let parent = actor
-        .connect_parent(
-            &spec.parent_addr,
-            spec.parent_local.as_deref(),
-            spec.parent_is_registrar,
-            &spec.challenge,
-        )
+        .connect_parent(parent, spec.parent_is_registrar, &spec.challenge)
         .await
-        .map_err(|err| {
-            Error::other(format!(
-                "cannot reach the parent at {}: {err}",
-                spec.parent_addr
-            ))
-        })?;
+        .map_err(|err| Error::other(format!("cannot reach the parent {}: {err}", spec.parent)))?;
     if spec.parent_is_registrar {
         actor.set_registrar_channel(parent.clone()).await;
     }

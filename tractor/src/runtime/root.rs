@@ -8,18 +8,21 @@
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream, ToSocketAddrs};
+use std::os::unix::net::UnixListener as StdUnixListener;
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use super::{DEFAULT_CHILD_WORKERS, build_runtime, child_main, fork_server_fallback};
 use crate::actor::{Actor, Settings};
 use crate::auth::Secret;
 use crate::error::{Error, Result};
 use crate::ipc::limits::DEFAULT_MAX_CONCURRENT_CALLS;
-use crate::ipc::{tls, transport};
+use crate::ipc::transport::{self, Target};
+use crate::ipc::{local, tls};
 use crate::signals::{self, Interrupts};
 use crate::spawn::{START_METHOD_ENV, SpawnSpec, StartMethod};
 use crate::uid::ActorUid;
@@ -234,8 +237,9 @@ impl RootBuilder {
         if let Some(level) = &self.loglevel {
             log::console(level);
         }
-        transport::sweep_stale_sockets();
-        let (settings, listener, registrar_link) = match self.settings() {
+        local::sweep_stale();
+        crate::platform::raise_fd_limit();
+        let (settings, listeners) = match self.settings() {
             Ok(found) => found,
             Err(err) => self.fail(err),
         };
@@ -246,13 +250,16 @@ impl RootBuilder {
         };
         let previous = Actor::set_current(Some(actor.clone()));
         let started = runtime.block_on(async {
-            actor.serve(TcpListener::from_std(listener)?)?;
-            if let Some(link) = registrar_link {
-                let addr = actor.registrar_addr().to_owned();
-                let link = tls::transport()?
-                    .dialed(TcpStream::from_std(link)?, &addr)
-                    .await?;
-                let channel = actor.connect_stream(link, true).await?;
+            let tcp = listeners.tcp.map(TcpListener::from_std).transpose()?;
+            actor.serve(tcp, listeners.rendezvous)?;
+            if listeners.join {
+                let registrar = Target::Registrar(actor.registrar_addr());
+                let channel = actor.connect(registrar, true).await.map_err(|err| {
+                    Error::other(format!(
+                        "could not join the registrar at {}: {err}",
+                        actor.registrar_addr()
+                    ))
+                })?;
                 actor.set_registrar_channel(channel).await;
             }
             Ok::<_, Error>(())
@@ -298,10 +305,10 @@ impl RootBuilder {
         }
     }
 
-    /// Decides what kind of root this is: a test root is its own registrar
-    /// on an ephemeral port; a program's root joins the registrar it finds
-    /// at the configured address, or becomes it.
-    fn settings(&self) -> Result<(Settings, StdListener, Option<StdStream>)> {
+    /// Decides what kind of root this is: a test root is its own registrar,
+    /// private to it; a program's root joins the registrar it finds at the
+    /// configured address, or becomes it.
+    fn settings(&self) -> Result<(Settings, Listeners)> {
         let start_method = match (self.start_method, std::env::var(START_METHOD_ENV)) {
             (Some(method), _) => method,
             (None, Ok(method)) => method.parse::<StartMethod>()?,
@@ -322,11 +329,20 @@ impl RootBuilder {
             uid: ActorUid::new("root"),
             is_root: true,
             registrar_addr: String::new(),
-            registrar_local: None,
+            registrar_is_parent: false,
             is_registrar: false,
             enabled: self.enable_modules.iter().cloned().collect(),
             statespace: Default::default(),
             exec_args: Vec::new(),
+        };
+        let transport = tls::transport()?;
+        // Where this actor takes TCP connections from other hosts, if its
+        // transport has TCP at all.
+        let own_tcp = || -> Result<Option<StdListener>> {
+            match transport.tcp() {
+                true => Ok(Some(listen(&format!("{}:0", transport::listen_host()))?)),
+                false => Ok(None),
+            }
         };
         if let Some(path) = self.test_path {
             // libtest names tests by their path without the crate; an
@@ -338,47 +354,108 @@ impl RootBuilder {
                 "--nocapture".into(),
                 "--include-ignored".into(),
             ];
-            let listener = listen("127.0.0.1:0")?;
-            settings.registrar_addr = listener.local_addr()?.to_string();
             settings.is_registrar = true;
-            return Ok((settings, listener, None));
+            let tcp = own_tcp()?;
+            let mut rendezvous = None;
+            if transport.unix_sockets() {
+                let name = format!("test-{}", settings.uid.uuid().simple());
+                settings.registrar_addr = format!("{}{name}", local::LOCAL_PREFIX);
+                let path = local::rendezvous_socket(&name)?;
+                rendezvous = Some((local::bind(&path)?, path));
+            } else if let Some(tcp) = &tcp {
+                settings.registrar_addr = tcp.local_addr()?.to_string();
+            }
+            let listeners = Listeners {
+                tcp,
+                rendezvous,
+                join: false,
+            };
+            return Ok((settings, listeners));
         }
         let addr = self
             .registrar
             .clone()
             .or_else(|| std::env::var(REGISTRAR_ENV).ok())
             .unwrap_or_else(|| DEFAULT_REGISTRAR.to_owned());
-        let target = resolve(&addr)?;
         settings.registrar_addr = addr.clone();
-        // Someone there: join. Nobody: become the registrar (and if another
-        // program won that race, join it after all).
-        for _ in 0..2 {
-            if let Ok(link) = StdStream::connect_timeout(&target, Duration::from_millis(250)) {
-                link.set_nonblocking(true)?;
-                return Ok((
-                    settings,
-                    listen(&format!("{}:0", transport::listen_host()))?,
-                    Some(link),
-                ));
+        match local::rendezvous(&addr) {
+            // An address this host keeps to itself: meet in the private
+            // directory, never on a loopback port another user may hold.
+            Some(name) if transport.unix_sockets() => {
+                let path = local::rendezvous_socket(&name)?;
+                let _deciding = local::Lock::take()?;
+                let join = local::probe(&path) == local::Probe::Alive;
+                let rendezvous = match join {
+                    true => None,
+                    false => Some((local::bind(&path)?, path)),
+                };
+                settings.is_registrar = !join;
+                let listeners = Listeners {
+                    tcp: own_tcp()?,
+                    rendezvous,
+                    join,
+                };
+                Ok((settings, listeners))
             }
-            match StdListener::bind(target) {
-                Ok(listener) => {
-                    listener.set_nonblocking(true)?;
-                    settings.is_registrar = true;
-                    return Ok((settings, listener, None));
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => continue,
-                Err(err) => {
-                    return Err(Error::other(format!(
-                        "could not listen on the registrar address {addr}: {err}"
-                    )));
-                }
+            _ if !transport.tcp() => Err(Error::other(format!(
+                "the registrar address {addr} is not on this host, and this program has no TCP \
+                 transport: give it a certificate ({}, {}, {}) or choose plain TCP with {}=tcp",
+                tls::TLS_CERT_ENV,
+                tls::TLS_KEY_ENV,
+                tls::TLS_CA_ENV,
+                tls::TRANSPORT_ENV
+            ))),
+            _ => {
+                let (is_registrar, tcp) = tcp_registrar(&addr)?;
+                settings.is_registrar = is_registrar;
+                let listeners = Listeners {
+                    tcp: Some(match tcp {
+                        Some(tcp) => tcp,
+                        None => listen(&format!("{}:0", transport::listen_host()))?,
+                    }),
+                    rendezvous: None,
+                    join: !is_registrar,
+                };
+                Ok((settings, listeners))
             }
         }
-        Err(Error::other(format!(
-            "the registrar address {addr} is taken, but nothing answers there"
-        )))
     }
+}
+
+/// Where a root listens, and whether it joins a registrar.
+struct Listeners {
+    tcp: Option<StdListener>,
+    /// The registrar's rendezvous socket, for a root that is the registrar.
+    rendezvous: Option<(StdUnixListener, PathBuf)>,
+    join: bool,
+}
+
+/// Finds the registrar at TCP address `addr`, or becomes it: `(true, the
+/// listener on addr)` for the registrar, `(false, None)` to join.
+fn tcp_registrar(addr: &str) -> Result<(bool, Option<StdListener>)> {
+    let target = resolve(addr)?;
+    // Someone there: join. Nobody: become the registrar (and if another
+    // program won that race, join it after all).
+    for _ in 0..2 {
+        if StdStream::connect_timeout(&target, Duration::from_millis(250)).is_ok() {
+            return Ok((false, None));
+        }
+        match StdListener::bind(target) {
+            Ok(listener) => {
+                listener.set_nonblocking(true)?;
+                return Ok((true, Some(listener)));
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(err) => {
+                return Err(Error::other(format!(
+                    "could not listen on the registrar address {addr}: {err}"
+                )));
+            }
+        }
+    }
+    Err(Error::other(format!(
+        "the registrar address {addr} is taken, but nothing answers there"
+    )))
 }
 
 fn listen(addr: &str) -> Result<StdListener> {

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use super::spec::SPEC_ENV;
+use super::spec::SPEC_FD_ENV;
 use super::{KillNow, Process, SpawnBackend, SpawnSpec, Spawning, Started};
 use crate::platform::{Pidfd, SELF_EXE};
 
@@ -32,6 +32,8 @@ pub(crate) struct Execd {
 
 struct Job {
     command: Command,
+    /// Kept open until the process has started (see [`pass_spec`]).
+    keep: Option<std::os::fd::OwnedFd>,
     runtime: Handle,
     reply: oneshot::Sender<io::Result<Execd>>,
 }
@@ -39,10 +41,9 @@ struct Job {
 impl SpawnBackend for Exec {
     fn spawn(&self, spec: &SpawnSpec) -> Spawning {
         let mut command = this_executable(&spec.exec_args);
-        command.env(SPEC_ENV, spec.encode());
-        let started = start(command);
+        let started = pass_spec(&mut command, spec).map(|memfd| start(command, Some(memfd.into())));
         Box::pin(async move {
-            let execd = started.await?;
+            let execd = started?.await?;
             let killer = execd.killer();
             Ok(Started {
                 process: Box::new(execd),
@@ -90,24 +91,55 @@ impl Process for Execd {
     }
 }
 
+/// Hands `spec` to the child `command` starts, in a memfd only that child
+/// inherits (see `spec`). The memfd must stay open until the child has
+/// started — held by the spawn job itself, not by a future that may be
+/// dropped first: the child clears close-on-exec on that descriptor
+/// number, which once closed could name another descriptor (the pipe
+/// through which the spawner learns the exec happened, say).
+fn pass_spec(command: &mut Command, spec: &SpawnSpec) -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let memfd = spec.to_memfd()?;
+    let fd = memfd.as_raw_fd();
+    command.env(SPEC_FD_ENV, fd.to_string());
+    // SAFETY: between fork and exec only fcntl runs, which is
+    // async-signal-safe; it lets this one child inherit the spec.
+    unsafe {
+        command.pre_exec(move || {
+            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            Ok(())
+        });
+    }
+    Ok(memfd)
+}
+
 /// This executable, to be started again with `args` (what makes it a child
-/// under libtest), stdin closed.
+/// under libtest), stdin closed, in a process group of its own: a Ctrl-C at
+/// the terminal reaches the root alone, which winds the tree down in
+/// order (children need not ignore SIGINT, so the processes they start do
+/// not inherit an ignored SIGINT either).
 pub(crate) fn this_executable(args: &[String]) -> Command {
     let mut command = Command::new(SELF_EXE);
     if let Some(argv0) = std::env::args_os().next() {
         // So `ps` shows the real program, not /proc/self/exe.
         command.arg0(argv0);
     }
-    command.args(args).stdin(Stdio::null());
+    command.args(args).stdin(Stdio::null()).process_group(0);
     command
 }
 
 /// Starts `command` from the spawner thread; the child is reaped by the
-/// current runtime.
-pub(crate) fn start(command: Command) -> impl Future<Output = io::Result<Execd>> {
+/// current runtime. `keep` stays open until the process has started: a
+/// descriptor the child's `pre_exec` refers to by number.
+pub(crate) fn start(
+    command: Command,
+    keep: Option<std::os::fd::OwnedFd>,
+) -> impl Future<Output = io::Result<Execd>> {
     let (reply, answer) = oneshot::channel();
     let job = Job {
         command,
+        keep,
         runtime: Handle::current(),
         reply,
     };
@@ -155,7 +187,9 @@ fn spawner() -> &'static mpsc::Sender<Job> {
                     // The child is registered with the runtime that will
                     // reap it.
                     let _entered = job.runtime.enter();
-                    let _ = job.reply.send(spawn_job(job.command));
+                    let started = spawn_job(job.command);
+                    drop(job.keep);
+                    let _ = job.reply.send(started);
                 }
             });
         if let Err(err) = started {

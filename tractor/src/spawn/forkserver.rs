@@ -103,8 +103,9 @@ impl ForkServer {
                 Ok(())
             });
         }
-        let mut server: Execd = exec::start(command).await?;
-        drop(theirs);
+        // The spawner holds our copy of the server's end until the server
+        // has started (see `exec::start`).
+        let mut server: Execd = exec::start(command, Some(theirs.into())).await?;
         let killer = server.killer();
         // The server lives as long as this actor's connection to it; reap
         // it whenever it ends.
@@ -471,6 +472,9 @@ impl Server {
         // SAFETY: single-threaded, checked just above.
         match unsafe { platform::fork() } {
             Ok(Forked::Child) => {
+                // A process group of its own, as an exec'd child has (see
+                // `exec::this_executable`).
+                let _ = rustix::process::setpgid(None, None);
                 // The new actor keeps stdio only; one that cannot drop the
                 // rest must not run with descriptors it does not know of.
                 if let Err(err) = platform::close_inherited_fds() {

@@ -1,27 +1,34 @@
 //! [`SpawnSpec`]: everything a child needs to become an actor.
 //!
-//! It travels in one environment variable, postcard-encoded and
-//! hex-printed, and the child removes it before anything else runs, so it
-//! never leaks into processes the child starts itself.
+//! It holds the tree's secret, so it never goes through the environment or
+//! argv (which other users can read in `/proc`, and which processes the
+//! child starts would inherit). An exec'd child gets it in an anonymous
+//! in-memory file (a memfd) whose descriptor number alone is in its
+//! environment; the child reads it and closes it before anything else
+//! runs. A forked child gets it from the fork server's control socket.
 
 use serde::{Deserialize, Serialize};
 
 use crate::uid::ActorUid;
 
-/// The environment variable that turns a process into a child actor.
-pub(crate) const SPEC_ENV: &str = "TRACTOR_SPAWN_SPEC";
+/// The environment variable that turns a process into a child actor: the
+/// number of the descriptor its spec is to be read from.
+pub(crate) const SPEC_FD_ENV: &str = "TRACTOR_SPAWN_FD";
+
+/// A spec is a few hundred bytes plus the statespace; more than this is
+/// not one of ours.
+const MAX_SPEC: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SpawnSpec {
     pub uid: ActorUid,
-    /// The parent's listening address: the child connects back there.
-    pub parent_addr: String,
-    /// The parent's Unix socket, preferred when present.
-    pub parent_local: Option<String>,
+    /// The parent: the child connects back to it (through its socket, on
+    /// this host, or at its TCP address).
+    pub parent: ActorUid,
+    pub parent_addr: Option<String>,
     /// Checked right after start: if the parent is already gone, exit.
     pub parent_pid: u32,
     pub registrar_addr: String,
-    pub registrar_local: Option<String>,
     pub parent_is_registrar: bool,
     pub enable_modules: Vec<String>,
     pub statespace: Vec<(String, Vec<u8>)>,
@@ -46,29 +53,47 @@ pub(crate) struct SpawnSpec {
 }
 
 impl SpawnSpec {
-    pub(crate) fn encode(&self) -> String {
-        // Encoding our own plain data cannot fail.
-        hex::encode(postcard::to_allocvec(self).unwrap_or_default())
+    /// The spec in a fresh memfd, read from its start; close-on-exec (the
+    /// spawner clears that flag in the one child meant to inherit it).
+    pub(crate) fn to_memfd(&self) -> std::io::Result<std::fs::File> {
+        use std::io::{Seek, Write};
+        let bytes = postcard::to_allocvec(self).map_err(std::io::Error::other)?;
+        let fd = rustix::fs::memfd_create("tractor-spawn-spec", rustix::fs::MemfdFlags::CLOEXEC)?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(&bytes)?;
+        file.rewind()?;
+        Ok(file)
     }
 
-    fn decode(text: &str) -> Result<Self, String> {
-        let bytes = hex::decode(text).map_err(|err| err.to_string())?;
-        postcard::from_bytes(&bytes).map_err(|err| err.to_string())
-    }
-
-    /// Reads and removes the spec from this process's environment.
+    /// Reads the spec this process was spawned with, and closes its
+    /// descriptor; removes the variable that named it.
     ///
     /// `None` for a root process; an error if the variable is there but
-    /// unreadable (a parent from a different build).
+    /// the spec is unreadable (a parent from a different build).
     pub(crate) fn take_from_env() -> Option<Result<Self, String>> {
-        let text = std::env::var_os(SPEC_ENV)?;
+        use std::io::Read;
+        use std::os::fd::FromRawFd;
+        let fd = std::env::var_os(SPEC_FD_ENV)?;
         // SAFETY: called first thing when the process starts, before the
         // runtime or any thread of ours exists (under libtest, the harness'
         // other threads are idle waiting for this one test).
-        unsafe { std::env::remove_var(SPEC_ENV) };
-        Some(match text.to_str() {
-            Some(text) => Self::decode(text),
-            None => Err("the spawn spec is not valid UTF-8".into()),
-        })
+        unsafe { std::env::remove_var(SPEC_FD_ENV) };
+        let Some(fd) = fd.to_str().and_then(|fd| fd.parse::<i32>().ok()) else {
+            return Some(Err(format!("{SPEC_FD_ENV} is not a descriptor number")));
+        };
+        // Ours alone: the parent made it for this process and nothing else
+        // here knows of it.
+        let is_open = fd > 2
+            && rustix::io::fcntl_getfd(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }).is_ok();
+        if !is_open {
+            return Some(Err(format!("{SPEC_FD_ENV}={fd} names no open descriptor")));
+        }
+        // SAFETY: an open descriptor no other code of this process owns.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let mut bytes = Vec::new();
+        if let Err(err) = file.take(MAX_SPEC).read_to_end(&mut bytes) {
+            return Some(Err(format!("the spawn spec could not be read: {err}")));
+        }
+        Some(postcard::from_bytes(&bytes).map_err(|err| err.to_string()))
     }
 }
