@@ -93,9 +93,9 @@ struct Shared {
     next_id: AtomicU64,
     calls: Mutex<Calls>,
     closed: CancellationToken,
-    /// The socket, to ask whether the peer hung up before the reader has
-    /// seen it.
-    watch: Option<std::os::fd::OwnedFd>,
+    /// The socket's descriptor, to ask whether the peer hung up before the
+    /// reader has seen it; open for as long as `closed` is not cancelled.
+    watch: std::os::fd::RawFd,
 }
 
 #[derive(Default)]
@@ -138,7 +138,7 @@ impl Channel {
             peer,
             leftover,
         } = opened;
-        let watch = stream.watch();
+        let watch = stream.raw_fd();
         let channel = Channel(Arc::new(Shared {
             watch,
             peer,
@@ -148,18 +148,22 @@ impl Channel {
             calls: Mutex::new(Calls::default()),
             closed: CancellationToken::new(),
         }));
-        let (read_half, write_half) = stream.into_split();
+        let (mut read_half, mut write_half) = stream.into_split();
+        // Each half is dropped only once the channel is marked closed: the
+        // socket (whose number `is_gone` polls) stays open while it is not.
         let writer = channel.clone();
         tokio::spawn(async move {
-            if let Err(err) = writer.0.outbox.run_writer(write_half).await {
+            if let Err(err) = writer.0.outbox.run_writer(&mut write_half).await {
                 tracing::debug!(peer = %writer.peer(), "write failed: {err}");
             }
             writer.close();
+            drop(write_half);
         });
         let reader = channel.clone();
         tokio::spawn(async move {
-            reader::run(read_half, leftover, &reader, &*inbound).await;
+            reader::run(&mut read_half, leftover, &reader, &*inbound).await;
             reader.close();
+            drop(read_half);
             inbound.closed(&reader);
         });
         channel
@@ -200,10 +204,11 @@ impl Channel {
         if self.is_closed() {
             return true;
         }
-        let Some(watch) = &self.0.watch else {
-            return false;
-        };
-        let mut fds = [PollFd::new(watch, PollFlags::RDHUP)];
+        // SAFETY: the socket stays open until the channel is closed (its
+        // halves are dropped only after), checked just above; should it
+        // close in between, polling a descriptor only reads its state.
+        let watch = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.0.watch) };
+        let mut fds = [PollFd::new(&watch, PollFlags::RDHUP)];
         let now = Timespec {
             tv_sec: 0,
             tv_nsec: 0,

@@ -134,16 +134,15 @@ impl Stream {
         }
     }
 
-    /// A second descriptor for the connection's socket, to ask the kernel
-    /// whether the peer hung up (see `Channel::is_gone`).
-    pub(crate) fn watch(&self) -> Option<std::os::fd::OwnedFd> {
-        use std::os::fd::AsFd;
-        let fd = match self {
-            Stream::Tcp(stream) => stream.as_fd(),
-            Stream::Tls(stream) => stream.get_ref().0.as_fd(),
-            Stream::Unix(stream) => stream.as_fd(),
-        };
-        rustix::io::fcntl_dupfd_cloexec(fd, 0).ok()
+    /// The connection's socket descriptor, to ask the kernel whether the
+    /// peer hung up (see `Channel::is_gone`).
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Stream::Tcp(stream) => stream.as_raw_fd(),
+            Stream::Tls(stream) => stream.get_ref().0.as_raw_fd(),
+            Stream::Unix(stream) => stream.as_raw_fd(),
+        }
     }
 
     /// The remote host of a TCP connection (`None` for a local peer).

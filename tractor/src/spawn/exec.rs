@@ -41,7 +41,7 @@ struct Job {
 impl SpawnBackend for Exec {
     fn spawn(&self, spec: &SpawnSpec) -> Spawning {
         let mut command = this_executable(&spec.exec_args);
-        let started = pass_spec(&mut command, spec).map(|memfd| start(command, Some(memfd.into())));
+        let started = pass_spec(&mut command, spec).map(|()| start(command, None));
         Box::pin(async move {
             let execd = started?.await?;
             let killer = execd.killer();
@@ -91,31 +91,21 @@ impl Process for Execd {
     }
 }
 
-/// Hands `spec` to the child `command` starts, in a memfd only that child
-/// inherits (see `spec`). The memfd must stay open until the child has
-/// started — held by the spawn job itself, not by a future that may be
-/// dropped first: the child clears close-on-exec on that descriptor
-/// number, which once closed could name another descriptor (the pipe
-/// through which the spawner learns the exec happened, say).
-fn pass_spec(command: &mut Command, spec: &SpawnSpec) -> io::Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    let memfd = spec.to_memfd()?;
-    let fd = memfd.as_raw_fd();
-    command.env(SPEC_FD_ENV, fd.to_string());
-    // SAFETY: between fork and exec only fcntl runs, which is
-    // async-signal-safe; it lets this one child inherit the spec.
-    unsafe {
-        command.pre_exec(move || {
-            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
-            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
-            Ok(())
-        });
-    }
-    Ok(memfd)
+/// Hands `spec` to the child `command` starts, as its standard input: a
+/// memfd, close-on-exec here, that only that child gets (as descriptor 0,
+/// which it reads and then points at `/dev/null`; see `spec`). No code
+/// runs between fork and exec, so the spawn keeps the fast `posix_spawn`
+/// path.
+fn pass_spec(command: &mut Command, spec: &SpawnSpec) -> io::Result<()> {
+    command
+        .stdin(Stdio::from(spec.to_memfd()?))
+        .env(SPEC_FD_ENV, "0");
+    Ok(())
 }
 
 /// This executable, to be started again with `args` (what makes it a child
-/// under libtest), stdin closed, in a process group of its own: a Ctrl-C at
+/// under libtest), stdin closed (unless the caller sets it), in a process
+/// group of its own: a Ctrl-C at
 /// the terminal reaches the root alone, which winds the tree down in
 /// order (children need not ignore SIGINT, so the processes they start do
 /// not inherit an ignored SIGINT either).

@@ -2,10 +2,11 @@
 //!
 //! It holds the tree's secret, so it never goes through the environment or
 //! argv (which other users can read in `/proc`, and which processes the
-//! child starts would inherit). An exec'd child gets it in an anonymous
-//! in-memory file (a memfd) whose descriptor number alone is in its
-//! environment; the child reads it and closes it before anything else
-//! runs. A forked child gets it from the fork server's control socket.
+//! child starts would inherit). An exec'd child gets it as its standard
+//! input, an anonymous in-memory file (a memfd) no other process holds;
+//! its environment says only which descriptor to read. The child reads it
+//! and points its standard input at `/dev/null` before anything else runs.
+//! A forked child gets it from the fork server's control socket.
 
 use serde::{Deserialize, Serialize};
 
@@ -72,7 +73,7 @@ impl SpawnSpec {
     /// the spec is unreadable (a parent from a different build).
     pub(crate) fn take_from_env() -> Option<Result<Self, String>> {
         use std::io::Read;
-        use std::os::fd::FromRawFd;
+        use std::os::fd::{AsRawFd, FromRawFd};
         let fd = std::env::var_os(SPEC_FD_ENV)?;
         // SAFETY: called first thing when the process starts, before the
         // runtime or any thread of ours exists (under libtest, the harness'
@@ -81,18 +82,29 @@ impl SpawnSpec {
         let Some(fd) = fd.to_str().and_then(|fd| fd.parse::<i32>().ok()) else {
             return Some(Err(format!("{SPEC_FD_ENV} is not a descriptor number")));
         };
-        // Ours alone: the parent made it for this process and nothing else
-        // here knows of it.
-        let is_open = fd > 2
-            && rustix::io::fcntl_getfd(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }).is_ok();
-        if !is_open {
-            return Some(Err(format!("{SPEC_FD_ENV}={fd} names no open descriptor")));
+        // SAFETY: a descriptor the parent made for this process alone; no
+        // other code here uses it yet.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if rustix::io::fcntl_getfd(fd).is_err() {
+            return Some(Err(format!("{SPEC_FD_ENV} names no open descriptor")));
         }
-        // SAFETY: an open descriptor no other code of this process owns.
-        let file = unsafe { std::fs::File::from_raw_fd(fd) };
         let mut bytes = Vec::new();
-        if let Err(err) = file.take(MAX_SPEC).read_to_end(&mut bytes) {
+        let read = rustix::io::dup(fd)
+            .map_err(std::io::Error::from)
+            .map(std::fs::File::from)
+            .and_then(|file| file.take(MAX_SPEC).read_to_end(&mut bytes).map(drop));
+        if let Err(err) = read {
             return Some(Err(format!("the spawn spec could not be read: {err}")));
+        }
+        // Done with it: standard input becomes /dev/null, as for any child
+        // (a descriptor past stdio is just closed).
+        if fd.as_raw_fd() == 0 {
+            if let Ok(null) = std::fs::File::open("/dev/null") {
+                let _ = rustix::stdio::dup2_stdin(&null);
+            }
+        } else {
+            // SAFETY: ours alone, as above; closed once, here.
+            drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd.as_raw_fd()) });
         }
         Some(postcard::from_bytes(&bytes).map_err(|err| err.to_string()))
     }
