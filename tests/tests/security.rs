@@ -207,6 +207,10 @@ fn fd_count(pid: u32) -> usize {
 
 #[test]
 fn silent_connections_do_not_hold_up_spawns() {
+    // The attacker's side needs 2,000 descriptors too.
+    let mut limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    limit.current = limit.maximum;
+    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).unwrap();
     let mut spawner = Command::new(env!("CARGO_BIN_EXE_spawner"))
         .env("TRACTOR_REGISTRAR", tractor_tests::free_addr())
         .stdin(Stdio::piped())
