@@ -242,16 +242,15 @@ fn silent_connections_do_not_hold_up_spawns() {
     );
     assert_eq!(answer, "spawned 10");
     assert!(took < Duration::from_secs(5), "10 spawns took {took:?}");
-    // Openings in progress are capped at 64 (evicted ones close as their
-    // tasks next run), far from the 2,000 held open; a spawn needs a few.
-    assert!(
-        held < before + 200,
-        "{held} descriptors held (from {before})"
-    );
-    assert!(
-        during < before + 100,
-        "{during} descriptors held (from {before})"
-    );
+    // Openings in progress are capped at 256 whatever their age (128 once
+    // 50 ms old; evicted ones close as their tasks next run), far from the
+    // 2,000 held open; the spawns' own channels come on top.
+    for fds in [held, during] {
+        assert!(
+            fds < before + 256 + 64,
+            "{fds} descriptors held (from {before})"
+        );
+    }
     drop(silent);
     drop(stdin);
     let status = spawner.wait().unwrap();

@@ -156,13 +156,18 @@ impl Connections {
         let openings = self.openings.clone();
         tokio::spawn(async move {
             loop {
-                let next = tokio::select! {
-                    next = listener.next() => next,
+                // At the hard cap of openings in progress, what waits
+                // waits in the kernel's backlog (see `openings`).
+                let (room, next) = tokio::select! {
+                    next = async {
+                        let room = openings.room().await;
+                        (room, listener.next().await)
+                    } => next,
                     () = stop.cancelled() => return,
                 };
                 match next {
                     Ok(stream) => {
-                        let opening = openings.admit(stream.remote_host());
+                        let opening = openings.admit(stream.remote_host(), room);
                         let accepted = accept(stream);
                         tokio::spawn(async move {
                             let outcome = tokio::select! {
