@@ -295,17 +295,17 @@ pub fn authenticate(mut stream: UnixStream, key: &[u8], name: &str, register: bo
     }
 }
 
-/// Runs the dialer's side of the opening as `me`: the acceptor's
-/// introduction, or its refusal.
-pub fn open(stream: &mut UnixStream, key: &[u8], me: &Handshake) -> Result<Handshake, Refusal> {
+/// Sends a hello with `nonce` and reads the challenge (which proves
+/// nothing); the transcript so far.
+pub fn hello_and_challenge(stream: &mut UnixStream, nonce: [u8; 32]) -> Transcript {
     let mut transcript = Transcript::new();
-    let hello = Opening::Hello {
+    let hello = postcard::to_allocvec(&Opening::Hello {
         magic: *b"tractor\0",
         protocol: PROTOCOL,
-        nonce: [7u8; 32],
+        nonce,
         early: None,
-    };
-    let hello = postcard::to_allocvec(&hello).unwrap();
+    })
+    .unwrap();
     stream.write_all(&frame(&hello)).unwrap();
     transcript.absorb(&hello);
     let challenge = read_frame(stream).unwrap();
@@ -313,6 +313,13 @@ pub fn open(stream: &mut UnixStream, key: &[u8], me: &Handshake) -> Result<Hands
     let Opening::Challenge { .. } = postcard::from_bytes(&challenge).unwrap() else {
         panic!("expected a challenge");
     };
+    transcript
+}
+
+/// Runs the dialer's side of the opening as `me`: the acceptor's
+/// introduction, or its refusal.
+pub fn open(stream: &mut UnixStream, key: &[u8], me: &Handshake) -> Result<Handshake, Refusal> {
+    let mut transcript = hello_and_challenge(stream, [7u8; 32]);
     let introduction = postcard::to_allocvec(me).unwrap();
     let proof = Opening::Proof(Box::new(Proven {
         peer: postcard::from_bytes(&introduction).unwrap(),

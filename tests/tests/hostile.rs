@@ -10,7 +10,7 @@ use std::io::Write;
 
 use tractor_tests::wire::{
     ActorUid, Handshake, MAX_FRAME, Msg, Opening, PROTOCOL, Proven, Refusal, SECRET, Sink,
-    Transcript, closed_by_peer, frame, mac, message, open, read_frame, vm_data_kib,
+    closed_by_peer, frame, hello_and_challenge, mac, message, open, read_frame, vm_data_kib,
 };
 
 #[test]
@@ -278,25 +278,4 @@ fn introduction(name: &str, uuid: uuid::Uuid, to: Option<uuid::Uuid>, register: 
         to,
         register,
     }
-}
-
-/// Sends a hello with `nonce` and reads the challenge (which proves
-/// nothing); the transcript so far.
-fn hello_and_challenge(stream: &mut std::os::unix::net::UnixStream, nonce: [u8; 32]) -> Transcript {
-    let mut transcript = Transcript::new();
-    let hello = postcard::to_allocvec(&Opening::Hello {
-        magic: *b"tractor\0",
-        protocol: PROTOCOL,
-        nonce,
-        early: None,
-    })
-    .unwrap();
-    stream.write_all(&frame(&hello)).unwrap();
-    transcript.absorb(&hello);
-    let challenge = read_frame(stream).unwrap();
-    transcript.absorb(&challenge);
-    let Opening::Challenge { .. } = postcard::from_bytes(&challenge).unwrap() else {
-        panic!("expected a challenge");
-    };
-    transcript
 }

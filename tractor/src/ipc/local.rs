@@ -184,16 +184,14 @@ impl Lock {
     }
 }
 
-/// Binds a socket at `path` (mode 0600), replacing a stale one.
+/// Binds a socket at `path` (mode 0600), replacing whatever is there (a
+/// stale socket: the caller knows nobody listens at `path`).
 ///
 /// The socket is bound and listening under a temporary name first, then
 /// renamed into place: a socket file at a `.sock` path is always one that
 /// listens, so another actor's [`sweep_stale`] never mistakes one being set
 /// up (bound, not yet listening) for one left behind.
 pub(crate) fn bind(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
-    if probe(path) == Probe::Stale {
-        let _ = std::fs::remove_file(path);
-    }
     let fresh = path.with_extension(format!("{}.new", std::process::id()));
     let _ = std::fs::remove_file(&fresh);
     let listener = std::os::unix::net::UnixListener::bind(&fresh)?;
