@@ -257,6 +257,53 @@ fn silent_connections_do_not_hold_up_spawns() {
     assert!(status.success(), "{status}");
 }
 
+/// A `spawner` program in the tree at `registrar`: its root's pid, its
+/// stdin and its stdout's lines.
+fn spawner(
+    registrar: &str,
+) -> (
+    std::process::Child,
+    u32,
+    std::process::ChildStdin,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut program = Command::new(env!("CARGO_BIN_EXE_spawner"))
+        .env("TRACTOR_REGISTRAR", registrar)
+        .env(tractor::SECRET_ENV, SECRET)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = program.stdin.take().unwrap();
+    let mut lines = BufReader::new(program.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let pid = line.split(' ').nth(1).unwrap().parse().unwrap();
+    (program, pid, stdin, lines)
+}
+
+#[test]
+fn a_registrar_that_never_answers_does_not_hold_up_spawns() {
+    let registrar = tractor_tests::free_addr();
+    // Program a is the registrar; b joins its tree; then a freezes, so
+    // connections to it are taken by the kernel and never answered.
+    let (mut a, a_root, a_stdin, _a_lines) = spawner(&registrar);
+    let (mut b, _, mut b_stdin, mut b_lines) = spawner(&registrar);
+    tractor_tests::signal(a_root, rustix::process::Signal::STOP);
+    // b's new child tries the registrar first, but not for long.
+    let started = Instant::now();
+    writeln!(b_stdin, "spawn 1").unwrap();
+    let answer = b_lines.next().unwrap().unwrap();
+    let took = started.elapsed();
+    println!("a spawn with a frozen registrar took {took:?}");
+    tractor_tests::signal(a_root, rustix::process::Signal::CONT);
+    assert_eq!(answer, "spawned 1");
+    assert!(took < Duration::from_secs(5), "the spawn took {took:?}");
+    drop(b_stdin);
+    assert!(b.wait().unwrap().success());
+    drop(a_stdin);
+    assert!(a.wait().unwrap().success());
+}
+
 /// `/proc/<pid>/<file>` as bytes.
 fn proc_file(pid: u32, file: &str) -> Vec<u8> {
     std::fs::read(format!("/proc/{pid}/{file}")).unwrap()
