@@ -211,18 +211,8 @@ fn silent_connections_do_not_hold_up_spawns() {
     let mut limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     limit.current = limit.maximum;
     rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).unwrap();
-    let mut spawner = Command::new(env!("CARGO_BIN_EXE_spawner"))
-        .env("TRACTOR_REGISTRAR", tractor_tests::free_addr())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = spawner.stdin.take().unwrap();
-    let mut lines = BufReader::new(spawner.stdout.take().unwrap()).lines();
-    let line = lines.next().unwrap().unwrap();
-    let mut words = line.split(' ').skip(1);
-    let pid: u32 = words.next().unwrap().parse().unwrap();
-    let socket = words.next().unwrap().to_owned();
+    let mut spawner = Spawner::start(&tractor_tests::free_addr());
+    let (pid, socket) = (spawner.pid, spawner.socket.clone());
     let before = fd_count(pid);
 
     // 2,000 connections that say nothing, held open.
@@ -231,10 +221,7 @@ fn silent_connections_do_not_hold_up_spawns() {
         .collect();
     let held = fd_count(pid);
 
-    let started = Instant::now();
-    writeln!(stdin, "spawn 10").unwrap();
-    let answer = lines.next().unwrap().unwrap();
-    let took = started.elapsed();
+    let (answer, took) = spawner.spawn(10);
     let during = fd_count(pid);
     println!(
         "fds: {before} before, {held} with 2000 silent connections, {during} after 10 spawns \
@@ -252,33 +239,60 @@ fn silent_connections_do_not_hold_up_spawns() {
         );
     }
     drop(silent);
-    drop(stdin);
-    let status = spawner.wait().unwrap();
-    assert!(status.success(), "{status}");
+    spawner.finish();
 }
 
-/// A `spawner` program in the tree at `registrar`: its root's pid, its
-/// stdin and its stdout's lines.
-fn spawner(
-    registrar: &str,
-) -> (
-    std::process::Child,
-    u32,
-    std::process::ChildStdin,
-    std::io::Lines<BufReader<std::process::ChildStdout>>,
-) {
-    let mut program = Command::new(env!("CARGO_BIN_EXE_spawner"))
-        .env("TRACTOR_REGISTRAR", registrar)
-        .env(tractor::SECRET_ENV, SECRET)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdin = program.stdin.take().unwrap();
-    let mut lines = BufReader::new(program.stdout.take().unwrap()).lines();
-    let line = lines.next().unwrap().unwrap();
-    let pid = line.split(' ').nth(1).unwrap().parse().unwrap();
-    (program, pid, stdin, lines)
+/// A `spawner` program in the tree at `registrar`.
+struct Spawner {
+    child: std::process::Child,
+    /// Its root's pid and socket.
+    pid: u32,
+    socket: String,
+    stdin: std::process::ChildStdin,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Spawner {
+    fn start(registrar: &str) -> Spawner {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spawner"))
+            .env("TRACTOR_REGISTRAR", registrar)
+            .env(tractor::SECRET_ENV, SECRET)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().unwrap().unwrap();
+        let mut words = line.split(' ').skip(1);
+        let pid = words.next().unwrap().parse().unwrap();
+        let socket = words.next().unwrap().to_owned();
+        Spawner {
+            child,
+            pid,
+            socket,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Asks for `count` spawns; the answer and how long it took.
+    fn spawn(&mut self, count: usize) -> (String, Duration) {
+        let started = Instant::now();
+        writeln!(self.stdin, "spawn {count}").unwrap();
+        let answer = self.lines.next().unwrap().unwrap();
+        (answer, started.elapsed())
+    }
+
+    /// Ends its input and checks it stops cleanly.
+    fn finish(self) {
+        let Spawner {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status}");
+    }
 }
 
 #[test]
@@ -286,22 +300,17 @@ fn a_registrar_that_never_answers_does_not_hold_up_spawns() {
     let registrar = tractor_tests::free_addr();
     // Program a is the registrar; b joins its tree; then a freezes, so
     // connections to it are taken by the kernel and never answered.
-    let (mut a, a_root, a_stdin, _a_lines) = spawner(&registrar);
-    let (mut b, _, mut b_stdin, mut b_lines) = spawner(&registrar);
-    tractor_tests::signal(a_root, rustix::process::Signal::STOP);
+    let a = Spawner::start(&registrar);
+    let mut b = Spawner::start(&registrar);
+    tractor_tests::signal(a.pid, rustix::process::Signal::STOP);
     // b's new child tries the registrar first, but not for long.
-    let started = Instant::now();
-    writeln!(b_stdin, "spawn 1").unwrap();
-    let answer = b_lines.next().unwrap().unwrap();
-    let took = started.elapsed();
+    let (answer, took) = b.spawn(1);
     println!("a spawn with a frozen registrar took {took:?}");
-    tractor_tests::signal(a_root, rustix::process::Signal::CONT);
+    tractor_tests::signal(a.pid, rustix::process::Signal::CONT);
     assert_eq!(answer, "spawned 1");
     assert!(took < Duration::from_secs(5), "the spawn took {took:?}");
-    drop(b_stdin);
-    assert!(b.wait().unwrap().success());
-    drop(a_stdin);
-    assert!(a.wait().unwrap().success());
+    b.finish();
+    a.finish();
 }
 
 /// `/proc/<pid>/<file>` as bytes.

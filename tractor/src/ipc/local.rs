@@ -91,13 +91,19 @@ pub(crate) fn rendezvous(addr: &str) -> Option<String> {
     if let Some(name) = addr.strip_prefix(LOCAL_PREFIX) {
         return Some(name.to_owned());
     }
-    let (host, port) = addr.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = addr.rsplit_once(':')?.1;
+    let host = host_of(addr);
     let loopback = host == "localhost"
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     (loopback && port.parse::<u16>().is_ok()).then(|| format!("{host}-{port}"))
+}
+
+/// The host part of `host:port` (an IPv6 address without its brackets).
+pub(crate) fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// The path of rendezvous `name` (see [`rendezvous`]).

@@ -138,8 +138,7 @@ impl Transport {
         addr: &str,
     ) -> Result<super::transport::Stream> {
         stream.set_nodelay(true)?;
-        let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = super::local::host_of(addr);
         match (&self.tls, self.policy) {
             (_, Policy::PlainTcp) => Ok(super::transport::Stream::Tcp(stream)),
             (Some((_, connector)), _) => {
