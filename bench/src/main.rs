@@ -5,8 +5,8 @@
 //! ```text
 //! cargo run --release -p tractor-bench            # everything
 //! cargo run --release -p tractor-bench -- stream  # one section:
-//!                                                 # spawn, call, stream, teardown,
-//!                                                 # panic, memory
+//!                                                 # spawn, call, stream, context,
+//!                                                 # teardown, panic, memory
 //! ```
 //!
 //! The floors run their far ends in this executable started again (see
@@ -161,17 +161,43 @@ async fn bench() -> tractor::Result<()> {
             raw_small.push(floors::raw_stream(0, 5_000_000).await?);
             raw_large.push(floors::raw_stream(1024, 500_000).await?);
         }
+        let raw_small = median_rate(raw_small);
         rate_row(
             "stream: u64 items (5 M, 5 runs)",
             median_rate(small),
-            median_rate(raw_small),
-            ">= 5 M msgs/s",
+            raw_small,
+            ">= 0.35x floor",
         );
         rate_row(
             "stream: 1 KiB items (500 k, 5 runs)",
             median_rate(large),
             median_rate(raw_large),
             ">= 1 GB/s",
+        );
+        let (to_caller, to_callee) = measures::msg_streams(runs, 5_000_000).await?;
+        rate_row(
+            "context: MsgStream u64 items, function to caller (5 M, 5 runs)",
+            median_rate(to_caller),
+            raw_small,
+            ">= 0.35x floor",
+        );
+        rate_row(
+            "context: MsgStream u64 items, caller to function (5 M, 5 runs)",
+            median_rate(to_callee),
+            raw_small,
+            ">= 0.35x floor",
+        );
+    }
+
+    if wanted("context") {
+        let (mut echoes, mut calls) = measures::context_echo(20_000).await?;
+        let (echo, call) = (median(&mut echoes), median(&mut calls));
+        row(
+            "context: echo round trip over a MsgStream, p50 (20,000; p99)",
+            format!("{} (p99 {})", us(echo), us(percentile(&mut echoes, 0.99))),
+            format!("{} (portal.run to the same actor, interleaved)", us(call)),
+            ratio(echo.as_secs_f64(), call.as_secs_f64()),
+            "<= 1.3x call",
         );
     }
 

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use tractor::{ActorNursery, Error, Portal, StartMethod};
+use futures::{SinkExt, Stream, StreamExt};
+use tractor::{ActorNursery, Context, Error, Portal, StartMethod};
 
 use crate::stats::Rate;
 
@@ -38,6 +38,41 @@ fn numbers(n: u64) -> impl Stream<Item = u64> {
 fn kib_items(n: u64) -> impl Stream<Item = Bytes> {
     let item = Bytes::from(vec![7u8; 1024]);
     futures::stream::iter(0..n).map(move |_| item.clone())
+}
+
+/// Echoes every item back.
+#[tractor::context]
+async fn echo(ctx: Context<(), u64, u64>) -> tractor::Result<()> {
+    ctx.started(()).await?;
+    let mut stream = ctx.open_stream().await?;
+    while let Some(item) = stream.next().await {
+        stream.send(item?).await?;
+    }
+    Ok(())
+}
+
+/// Sends `0..n` to the caller, as fast as credit allows.
+#[tractor::context]
+async fn send_numbers(ctx: Context<(), (), u64>, n: u64) -> tractor::Result<()> {
+    ctx.started(()).await?;
+    let mut stream = ctx.open_stream().await?;
+    stream
+        .send_all(&mut futures::stream::iter(0..n).map(Ok))
+        .await?;
+    Ok(())
+}
+
+/// Takes what the caller sends, checking the order; returns the count.
+#[tractor::context]
+async fn take_numbers(ctx: Context<(), u64, ()>) -> tractor::Result<u64> {
+    ctx.started(()).await?;
+    let mut stream = ctx.open_stream().await?;
+    let mut expected = 0;
+    while let Some(n) = stream.next().await {
+        assert_eq!(n?, expected);
+        expected += 1;
+    }
+    Ok(expected)
 }
 
 async fn daemon(n: &ActorNursery, name: &str) -> tractor::Result<Portal> {
@@ -195,6 +230,74 @@ pub async fn streams(
         }
         portal.cancel_actor().await?;
         Ok((small, large))
+    })
+    .await
+}
+
+/// `MsgStream` throughput of u64 items, each way: the function sending to
+/// its caller, and the caller sending to the function.
+pub async fn msg_streams(runs: usize, items: u64) -> tractor::Result<(Vec<Rate>, Vec<Rate>)> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let portal = daemon(n, "dialog").await?;
+        let mut to_caller = Vec::new();
+        let mut to_callee = Vec::new();
+        for _ in 0..runs {
+            let start = Instant::now();
+            let (cx, ()) = portal.open_context(send_numbers::call(items)).await?;
+            let mut stream = cx.open_stream().await?;
+            let mut expected = 0;
+            while let Some(n) = stream.next().await {
+                assert_eq!(n?, expected);
+                expected += 1;
+            }
+            cx.result().await?;
+            assert_eq!(expected, items);
+            to_caller.push(Rate::new(items, items * 8, start.elapsed()));
+
+            let start = Instant::now();
+            let (cx, ()) = portal.open_context(take_numbers::call()).await?;
+            let mut stream = cx.open_stream().await?;
+            stream
+                .send_all(&mut futures::stream::iter(0..items).map(Ok))
+                .await?;
+            stream.close().await?;
+            assert_eq!(cx.result().await?, items);
+            to_callee.push(Rate::new(items, items * 8, start.elapsed()));
+        }
+        portal.cancel_actor().await?;
+        Ok((to_caller, to_callee))
+    })
+    .await
+}
+
+/// Round trips of one item through a context's echo, next to round trips
+/// of a call to the same actor, interleaved: (echoes, calls).
+pub async fn context_echo(rounds: usize) -> tractor::Result<(Vec<Duration>, Vec<Duration>)> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let portal = daemon(n, "echo").await?;
+        let (cx, ()) = portal.open_context(echo::call()).await?;
+        let mut stream = cx.open_stream().await?;
+        for i in 0..1000 {
+            portal.run(noop::call()).await?;
+            stream.send(i).await?;
+            stream.next().await.transpose()?;
+        }
+        let mut echoes = Vec::with_capacity(rounds);
+        let mut calls = Vec::with_capacity(rounds);
+        for i in 0..rounds as u64 {
+            let start = Instant::now();
+            stream.send(i).await?;
+            let back = stream.next().await.transpose()?;
+            echoes.push(start.elapsed());
+            assert_eq!(back, Some(i));
+            let start = Instant::now();
+            portal.run(noop::call()).await?;
+            calls.push(start.elapsed());
+        }
+        drop(stream);
+        cx.result().await?;
+        portal.cancel_actor().await?;
+        Ok((echoes, calls))
     })
     .await
 }

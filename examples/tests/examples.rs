@@ -128,6 +128,20 @@ fn a_trynamic_first_scene() {
 }
 
 #[test]
+fn echo_context() {
+    let output = run("echo_context");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout(&output),
+        "hello donny, say something\n\
+         ya -> YA\n\
+         the dude abides -> THE DUDE ABIDES\n\
+         over the line! -> OVER THE LINE!\n\
+         shouted back 3 lines\n"
+    );
+}
+
+#[test]
 fn service_discovery() {
     let registrar = free_addr();
     let output = run_with_registrar("service_discovery", Duration::from_secs(60), &registrar);

@@ -200,6 +200,7 @@ impl Program {
     }
 }
 
+pub mod tally;
 pub mod wire;
 
 /// Where the actors of a test report their pids to the test's root (from
@@ -339,4 +340,12 @@ impl Drop for TestCa {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `what` within 10 s, or the test fails: a guard against hangs, never a
+/// success.
+pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within 10 s"))
 }

@@ -20,7 +20,7 @@ pub const SECRET: &str = "the secret of the hostile-input test tree";
 /// The largest frame tractor accepts.
 pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
 /// The protocol version spoken in the opening.
-pub const PROTOCOL: u32 = 4;
+pub const PROTOCOL: u32 = 5;
 
 /// An actor's identity.
 #[derive(Debug, Serialize, Deserialize)]
@@ -77,16 +77,64 @@ pub enum Opening {
 /// The envelope of every frame after the opening.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg<'a> {
-    Call { id: u64, func: &'a str },
-    OpenStream { id: u64, func: &'a str, window: u32 },
-    Return { id: u64 },
-    Yield { id: u64 },
-    Stop { id: u64 },
-    Credit { id: u64, n: u32 },
-    Error { id: u64 },
-    Cancel { id: u64 },
-    CancelActor { id: u64, grace_ms: u32 },
-    Leave { id: u64 },
+    Call {
+        id: u64,
+        func: &'a str,
+        timeout_ms: Option<u32>,
+    },
+    OpenStream {
+        id: u64,
+        func: &'a str,
+        window: u32,
+    },
+    OpenContext {
+        id: u64,
+        func: &'a str,
+        window: u32,
+    },
+    Return {
+        id: u64,
+    },
+    Started {
+        id: u64,
+    },
+    Yield {
+        id: u64,
+        n: u32,
+    },
+    Push {
+        id: u64,
+        n: u32,
+    },
+    Stop {
+        id: u64,
+        hangup: bool,
+    },
+    PushEnd {
+        id: u64,
+        hangup: bool,
+    },
+    Credit {
+        id: u64,
+        n: u32,
+    },
+    PushCredit {
+        id: u64,
+        n: u32,
+    },
+    Error {
+        id: u64,
+    },
+    Cancel {
+        id: u64,
+    },
+    CancelActor {
+        id: u64,
+        grace_ms: u32,
+    },
+    Leave {
+        id: u64,
+    },
 }
 
 /// `body` with its length prefix.

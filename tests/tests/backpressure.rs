@@ -65,6 +65,7 @@ fn a_flood_of_calls_from_a_peer_that_never_reads_stays_bounded() {
                 &Msg::Call {
                     id,
                     func: "sink::echo_bytes",
+                    timeout_ms: None,
                 },
                 &arg,
             );
@@ -124,7 +125,7 @@ fn a_consumer_that_stops_reading_keeps_the_producer_bounded() {
         .unwrap();
     let first = read_frame(&mut stream).expect("the stream starts");
     let (msg, _): (Msg<'_>, &[u8]) = postcard::take_from_bytes(&first).unwrap();
-    assert!(matches!(msg, Msg::Yield { id: 1 }), "{msg:?}");
+    assert!(matches!(msg, Msg::Yield { id: 1, .. }), "{msg:?}");
     // ... and then never read again.
     let peak = peak_growth_during(&mut sink, 5);
     println!("stalled consumer: producer VmData grew by at most {peak} KiB");
@@ -152,7 +153,7 @@ fn a_producer_that_ignores_credit_loses_its_stream_not_its_channel() {
     let mut burst = Vec::new();
     for n in 0..10u64 {
         burst.extend(message(
-            &Msg::Yield { id },
+            &Msg::Yield { id, n: 1 },
             &postcard::to_allocvec(&n).unwrap(),
         ));
     }
@@ -172,6 +173,7 @@ fn a_producer_that_ignores_credit_loses_its_stream_not_its_channel() {
             Msg::Call {
                 id,
                 func: "mallory::answer",
+                ..
             } => break id,
             other => panic!("unexpected {other:?}"),
         }
@@ -196,6 +198,7 @@ fn a_reused_call_id_closes_the_channel() {
         &Msg::Call {
             id: 5,
             func: "sink::sleep_forever",
+            timeout_ms: None,
         },
         &[],
     );

@@ -216,8 +216,14 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
         let mut stream = sink.authenticated(SECRET.as_bytes());
         let harmless = [
             message(&Msg::Return { id: 999 }, &[1, 2, 3]),
-            message(&Msg::Yield { id: 5 }, &[1]),
-            message(&Msg::Stop { id: 5 }, &[]),
+            message(&Msg::Yield { id: 5, n: 1 }, &[1]),
+            message(
+                &Msg::Stop {
+                    id: 5,
+                    hangup: false,
+                },
+                &[],
+            ),
             message(&Msg::Credit { id: 6, n: u32::MAX }, &[]),
             message(&Msg::Credit { id: 6, n: u32::MAX }, &[]),
             message(&Msg::Cancel { id: 77 }, &[]),
@@ -233,6 +239,7 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
                 &Msg::Call {
                     id: 10,
                     func: "nowhere::nothing",
+                    timeout_ms: None,
                 },
                 &[],
             ),
@@ -240,6 +247,7 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
                 &Msg::Call {
                     id: 11,
                     func: "sink::echo",
+                    timeout_ms: None,
                 },
                 &[0xff, 0xff],
             ),

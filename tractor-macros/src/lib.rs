@@ -39,6 +39,14 @@ pub fn stream(args: TokenStream, item: TokenStream) -> TokenStream {
     remote(args, item, parse::Kind::Stream)
 }
 
+/// Makes a free function a context: a two-way dialog with its caller.
+///
+/// See `tractor::context` for the full documentation.
+#[proc_macro_attribute]
+pub fn context(args: TokenStream, item: TokenStream) -> TokenStream {
+    remote(args, item, parse::Kind::Context)
+}
+
 /// Bootstraps a program's root actor (and the child re-exec path).
 ///
 /// See `tractor::main` for the full documentation.

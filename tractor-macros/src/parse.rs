@@ -1,4 +1,5 @@
-//! The model of a `#[rpc]` / `#[stream]` function: what the macro read.
+//! The model of a `#[rpc]` / `#[stream]` / `#[context]` function: what the
+//! macro read.
 //!
 //! Parsing never judges: anything syntactically a function becomes a
 //! [`RemoteFn`]; the rules live in `validate`.
@@ -13,6 +14,7 @@ use syn::{
 pub enum Kind {
     Rpc,
     Stream,
+    Context,
 }
 
 impl Kind {
@@ -20,11 +22,12 @@ impl Kind {
         match self {
             Kind::Rpc => "#[tractor::rpc]",
             Kind::Stream => "#[tractor::stream]",
+            Kind::Context => "#[tractor::context]",
         }
     }
 }
 
-/// A function under `#[rpc]` or `#[stream]`, as written.
+/// A function under `#[rpc]`, `#[stream]` or `#[context]`, as written.
 pub struct RemoteFn {
     pub item: ItemFn,
     /// Tokens given inside the attribute's parentheses (none are accepted).
@@ -148,6 +151,54 @@ pub fn stream_context_item(ty: &Type) -> Option<&Type> {
         return None;
     }
     first_type_argument(&last.arguments)
+}
+
+/// The type arguments of a `Context<..>` (any path ending so), as written.
+pub enum ContextArgs<'a> {
+    /// `Context<S, I, O>`.
+    Three([&'a Type; 3]),
+    /// Any other number or kind of arguments (`Context`, `Context<S>`, ..):
+    /// how many there are.
+    Other(usize),
+}
+
+impl ContextArgs<'_> {
+    /// Whether this is the shape of `tractor::Context<S, I, O>`: what
+    /// `#[rpc]` and `#[stream]` take for a misplaced context function
+    /// (another type that happens to be called `Context` rarely has three
+    /// type arguments).
+    pub fn is_three(&self) -> bool {
+        matches!(self, ContextArgs::Three(_))
+    }
+}
+
+/// `Context<..>` (any path ending so) → its type arguments.
+pub fn context_args(ty: &Type) -> Option<ContextArgs<'_>> {
+    let Type::Path(path) = ty else { return None };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    if last.ident != "Context" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return Some(ContextArgs::Other(0));
+    };
+    let types: Vec<&Type> = args
+        .args
+        .iter()
+        .filter_map(|arg| match arg {
+            GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        })
+        .collect();
+    match types[..] {
+        [started, inbound, outbound] if args.args.len() == 3 => {
+            Some(ContextArgs::Three([started, inbound, outbound]))
+        }
+        _ => Some(ContextArgs::Other(args.args.len())),
+    }
 }
 
 /// The identifier of a plain `name: Type` argument, if that is what it is.

@@ -4,15 +4,21 @@
 //! and saying what to write instead; they are combined so the user sees them
 //! all in one build.
 
+use proc_macro2::Span;
 use quote::ToTokens;
 use syn::visit::{self, Visit};
 use syn::{FnArg, Ident, Lifetime, Safety, Type, TypeImplTrait, TypeReference};
 
-use crate::parse::{self, Kind, Output, RemoteFn};
+use crate::parse::{self, ContextArgs, Kind, Output, RemoteFn};
+
+/// What the three types of a `Context<S, I, O>` are, for the messages.
+const CONTEXT_TYPES: &str = "S is the value `ctx.started(..)` hands the caller, I the items \
+                             the caller sends, O the items this function sends";
 
 /// A remote function that passed validation, ready to expand.
 pub struct Signature {
-    /// Argument names and types, in order (without a stream context).
+    /// Argument names and types, in order (without a `StreamContext` or
+    /// `Context`).
     pub args: Vec<(Ident, Type)>,
     /// What the stub's call carries and how the reply is built.
     pub shape: Shape,
@@ -32,13 +38,37 @@ pub enum Shape {
         item: Type,
         fallible: bool,
     },
+    /// A `#[context]` function (boxed: it is the largest shape).
+    Dialog(Box<Dialog>),
+}
+
+/// A `#[context]` function: takes `ctx: Context<S, I, O>` first and
+/// returns `T` or (if `fallible`) `Result<T, E>`.
+pub struct Dialog {
+    pub ctx: Ident,
+    /// `S`, what `ctx.started` hands the caller.
+    pub started: Type,
+    /// `I`, the items the caller sends.
+    pub inbound: Type,
+    /// `O`, the items the function sends.
+    pub outbound: Type,
+    /// `T`, what the call yields when the function returns.
+    pub value: Type,
+    pub fallible: bool,
 }
 
 struct Errors(Option<syn::Error>);
 
 impl Errors {
     fn push(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
-        let err = syn::Error::new_spanned(tokens, message);
+        self.add(syn::Error::new_spanned(tokens, message));
+    }
+
+    fn push_at(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.add(syn::Error::new(span, message));
+    }
+
+    fn add(&mut self, err: syn::Error) {
         match &mut self.0 {
             Some(all) => all.combine(err),
             None => self.0 = Some(err),
@@ -86,8 +116,24 @@ pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
         errors.push(variadic, format!("{attr} functions cannot be variadic"));
     }
 
+    if kind == Kind::Context && sig.asyncness.is_none() {
+        errors.push(
+            sig.fn_token,
+            "a #[tractor::context] function must be `async`: it talks with its caller \
+             through its `Context` (`ctx.started(v).await`, `ctx.open_stream().await`); \
+             write `async fn`",
+        );
+    }
+
     let mut args = Vec::new();
+    // A stream's `StreamContext`: its name and item type.
     let mut context = None;
+    let mut has_stream_context = false;
+    // A context function's `Context`: its name and `S`, `I`, `O`.
+    let mut dialog = None;
+    // Whether any argument is a `Context` (for `#[rpc]` / `#[stream]`, one
+    // that is reported as misplaced).
+    let mut has_context = false;
     for (position, arg) in sig.inputs.iter().enumerate() {
         let FnArg::Typed(typed) = arg else { continue };
         let ident = parse::plain_ident(&typed.pat);
@@ -104,6 +150,7 @@ pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
             );
         }
         if let Some(item) = parse::stream_context_item(&typed.ty) {
+            has_stream_context = true;
             match (kind, position) {
                 (Kind::Stream, position) => {
                     if position != 0 {
@@ -115,13 +162,67 @@ pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
                     check_owned(item, "stream item", attr, &mut errors);
                     context = ident.map(|ident| (ident.clone(), item.clone()));
                 }
-                (Kind::Rpc, _) => errors.push(
+                (Kind::Rpc | Kind::Context, _) => errors.push(
                     &typed.ty,
-                    "a `StreamContext` argument makes this a stream: use #[tractor::stream] \
-                     instead of #[tractor::rpc]",
+                    format!(
+                        "a `StreamContext` argument makes this a stream: use \
+                         #[tractor::stream] instead of {attr}"
+                    ),
                 ),
             }
             continue;
+        }
+        if let Some(found) = parse::context_args(&typed.ty) {
+            match kind {
+                Kind::Context => {
+                    if has_context {
+                        errors.push(
+                            &typed.ty,
+                            "a #[tractor::context] function takes one `Context`, as its first \
+                             argument: remove this one (the first serves the whole dialog)",
+                        );
+                    } else if position != 0 {
+                        errors.push(
+                            &typed.ty,
+                            "the `Context` must be the function's first argument: move it \
+                             before the others",
+                        );
+                    }
+                    has_context = true;
+                    match found {
+                        ContextArgs::Three([started, inbound, outbound]) => {
+                            check_owned(started, "started value", attr, &mut errors);
+                            check_owned(inbound, "context item", attr, &mut errors);
+                            check_owned(outbound, "context item", attr, &mut errors);
+                            if position == 0 {
+                                let types = [started, inbound, outbound].map(Type::clone);
+                                dialog = ident.map(|ident| (ident.clone(), types));
+                            }
+                        }
+                        ContextArgs::Other(count) => errors.push(
+                            &typed.ty,
+                            format!(
+                                "`Context` takes three type arguments, not {count}: write \
+                                 `Context<S, I, O>`, where {CONTEXT_TYPES} (`()` for a \
+                                 direction that carries nothing)"
+                            ),
+                        ),
+                    }
+                    continue;
+                }
+                Kind::Rpc | Kind::Stream if found.is_three() => {
+                    has_context = true;
+                    errors.push(
+                        &typed.ty,
+                        format!(
+                            "a `Context` argument makes this a context function: use \
+                             #[tractor::context] instead of {attr}"
+                        ),
+                    );
+                    continue;
+                }
+                Kind::Rpc | Kind::Stream => {}
+            }
         }
         check_owned(&typed.ty, "argument", attr, &mut errors);
         if let Some(ident) = ident {
@@ -129,29 +230,63 @@ pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
         }
     }
 
-    let unit: Type = syn::parse_quote!(());
+    let first_typed = sig.inputs.iter().find_map(|arg| match arg {
+        FnArg::Typed(typed) => Some(typed),
+        FnArg::Receiver(_) => None,
+    });
+    // A `&Context` is already reported as borrowed (take it by value).
+    let borrowed_context = first_typed.is_some_and(|typed| {
+        matches!(&*typed.ty, Type::Reference(reference)
+            if parse::context_args(&reference.elem).is_some())
+    });
+    let context_missing = kind == Kind::Context
+        && !has_context
+        && !has_stream_context
+        && !borrowed_context
+        && sig.receiver().is_none();
+    if context_missing {
+        match first_typed {
+            None => errors.push_at(
+                sig.paren_token.span.join(),
+                format!(
+                    "a #[tractor::context] function takes a `tractor::Context<S, I, O>` as its \
+                     first argument: write `async fn {}(ctx: tractor::Context<S, I, O>)`, \
+                     where {CONTEXT_TYPES}",
+                    sig.ident
+                ),
+            ),
+            Some(typed) => errors.push(
+                typed,
+                format!(
+                    "a #[tractor::context] function takes a `tractor::Context<S, I, O>` as its \
+                     first argument, before the others: write `ctx: tractor::Context<S, I, O>` \
+                     first, where {CONTEXT_TYPES}"
+                ),
+            ),
+        }
+    }
+
     let output = Output::of(&sig.output);
     let shape = match (kind, context) {
-        (Kind::Rpc, _) => match output {
-            Output::Unit => Shape::Value(unit),
-            Output::Value(ty) => {
-                check_owned(ty, "return type", attr, &mut errors);
-                Shape::Value(ty.clone())
-            }
-            Output::Result { ok } => {
-                // Only the value travels as itself; the error travels as text.
-                check_owned(ok, "return type", attr, &mut errors);
-                Shape::Result(ok.clone())
-            }
-            Output::Stream { bounds, .. } => {
-                errors.push(
-                    bounds,
-                    "this function returns a stream: use #[tractor::stream] instead of \
-                     #[tractor::rpc]",
-                );
-                Shape::Value(unit)
-            }
+        (Kind::Rpc, _) => match unary(output, attr, &mut errors) {
+            (value, false) => Shape::Value(value),
+            (value, true) => Shape::Result(value),
         },
+        (Kind::Context, _) => {
+            let (value, fallible) = unary(output, attr, &mut errors);
+            match dialog {
+                Some((ctx, [started, inbound, outbound])) => Shape::Dialog(Box::new(Dialog {
+                    ctx,
+                    started,
+                    inbound,
+                    outbound,
+                    value,
+                    fallible,
+                })),
+                // Its absence is already reported.
+                None => Shape::Value(value),
+            }
+        }
         (Kind::Stream, Some((ctx, item))) => {
             if sig.asyncness.is_none() {
                 errors.push(
@@ -184,12 +319,15 @@ pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
                 Shape::Stream(item.clone())
             }
             _ => {
-                errors.push(
-                    &sig.ident,
-                    "#[tractor::stream] functions return `impl Stream<Item = T>` or take a \
-                     `tractor::StreamContext<T>` as their first argument",
-                );
-                Shape::Stream(unit)
+                // With a `Context`, the one error is to use #[tractor::context].
+                if !has_context {
+                    errors.push(
+                        &sig.ident,
+                        "#[tractor::stream] functions return `impl Stream<Item = T>` or take a \
+                         `tractor::StreamContext<T>` as their first argument",
+                    );
+                }
+                Shape::Stream(syn::parse_quote!(()))
             }
         },
     };
@@ -197,6 +335,31 @@ pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
     match errors.0 {
         Some(err) => Err(err),
         None => Ok(Signature { args, shape }),
+    }
+}
+
+/// What a call of a function answered once yields, and whether the
+/// function returns a `Result` (whose error travels as a remote error).
+fn unary(output: Output<'_>, attr: &str, errors: &mut Errors) -> (Type, bool) {
+    let unit: Type = syn::parse_quote!(());
+    match output {
+        Output::Unit => (unit, false),
+        Output::Value(ty) => {
+            check_owned(ty, "return type", attr, errors);
+            (ty.clone(), false)
+        }
+        Output::Result { ok } => {
+            // Only the value travels as itself; the error travels as text.
+            check_owned(ok, "return type", attr, errors);
+            (ok.clone(), true)
+        }
+        Output::Stream { bounds, .. } => {
+            errors.push(
+                bounds,
+                format!("this function returns a stream: use #[tractor::stream] instead of {attr}"),
+            );
+            (unit, false)
+        }
     }
 }
 

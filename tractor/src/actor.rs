@@ -95,6 +95,9 @@ struct ActorInner {
     registrar: Option<Arc<Registrar>>,
     link: RegistrarLink,
     parent: OnceLock<Channel>,
+    /// Who the parent is, known before its channel is: a cancel request
+    /// may be read on that channel before `parent` is set.
+    parent_uuid: OnceLock<uuid::Uuid>,
     /// The parent asked this actor to cancel (so a registrar parent has
     /// unregistered it already).
     cancelled_by_parent: std::sync::atomic::AtomicBool,
@@ -165,6 +168,7 @@ impl Actor {
             budget: OnceLock::new(),
             tasks,
             parent: OnceLock::new(),
+            parent_uuid: OnceLock::new(),
             cancelled_by_parent: std::sync::atomic::AtomicBool::new(false),
             settings,
         }))
@@ -392,6 +396,9 @@ impl Actor {
         register: bool,
         challenge: &[u8; NONCE],
     ) -> Result<Channel> {
+        if let Target::Actor { uuid, .. } = target {
+            let _ = self.0.parent_uuid.set(uuid);
+        }
         let opened = self
             .0
             .connections
@@ -456,10 +463,16 @@ impl Actor {
     }
 
     fn is_parent(&self, channel: &Channel) -> bool {
-        self.0
-            .parent
-            .get()
-            .is_some_and(|parent| parent.same(channel))
+        match self.0.parent.get() {
+            Some(parent) => parent.same(channel),
+            // Still being connected: the channel's peer was proven (one
+            // live channel per uuid), so its uuid says who it is.
+            None => self
+                .0
+                .parent_uuid
+                .get()
+                .is_some_and(|uuid| *uuid == channel.peer().uuid()),
+        }
     }
 
     /// The registrar's address.

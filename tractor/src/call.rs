@@ -1,14 +1,17 @@
 //! Calls: a remote function applied to its arguments, ready to send.
 //!
-//! [`Call`] is answered once; [`StreamCall`] opens a stream. Both encode
-//! their arguments when made, so they are `Send` and `Sync` whatever the
-//! argument types, and carry the function's wire name.
+//! [`Call`] is answered once; [`StreamCall`] opens a stream;
+//! [`ContextCall`] opens a context. All encode their arguments when made,
+//! so they are `Send` and `Sync` whatever the argument types, and carry
+//! the function's wire name and, if set, a timeout.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
@@ -16,10 +19,21 @@ use crate::error::{Error, Result};
 /// its consumer (see [`StreamCall::window`]).
 pub const DEFAULT_WINDOW: u32 = 1024;
 
+/// Decodes the answer of `call` (its payload) as a `T`.
+pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8], call: &str) -> Result<T> {
+    postcard::from_bytes(payload).map_err(|err| {
+        Error::codec(
+            format!("the answer of {call} as {}", std::any::type_name::<T>()),
+            err,
+        )
+    })
+}
+
 /// A function's wire name and its encoded arguments.
 pub(crate) struct Request {
     pub(crate) name: Cow<'static, str>,
     pub(crate) args: Result<Vec<u8>>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Request {
@@ -30,7 +44,11 @@ impl Request {
 
     fn encoded(name: Cow<'static, str>, args: std::result::Result<Vec<u8>, String>) -> Self {
         let args = args.map_err(|err| Error::codec(format!("the arguments of {name}"), err));
-        Request { name, args }
+        Request {
+            name,
+            args,
+            timeout: None,
+        }
     }
 }
 
@@ -87,6 +105,40 @@ impl<T> Call<T> {
     /// `"my_crate::workers::add"`.
     pub fn name(&self) -> &str {
         &self.request.name
+    }
+
+    /// Gives the call `timeout` to answer.
+    ///
+    /// No answer by then and [`Portal::run`](crate::Portal::run) (or the
+    /// `result()` of a `run_in_actor` child) is an `Err` with
+    /// [`Error::is_timeout`]; the remote task is cancelled, and the error
+    /// comes once it has acknowledged (or a cancellation grace of 1 s has
+    /// passed). The callee serves the call with that deadline in force:
+    /// calls it makes without a timeout of their own end by then too (see
+    /// [`current_deadline`](crate::current_deadline)). Without a timeout,
+    /// a call made while serving a call with a deadline inherits what is
+    /// left of it.
+    ///
+    /// ```
+    /// # #[tractor::rpc] async fn slow() {}
+    /// # async fn example(portal: tractor::Portal) -> tractor::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// match portal.run(slow::call().timeout(Duration::from_millis(200))).await {
+    ///     Err(err) if err.is_timeout() => println!("gave up on slow()"),
+    ///     other => other?,
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.request.timeout = Some(timeout);
+        self
+    }
+
+    /// The timeout set with [`timeout`](Self::timeout), if any.
+    pub fn timeout_set(&self) -> Option<Duration> {
+        self.request.timeout
     }
 
     pub(crate) fn into_request(self) -> Request {
@@ -155,6 +207,15 @@ impl<T> StreamCall<T> {
         self
     }
 
+    /// Bounds the open: the first item (or the stream's end) must come
+    /// within `timeout`, or the stream's first item is an `Err` with
+    /// [`Error::is_timeout`] and the remote function is cancelled. Once
+    /// an item has come, the stream runs as long as it likes.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.request.timeout = Some(timeout);
+        self
+    }
+
     /// The flow-control window, in items.
     pub fn window_size(&self) -> u32 {
         self.window
@@ -175,6 +236,97 @@ impl<T> fmt::Debug for StreamCall<T> {
         f.debug_struct("StreamCall")
             .field("name", &self.request.name)
             .field("item", &std::any::type_name::<T>())
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A call of a `#[tractor::context]` function with its arguments: the
+/// function hands the caller an `S` when it starts, then the caller sends
+/// `I`s and receives `O`s, and the function finally returns `T`.
+///
+/// Made by the generated stub `f::call(..)`; open it with
+/// [`Portal::open_context`](crate::Portal::open_context).
+///
+/// ```
+/// #[tractor::context]
+/// async fn echo(ctx: tractor::Context<(), String, String>) -> tractor::Result<()> {
+///     ctx.started(()).await
+/// }
+///
+/// let call: tractor::ContextCall<(), String, String, ()> = echo::call().window(16);
+/// assert_eq!(call.window_size(), 16);
+/// ```
+#[must_use = "a ContextCall does nothing until passed to Portal::open_context"]
+pub struct ContextCall<S, I, O, T> {
+    request: Request,
+    window: u32,
+    _types: PhantomData<ContextTypes<S, I, O, T>>,
+}
+
+/// What a context sends (`I`) and gets (`S`, `O`, `T`), as a type that is
+/// `Send` and `Sync` whatever they are.
+type ContextTypes<S, I, O, T> = fn(I) -> (S, O, T);
+
+impl<S, I, O, T> ContextCall<S, I, O, T> {
+    /// A context with the remote function whose wire name is `name`; the
+    /// untyped door, as [`Call::by_name`].
+    pub fn by_name<A: Serialize>(name: impl Into<Cow<'static, str>>, args: &A) -> Self {
+        ContextCall {
+            request: Request::new(name.into(), args),
+            window: DEFAULT_WINDOW,
+            _types: PhantomData,
+        }
+    }
+
+    /// A context with `name`, arguments already encoded (by the stubs).
+    pub(crate) fn encoded(name: &'static str, args: std::result::Result<Vec<u8>, String>) -> Self {
+        ContextCall {
+            request: Request::encoded(name.into(), args),
+            window: DEFAULT_WINDOW,
+            _types: PhantomData,
+        }
+    }
+
+    /// How many items each side may send before the other takes them (at
+    /// least 1; default [`DEFAULT_WINDOW`]), in both directions.
+    pub fn window(mut self, items: u32) -> Self {
+        self.window = items.max(1);
+        self
+    }
+
+    /// The flow-control window, in items.
+    pub fn window_size(&self) -> u32 {
+        self.window
+    }
+
+    /// Bounds the open: the function must call `started` within
+    /// `timeout`, or `open_context` fails with [`Error::is_timeout`] and
+    /// the function is cancelled. Once started, the context runs as long
+    /// as it likes.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.request.timeout = Some(timeout);
+        self
+    }
+
+    /// The function's wire name.
+    pub fn name(&self) -> &str {
+        &self.request.name
+    }
+
+    pub(crate) fn into_request(self) -> (Request, u32) {
+        (self.request, self.window)
+    }
+}
+
+impl<S, I, O, T> fmt::Debug for ContextCall<S, I, O, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextCall")
+            .field("name", &self.request.name)
+            .field("started", &std::any::type_name::<S>())
+            .field("sends", &std::any::type_name::<I>())
+            .field("receives", &std::any::type_name::<O>())
+            .field("output", &std::any::type_name::<T>())
             .field("window", &self.window)
             .finish_non_exhaustive()
     }

@@ -59,6 +59,8 @@ mod budget;
 mod call;
 mod children;
 mod connections;
+mod context;
+mod deadline;
 mod discovery;
 mod error;
 mod invoke;
@@ -80,9 +82,10 @@ mod uid;
 #[path = "private.rs"]
 pub mod __private;
 
-/// Emits what `#[tractor::rpc]` and `#[tractor::stream]` generate beside
-/// a function. Through this macro, the attribute put on a method (where a
-/// module's items cannot go) gives one error naming the rule.
+/// Emits what `#[tractor::rpc]`, `#[tractor::stream]` and
+/// `#[tractor::context]` generate beside a function. Through this macro, the
+/// attribute put on a method (where a module's items cannot go) gives one
+/// error naming the rule.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! remote_functions_are_free_functions {
@@ -91,7 +94,9 @@ macro_rules! remote_functions_are_free_functions {
 
 pub use actor::{Actor, current_actor};
 pub use auth::{SECRET_ENV, SECRET_FILE_ENV};
-pub use call::{Call, DEFAULT_WINDOW, StreamCall};
+pub use call::{Call, ContextCall, DEFAULT_WINDOW, StreamCall};
+pub use context::{Context, ContextHandle, MsgStream};
+pub use deadline::current_deadline;
 pub use discovery::{find_actor, get_registrar, wait_for_actor};
 pub use error::{Error, RemoteActorError, Result};
 pub use ipc::limits::DEFAULT_MAX_CONCURRENT_CALLS;
@@ -191,6 +196,71 @@ pub use tractor_macros::rpc;
 /// let call: tractor::StreamCall<u32> = count_to::call(10);
 /// ```
 pub use tractor_macros::stream;
+
+/// Makes a free `async fn` a context: a typed two-way dialog with its
+/// caller, which first hands the caller a value, then streams both ways,
+/// then returns.
+///
+/// The function's first argument is its [`Context<S, I, O>`](Context):
+/// - `S` is the value [`ctx.started(v)`](Context::started) hands the
+///   caller, as soon as the function is ready;
+/// - `I` are the items the caller sends, `O` those the function sends,
+///   through [`ctx.open_stream()`](Context::open_stream) (a [`MsgStream`]:
+///   a `Stream` of `I`s and a `Sink` of `O`s);
+///
+/// all three `Serialize + DeserializeOwned + Send + 'static`, `()` for one
+/// that carries nothing. The function returns `T` or `Result<T, E>`, as an
+/// [`rpc`]: `T` is the dialog's result, an `Err` travels as a
+/// [`RemoteActorError`] with `E`'s type name and message (`E: Display`).
+///
+/// The function stays as it is, callable locally. Beside it appears its
+/// stub, an item of the same name and visibility with `NAME` (its wire
+/// name) and `call(args..) -> tractor::ContextCall<S, I, O, T>`, taking the
+/// arguments after the context, to pass to [`Portal::open_context`]. That
+/// gives the caller its [`ContextHandle`] and the started value; the handle
+/// opens the caller's side of the stream and waits for the result.
+///
+/// The rules are those of [`rpc`]: owned arguments with plain names, no
+/// generics, no methods; besides, the function must be `async` (its future
+/// `Send`) and take exactly one `Context`, first. A type that breaks a rule
+/// is reported on that type, by the rule's name (e.g.
+/// `context_items_must_be_serializable`).
+///
+/// ```
+/// use futures::{SinkExt, StreamExt};
+/// use tractor::Context;
+///
+/// /// Says how many lines it will take, then echoes them upper-cased, and
+/// /// returns how many it echoed.
+/// #[tractor::context]
+/// async fn shout(ctx: Context<usize, String, String>, limit: usize) -> tractor::Result<usize> {
+///     ctx.started(limit).await?;
+///     let mut stream = ctx.open_stream().await?;
+///     let mut echoed = 0;
+///     while echoed < limit {
+///         let Some(line) = stream.next().await else { break };
+///         stream.send(line?.to_uppercase()).await?;
+///         echoed += 1;
+///     }
+///     Ok(echoed)
+/// }
+///
+/// // The caller's side (not run here: it needs an actor to talk to).
+/// async fn talk(portal: &tractor::Portal) -> tractor::Result<usize> {
+///     let (handle, limit) = portal.open_context(shout::call(2)).await?;
+///     let mut stream = handle.open_stream().await?;
+///     for line in ["hello", "world"].into_iter().take(limit) {
+///         stream.send(line.to_string()).await?;
+///         assert_eq!(stream.next().await.transpose()?, Some(line.to_uppercase()));
+///     }
+///     handle.result().await
+/// }
+///
+/// let call: tractor::ContextCall<usize, String, String, usize> = shout::call(2);
+/// assert_eq!(shout::NAME, concat!(module_path!(), "::shout"));
+/// assert_eq!(call.name(), shout::NAME);
+/// ```
+pub use tractor_macros::context;
 
 /// Starts a program as a tree of actors: a shorthand for
 /// [`Root::builder()`](Root::builder)`...`[`run`](RootBuilder::run) around

@@ -18,7 +18,7 @@ pub fn test_root(path: &'static str) -> crate::RootBuilder {
     crate::RootBuilder::test(path)
 }
 
-use crate::call::{Call, StreamCall};
+use crate::call::{Call, ContextCall, StreamCall};
 
 /// Feeds untrusted bytes to every decoder that reads from other processes
 /// (frames, envelopes, error trees, the opening exchange): the fuzz target.
@@ -41,4 +41,9 @@ pub fn call<T>(name: &'static str, args: ArgsWriter) -> Call<T> {
 /// A stream of the function whose wire name is `name`, with `args`.
 pub fn stream_call<T>(name: &'static str, args: ArgsWriter) -> StreamCall<T> {
     StreamCall::encoded(name, args.finish())
+}
+
+/// A context call of the function whose wire name is `name`, with `args`.
+pub fn context_call<S, I, O, T>(name: &'static str, args: ArgsWriter) -> ContextCall<S, I, O, T> {
+    ContextCall::encoded(name, args.finish())
 }

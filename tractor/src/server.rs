@@ -6,17 +6,27 @@
 //! a task of its own on the actor's tracker, with a cancellation token
 //! that is a child of the actor's: cancelling the actor, the caller
 //! cancelling the call, or the channel closing drops the call's future.
-//! Its outcome goes back on the channel it came from.
+//! A call with a deadline is served with it in force (see `deadline`) and
+//! dropped when it passes. Its outcome goes back on the channel it came
+//! from; a call that was cancelled or ran out of time answers so once its
+//! future is gone, which is the caller's acknowledgement.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::context::RawDialog;
+use crate::deadline;
 use crate::error::{Error, RemoteActorError};
+use crate::invoke::Opened;
 use crate::invoke::Outcome;
+use crate::ipc::channel::{Direction, StreamSink};
+use crate::ipc::credit::Granted;
 use crate::ipc::limits::Admission;
 use crate::ipc::msg::WireError;
 use crate::ipc::{CallKind, Channel, Credit, Incoming, Served};
@@ -70,24 +80,50 @@ impl Server {
             admission,
         } = call;
         let token = self.cancel.child_token();
-        let stream = match kind {
-            CallKind::Unary => None,
-            CallKind::Stream { window } => Some(RawContext {
-                channel: channel.clone(),
-                id,
-                credit: Arc::new(Credit::new(window)),
-            }),
-        };
-        let served = Served {
+        let mut served = Served {
             token: token.clone(),
-            credit: stream.as_ref().map(|stream| stream.credit.clone()),
+            credit: None,
+            inbox: None,
+        };
+        let mut deadline = None;
+        let opened = match kind {
+            CallKind::Unary { timeout } => {
+                deadline = timeout.map(|timeout| Instant::now() + timeout);
+                Opened::Unary
+            }
+            CallKind::Stream { window } => {
+                let credit = Arc::new(Credit::new(window));
+                served.credit = Some(credit.clone());
+                Opened::Stream(RawContext {
+                    channel: channel.clone(),
+                    id,
+                    credit,
+                })
+            }
+            CallKind::Context { window } => {
+                let credit = Arc::new(Credit::new(window));
+                let (items, received) = mpsc::unbounded_channel();
+                let granted = Arc::new(Granted::new(window));
+                served.credit = Some(credit.clone());
+                served.inbox = Some(StreamSink {
+                    items,
+                    granted: granted.clone(),
+                });
+                Opened::Context(RawDialog::new(
+                    channel.clone(),
+                    id,
+                    window,
+                    credit,
+                    received,
+                    granted,
+                ))
+            }
         };
         if !channel.serve(id, served)? {
             return Ok(());
         }
         let resolved = self.resolve(func);
         let me = self.me.clone();
-        let actor_cancelled = self.cancel.clone();
         let channel = channel.clone();
         let span = tracing::info_span!("rpc", actor = %me, func, id);
         self.tasks.spawn(
@@ -98,19 +134,26 @@ impl Server {
                         // Decoded: the frame's bytes can go.
                         let invocation = entry.invoke(&args);
                         drop(args);
+                        let running =
+                            deadline::serve(deadline, invocation.run(entry.name(), opened));
+                        let expired = async {
+                            match deadline {
+                                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                                None => std::future::pending().await,
+                            }
+                        };
                         tokio::select! {
                             biased;
-                            () = token.cancelled() => None,
-                            outcome = invocation.run(entry.name(), stream) => {
-                                Some(Ok((entry.name(), outcome)))
-                            }
+                            () = token.cancelled() => Err(WireError::Cancelled),
+                            () = expired => Err(WireError::Timeout),
+                            outcome = running => Ok((entry.name(), outcome)),
                         }
                     }
-                    Err(refusal) => Some(Err(refusal)),
+                    Err(refusal) => Err(refusal),
                 };
                 channel.served(id);
                 match outcome {
-                    Some(Ok((name, Outcome::Value(value)))) => {
+                    Ok((name, Outcome::Value(value))) => {
                         match channel.send_return(id, &value).await {
                             Ok(()) | Err(Error::Disconnected { .. }) => {}
                             // Whatever kept the answer from leaving, the
@@ -125,16 +168,13 @@ impl Server {
                             }
                         }
                     }
-                    Some(Ok((_, Outcome::Ended))) => channel.send_stop(id),
-                    Some(Ok((_, Outcome::Failed(failure)))) => {
+                    Ok((_, Outcome::Ended)) => channel.send_end(Direction::ToCaller, id, false),
+                    Ok((_, Outcome::Failed(failure))) => {
                         channel.send_error(id, &failure.to_wire(&me)).await
                     }
-                    Some(Err(refusal)) => channel.send_error(id, &refusal).await,
-                    None if actor_cancelled.is_cancelled() => {
-                        channel.send_error(id, &WireError::Cancelled).await
-                    }
-                    // The caller gave up: nobody awaits an answer.
-                    None => {}
+                    // A refusal, or the acknowledgement of a cancel (the
+                    // caller's, or this actor's own) or of the deadline.
+                    Err(answer) => channel.send_error(id, &answer).await,
                 }
             }
             .instrument(span),

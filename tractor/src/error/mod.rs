@@ -41,6 +41,25 @@ pub enum Error {
     /// This scope (or the actor serving the call) was cancelled from outside.
     #[error("cancelled")]
     Cancelled,
+    /// A call got no reply within its timeout ([`Call::timeout`](crate::Call::timeout),
+    /// or the deadline of the call being served); the remote task was
+    /// cancelled.
+    #[error(
+        "no answer within the call's timeout; the remote task was cancelled (give the call a \
+         longer .timeout(..) if it needs more time)"
+    )]
+    Timeout,
+    /// The other side of a context's stream has dropped it: it reads
+    /// nothing more, so nothing more can be sent.
+    #[error("actor {actor} has closed its side of the stream: it takes no more items")]
+    StreamClosed {
+        /// The actor on the other side.
+        actor: ActorUid,
+    },
+    /// An API used out of order (a context's stream opened twice, say);
+    /// the message says what to do instead.
+    #[error("{0}")]
+    Misuse(String),
     /// A child actor's process ended without being asked to.
     #[error("actor {actor} exited unexpectedly ({status})")]
     ActorDied {
@@ -156,6 +175,15 @@ impl Error {
         }
     }
 
+    /// True for [`Error::Timeout`], also inside a `Multi`.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Timeout => true,
+            Error::Multi(errors) => errors.iter().any(Error::is_timeout),
+            _ => false,
+        }
+    }
+
     /// True for [`Error::Cancelled`].
     pub fn is_cancelled(&self) -> bool {
         matches!(self, Error::Cancelled)
@@ -167,6 +195,9 @@ impl Error {
             Error::Remote(_) => "tractor::Error::Remote",
             Error::Multi(_) => "tractor::Error::Multi",
             Error::Cancelled => "tractor::Error::Cancelled",
+            Error::Timeout => "tractor::Error::Timeout",
+            Error::StreamClosed { .. } => "tractor::Error::StreamClosed",
+            Error::Misuse(_) => "tractor::Error::Misuse",
             Error::ActorDied { .. } => "tractor::Error::ActorDied",
             Error::Disconnected { .. } => "tractor::Error::Disconnected",
             Error::Unreachable { .. } => "tractor::Error::Unreachable",
@@ -195,7 +226,9 @@ impl PartialEq for Error {
         match (self, other) {
             (Remote(a), Remote(b)) => a == b,
             (Multi(a), Multi(b)) => a == b,
-            (Cancelled, Cancelled) | (NotInActor, NotInActor) => true,
+            (Cancelled, Cancelled) | (NotInActor, NotInActor) | (Timeout, Timeout) => true,
+            (StreamClosed { actor: a }, StreamClosed { actor: b }) => a == b,
+            (Misuse(a), Misuse(b)) => a == b,
             (
                 ActorDied {
                     actor: a,

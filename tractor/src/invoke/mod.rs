@@ -2,8 +2,9 @@
 //! actor ([`Invocation`]), what comes back ([`Reply`], [`Failure`]), and
 //! how an error type is turned into a remote error ([`ErrorProbe`]).
 //!
-//! An invocation is one of four bodies: an `async fn`'s future, a plain
-//! `fn` (run on a blocking thread), a stream, or a stream-context function.
+//! An invocation is one of five bodies: an `async fn`'s future, a plain
+//! `fn` (run on a blocking thread), a stream, a stream-context function,
+//! or a context (dialog) function.
 //! Whatever it is, panics are caught and become `"panic"` errors; only
 //! here does user code run.
 
@@ -21,6 +22,7 @@ mod panic;
 
 pub(crate) use panic::install_hook;
 
+use crate::context::{Context, RawDialog};
 use crate::error::{Error, Frames, RemoteActorError};
 use crate::ipc::msg::{WireError, sources_of};
 use crate::stream::produce;
@@ -37,7 +39,15 @@ enum Body {
     Blocking(Box<dyn FnOnce() -> Reply + Send>),
     Stream(BoxFuture<Box<dyn produce::ItemSource>>),
     Context(Box<dyn FnOnce(RawContext) -> BoxFuture<Reply> + Send>),
+    Dialog(Box<dyn FnOnce(RawDialog) -> BoxFuture<Reply> + Send>),
     Failed(Failure),
+}
+
+/// How the caller opened the call: what the body is handed.
+pub(crate) enum Opened {
+    Unary,
+    Stream(RawContext),
+    Context(RawDialog),
 }
 
 /// How a served call ended.
@@ -78,6 +88,20 @@ impl Invocation {
         })))
     }
 
+    /// A `#[tractor::context]` function: `body` talks through the context.
+    pub fn dialog<S, I, O, F, Fut>(body: F) -> Self
+    where
+        S: 'static,
+        I: 'static,
+        O: 'static,
+        F: FnOnce(Context<S, I, O>) -> Fut + Send + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        Invocation(Body::Dialog(Box::new(move |raw| {
+            Box::pin(body(Context::new(raw)))
+        })))
+    }
+
     /// The arguments could not be decoded.
     pub fn failed(error: ArgsError) -> Self {
         Invocation::failure(Failure::foreign(
@@ -93,7 +117,7 @@ impl Invocation {
 
     /// Runs function `name` to completion; a stream (opened as one, with
     /// `stream`) sends its items there. A panic becomes a `"panic"` error.
-    pub(crate) async fn run(self, name: &str, stream: Option<RawContext>) -> Outcome {
+    pub(crate) async fn run(self, name: &str, stream: Opened) -> Outcome {
         let ran = AssertUnwindSafe(panic::InCall(self.run_body(name, stream)))
             .catch_unwind()
             .await;
@@ -113,15 +137,11 @@ impl Invocation {
         }
     }
 
-    async fn run_body(self, name: &str, stream: Option<RawContext>) -> Outcome {
-        match (self.0, stream) {
-            (Body::Future(_) | Body::Blocking(_), Some(_)) => Outcome::Failed(Failure::foreign(
-                "WrongCallKind",
-                format!("`{name}` is not a stream function: call it with Portal::run"),
-                Vec::new(),
-            )),
-            (Body::Future(future), None) => future.await.into(),
-            (Body::Blocking(body), None) => {
+    async fn run_body(self, name: &str, opened: Opened) -> Outcome {
+        match (self.0, opened) {
+            (Body::Failed(failure), _) => Outcome::Failed(failure),
+            (Body::Future(future), Opened::Unary) => future.await.into(),
+            (Body::Blocking(body), Opened::Unary) => {
                 let ran = tokio::task::spawn_blocking(move || {
                     std::panic::catch_unwind(AssertUnwindSafe(|| panic::in_call(body)))
                 })
@@ -136,7 +156,7 @@ impl Invocation {
                     )),
                 }
             }
-            (Body::Stream(make), Some(context)) => {
+            (Body::Stream(make), Opened::Stream(context)) => {
                 let source = make.await;
                 match produce::produce(&context, source).await {
                     Ok(()) => Outcome::Ended,
@@ -147,16 +167,45 @@ impl Invocation {
                     )),
                 }
             }
-            (Body::Context(body), Some(context)) => match body(context).await.0 {
+            (Body::Context(body), Opened::Stream(context)) => match body(context).await.0 {
                 Ok(_) => Outcome::Ended,
                 Err(failure) => Outcome::Failed(failure),
             },
-            (Body::Failed(failure), _) => Outcome::Failed(failure),
-            (Body::Stream(_) | Body::Context(_), None) => Outcome::Failed(Failure::foreign(
-                "WrongCallKind",
-                format!("`{name}` is a stream function: open it with Portal::open_stream"),
-                Vec::new(),
-            )),
+            (Body::Dialog(body), Opened::Context(dialog)) => {
+                match dialog.run(async { body(dialog.clone()).await.0 }).await {
+                    Ok(_) if !dialog.is_started() => Outcome::Failed(Failure::foreign(
+                        "ContextNotStarted",
+                        format!(
+                            "`{name}` returned without calling ctx.started(..): a context \
+                             function starts before it returns"
+                        ),
+                        Vec::new(),
+                    )),
+                    Ok(value) => Outcome::Value(value),
+                    Err(failure) => Outcome::Failed(failure),
+                }
+            }
+            (body, opened) => {
+                let how = match body {
+                    Body::Future(_) | Body::Blocking(_) => {
+                        "a plain function: call it with Portal::run"
+                    }
+                    Body::Stream(_) | Body::Context(_) => {
+                        "a stream function: open it with Portal::open_stream"
+                    }
+                    _ => "a context function: open it with Portal::open_context",
+                };
+                let opened = match opened {
+                    Opened::Unary => "called",
+                    Opened::Stream(_) => "opened as a stream",
+                    Opened::Context(_) => "opened as a context",
+                };
+                Outcome::Failed(Failure::foreign(
+                    "WrongCallKind",
+                    format!("`{name}` was {opened}, but it is {how}"),
+                    Vec::new(),
+                ))
+            }
         }
     }
 }

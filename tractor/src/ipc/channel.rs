@@ -38,10 +38,12 @@ use crate::uid::ActorUid;
 /// What kind of call the peer opened.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum CallKind {
-    /// One answer.
-    Unary,
+    /// One answer, wanted within `timeout` if set.
+    Unary { timeout: Option<Duration> },
     /// A stream; the consumer grants `window` items of credit up front.
     Stream { window: u32 },
+    /// A context; each side grants the other `window` items up front.
+    Context { window: u32 },
 }
 
 /// A call the peer made, admitted and ready to serve.
@@ -70,16 +72,38 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     fn closed(&self, channel: &Channel);
 }
 
-/// What arrives for one of our streams.
+/// What arrives for one of our streams (or a context's stream, either
+/// side).
 #[derive(Debug)]
 pub(crate) enum Delivery {
-    /// A run of items: each range of `chunk` is one encoded item.
+    /// A run of batches: each `(range, n)` is a range of `chunk` holding
+    /// `n` encoded items one after the other.
     Items {
         chunk: Bytes,
-        items: Vec<std::ops::Range<usize>>,
+        batches: Vec<(std::ops::Range<usize>, u32)>,
     },
     End,
     Failed(Error),
+}
+
+/// Which way items flow on a call: from its callee to its caller
+/// (streams, and a context's function sending) or the other way (a
+/// context's caller sending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    ToCaller,
+    ToCallee,
+}
+
+/// What the caller of a context receives, apart from the stream items.
+pub(crate) struct ContextOpened {
+    pub(crate) id: u64,
+    /// The function's return, or its error.
+    pub(crate) result: oneshot::Receiver<Result<Bytes, Error>>,
+    pub(crate) items: mpsc::UnboundedReceiver<Delivery>,
+    pub(crate) granted: Arc<Granted>,
+    /// What the function lets us send.
+    pub(crate) credit: Arc<Credit>,
 }
 
 /// A handle on an open channel; cheap to clone.
@@ -112,6 +136,48 @@ struct Calls {
 enum Waiter {
     Unary(oneshot::Sender<Result<Bytes, Error>>),
     Stream(StreamSink),
+    Context(ContextWaiter),
+}
+
+/// Where the frames of one of our contexts go.
+struct ContextWaiter {
+    /// Until `Started` (or an early end) arrives.
+    started: Option<oneshot::Sender<Result<Bytes, Error>>>,
+    result: oneshot::Sender<Result<Bytes, Error>>,
+    items: StreamSink,
+    /// The function stopped sending.
+    items_ended: bool,
+    credit: Arc<Credit>,
+}
+
+impl ContextWaiter {
+    fn end_items(&mut self, how: Delivery) {
+        if !self.items_ended {
+            self.items_ended = true;
+            let _ = self.items.items.send(how);
+        }
+    }
+
+    /// The context is over: `answer` is its result.
+    fn finish(mut self, answer: Result<Bytes, Error>) {
+        self.credit.close();
+        if let Some(started) = self.started.take() {
+            let early = match answer {
+                Ok(_) => Err(Error::Protocol(
+                    "the context's function returned before calling started".into(),
+                )),
+                Err(error) => Err(error),
+            };
+            let _ = started.send(early.clone());
+            let _ = self.result.send(early);
+            return;
+        }
+        match &answer {
+            Ok(_) => self.end_items(Delivery::End),
+            Err(error) => self.end_items(Delivery::Failed(error.clone())),
+        }
+        let _ = self.result.send(answer);
+    }
 }
 
 /// Where one of our streams' deliveries go, and what we allowed its
@@ -125,8 +191,26 @@ pub(crate) struct StreamSink {
 
 pub(crate) struct Served {
     pub(crate) token: CancellationToken,
-    /// For a stream: the producer's credit.
+    /// For a stream or context: the producer's credit.
     pub(crate) credit: Option<Arc<Credit>>,
+    /// For a context: where the caller's items go.
+    pub(crate) inbox: Option<StreamSink>,
+}
+
+impl Served {
+    /// The call is over or abandoned: its producer stops, its reader ends.
+    fn stop(self, why: Option<Error>) {
+        self.token.cancel();
+        if let Some(credit) = self.credit {
+            credit.close();
+        }
+        if let Some(inbox) = self.inbox {
+            let _ = inbox.items.send(match why {
+                Some(error) => Delivery::Failed(error),
+                None => Delivery::End,
+            });
+        }
+    }
 }
 
 impl Channel {
@@ -252,13 +336,11 @@ impl Channel {
                 Waiter::Stream(sink) => {
                     let _ = sink.items.send(Delivery::Failed(self.disconnected()));
                 }
+                Waiter::Context(waiter) => waiter.finish(Err(self.disconnected())),
             }
         }
         for (_, served) in calls.serving {
-            served.token.cancel();
-            if let Some(credit) = served.credit {
-                credit.close();
-            }
+            served.stop(Some(self.disconnected()));
         }
     }
 
@@ -276,13 +358,26 @@ impl Channel {
 
     /// Sends a call of `func` (once there is room) and returns the future
     /// of its answer.
-    pub(crate) async fn call(&self, func: &str, args: &[u8]) -> Result<PendingCall, Error> {
+    pub(crate) async fn call(
+        &self,
+        func: &str,
+        args: &[u8],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<PendingCall, Error> {
         let (tx, answer) = oneshot::channel();
+        let timeout_ms = deadline.map(|deadline| {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            u32::try_from(left.as_millis()).unwrap_or(u32::MAX)
+        });
         let id = self
             .request(
                 func,
                 Waiter::Unary(tx),
-                |id| Msg::Call { id, func },
+                |id| Msg::Call {
+                    id,
+                    func,
+                    timeout_ms,
+                },
                 |buf| {
                     buf.extend_from_slice(args);
                     Ok(())
@@ -357,6 +452,51 @@ impl Channel {
         Ok((id, items, granted))
     }
 
+    /// Opens a context with `func(args)`, each side granting the other
+    /// `window` items; the receiver gets the value `started` gave, or why
+    /// the function ended before.
+    pub(crate) async fn open_context(
+        &self,
+        func: &str,
+        args: &[u8],
+        window: u32,
+    ) -> Result<(ContextOpened, oneshot::Receiver<Result<Bytes, Error>>), Error> {
+        let (started_tx, started) = oneshot::channel();
+        let (result_tx, result) = oneshot::channel();
+        let (items_tx, items) = mpsc::unbounded_channel();
+        let granted = Arc::new(Granted::new(window));
+        let credit = Arc::new(Credit::new(window));
+        let waiter = ContextWaiter {
+            started: Some(started_tx),
+            result: result_tx,
+            items: StreamSink {
+                items: items_tx,
+                granted: granted.clone(),
+            },
+            items_ended: false,
+            credit: credit.clone(),
+        };
+        let id = self
+            .request(
+                func,
+                Waiter::Context(waiter),
+                |id| Msg::OpenContext { id, func, window },
+                |buf| {
+                    buf.extend_from_slice(args);
+                    Ok(())
+                },
+            )
+            .await?;
+        let opened = ContextOpened {
+            id,
+            result,
+            items,
+            granted,
+            credit,
+        };
+        Ok((opened, started))
+    }
+
     /// Registers `waiter` under a new id.
     fn register(&self, waiter: Waiter) -> Result<u64, Error> {
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
@@ -401,10 +541,11 @@ impl Channel {
     }
 
     /// An answer arrived for our call `id`: `Return` or `Error` (which also
-    /// ends a stream).
+    /// ends a stream or a context).
     pub(crate) fn complete(&self, id: u64, answer: Result<Bytes, Error>) {
         let waiter = self.lock_calls().pending.remove(&id);
         match (waiter, answer) {
+            (Some(Waiter::Context(waiter)), answer) => waiter.finish(answer),
             (Some(Waiter::Unary(waiter)), answer) => {
                 let _ = waiter.send(answer);
             }
@@ -419,30 +560,93 @@ impl Channel {
         }
     }
 
-    /// Our stream `id` ended normally.
-    pub(crate) fn end_stream(&self, id: u64) {
+    /// Our stream `id` ended normally; for a context, its function sends
+    /// no more (and, on `hangup`, reads no more).
+    pub(crate) fn end_stream(&self, id: u64, hangup: bool) {
         let mut calls = self.lock_calls();
-        if let Some(Waiter::Stream(sink)) = calls.pending.get(&id) {
-            let _ = sink.items.send(Delivery::End);
-            calls.pending.remove(&id);
+        match calls.pending.get_mut(&id) {
+            Some(Waiter::Stream(sink)) => {
+                let _ = sink.items.send(Delivery::End);
+                calls.pending.remove(&id);
+            }
+            Some(Waiter::Context(waiter)) => {
+                waiter.end_items(Delivery::End);
+                if hangup {
+                    waiter.credit.close();
+                }
+            }
+            _ => {}
         }
     }
 
-    /// Where items of our stream `id` go, for a reader that delivers many
-    /// in a row without looking each one up.
-    pub(crate) fn stream_sink(&self, id: u64) -> Option<StreamSink> {
-        match self.lock_calls().pending.get(&id) {
-            Some(Waiter::Stream(sink)) => Some(sink.clone()),
-            _ => None,
+    /// Our context `id`'s function called `started` with `value`.
+    pub(crate) fn context_started(&self, id: u64, value: Bytes) {
+        if let Some(Waiter::Context(waiter)) = self.lock_calls().pending.get_mut(&id) {
+            if let Some(started) = waiter.started.take() {
+                let _ = started.send(Ok(value));
+            }
         }
     }
 
-    /// Ends our stream `id` with `error` and tells the producer to stop:
-    /// the stream is over, the channel lives on.
-    pub(crate) fn fail_stream(&self, id: u64, error: Error) {
-        if let Some(Waiter::Stream(sink)) = self.lock_calls().pending.remove(&id) {
-            let _ = sink.items.send(Delivery::Failed(error));
-            self.send(&Msg::Cancel { id }, |_| Ok(()));
+    /// The function of our context `id` took `n` more of our items.
+    pub(crate) fn push_credit(&self, id: u64, n: u32) {
+        if let Some(Waiter::Context(waiter)) = self.lock_calls().pending.get(&id) {
+            waiter.credit.grant(n);
+        }
+    }
+
+    /// The caller of the peer's context `id` sends no more (and, on
+    /// `hangup`, reads no more).
+    pub(crate) fn end_push(&self, id: u64, hangup: bool) {
+        let mut calls = self.lock_calls();
+        let Some(served) = calls.serving.get_mut(&id) else {
+            return;
+        };
+        if let Some(inbox) = served.inbox.take() {
+            let _ = inbox.items.send(Delivery::End);
+        }
+        if let (true, Some(credit)) = (hangup, &served.credit) {
+            credit.close();
+        }
+    }
+
+    /// Where items flowing `direction` on call `id` go, for a reader that
+    /// delivers many in a row without looking each one up.
+    pub(crate) fn stream_sink(&self, direction: Direction, id: u64) -> Option<StreamSink> {
+        let calls = self.lock_calls();
+        match direction {
+            Direction::ToCaller => match calls.pending.get(&id) {
+                Some(Waiter::Stream(sink)) => Some(sink.clone()),
+                Some(Waiter::Context(waiter)) if !waiter.items_ended => Some(waiter.items.clone()),
+                _ => None,
+            },
+            Direction::ToCallee => calls.serving.get(&id)?.inbox.clone(),
+        }
+    }
+
+    /// Ends the items flowing `direction` on call `id` with `error` and
+    /// stops the call: the stream is over, the channel lives on.
+    pub(crate) fn fail_stream(&self, direction: Direction, id: u64, error: Error) {
+        match direction {
+            Direction::ToCaller => {
+                let waiter = self.lock_calls().pending.remove(&id);
+                match waiter {
+                    Some(Waiter::Stream(sink)) => {
+                        let _ = sink.items.send(Delivery::Failed(error));
+                    }
+                    Some(Waiter::Context(waiter)) => waiter.finish(Err(error)),
+                    Some(Waiter::Unary(answer)) => {
+                        let _ = answer.send(Err(error));
+                    }
+                    None => return,
+                }
+                self.send(&Msg::Cancel { id }, |_| Ok(()));
+            }
+            Direction::ToCallee => {
+                if let Some(served) = self.lock_calls().serving.remove(&id) {
+                    served.stop(Some(error));
+                }
+            }
         }
     }
 
@@ -453,9 +657,21 @@ impl Channel {
         }
     }
 
-    /// Grants the producer of our stream `id` `n` more items.
-    pub(crate) fn send_credit(&self, id: u64, n: u32) {
-        self.send(&Msg::Credit { id, n }, |_| Ok(()));
+    /// Asks the peer to cancel our call `id`, still waiting for its answer
+    /// (the acknowledgement).
+    pub(crate) fn request_cancel(&self, id: u64) {
+        if self.lock_calls().pending.contains_key(&id) {
+            self.send(&Msg::Cancel { id }, |_| Ok(()));
+        }
+    }
+
+    /// Grants the sender of the items flowing `direction` on call `id` `n`
+    /// more.
+    pub(crate) fn send_credit(&self, direction: Direction, id: u64, n: u32) {
+        match direction {
+            Direction::ToCaller => self.send(&Msg::Credit { id, n }, |_| Ok(())),
+            Direction::ToCallee => self.send(&Msg::PushCredit { id, n }, |_| Ok(())),
+        }
     }
 
     /// Records that we are running the peer's call `id`. `Ok(false)` if the
@@ -485,10 +701,7 @@ impl Channel {
     /// The peer gave up on its call `id`.
     pub(crate) fn cancel_served(&self, id: u64) {
         if let Some(served) = self.lock_calls().serving.remove(&id) {
-            served.token.cancel();
-            if let Some(credit) = served.credit {
-                credit.close();
-            }
+            served.stop(Some(Error::Cancelled));
         }
     }
 
@@ -516,24 +729,70 @@ impl Channel {
         self.send(&Msg::Return { id }, |_| Ok(()));
     }
 
-    /// Sends one item of stream `id`, encoded by `encode`, once there is
-    /// room.
-    pub(crate) async fn send_yield(
+    /// Sends `n` items flowing `direction` on call `id`, encoded by
+    /// `encode` one after the other, once there is room.
+    pub(crate) async fn send_items(
         &self,
+        direction: Direction,
         id: u64,
+        n: u32,
         encode: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
     ) -> Result<(), Error> {
         // The usual case, room now, without the waiting machinery.
-        let header = Msg::Yield { id };
+        let header = items_header(direction, id, n);
         match self.0.outbox.try_push_data(&header, encode) {
             Pushed::Done(pushed) => self.queued(pushed),
             Pushed::Full(encode) => self.push_data(&header, encode).await,
         }
     }
 
-    /// Ends stream `id` normally.
-    pub(crate) fn send_stop(&self, id: u64) {
-        self.send(&Msg::Stop { id }, |_| Ok(()));
+    /// As [`send_items`](Self::send_items) with the items already encoded
+    /// in `batch`, if there is room now; `None` when there is not.
+    pub(crate) fn try_send_batch(
+        &self,
+        direction: Direction,
+        id: u64,
+        n: u32,
+        batch: &[u8],
+    ) -> Option<Result<(), Error>> {
+        let header = items_header(direction, id, n);
+        let append = |buf: &mut BytesMut| {
+            buf.extend_from_slice(batch);
+            Ok(())
+        };
+        match self.0.outbox.try_push_data(&header, append) {
+            Pushed::Done(pushed) => Some(self.queued(pushed)),
+            Pushed::Full(_) => None,
+        }
+    }
+
+    /// Queues `n` items encoded in `batch` at once, past the outbox's mark:
+    /// the last batch of a stream being dropped (one per stream, bounded
+    /// by the batch size).
+    pub(crate) fn send_batch_now(&self, direction: Direction, id: u64, n: u32, batch: &[u8]) {
+        self.send(&items_header(direction, id, n), |buf| {
+            buf.extend_from_slice(batch);
+            Ok(())
+        });
+    }
+
+    /// Ends the items flowing `direction` on call `id` (`hangup`: this
+    /// side reads no more either).
+    pub(crate) fn send_end(&self, direction: Direction, id: u64, hangup: bool) {
+        match direction {
+            Direction::ToCaller => self.send(&Msg::Stop { id, hangup }, |_| Ok(())),
+            Direction::ToCallee => self.send(&Msg::PushEnd { id, hangup }, |_| Ok(())),
+        }
+    }
+
+    /// Tells the caller of context `id` that its function started, with
+    /// `value` encoded by `encode`, once there is room.
+    pub(crate) async fn send_started(
+        &self,
+        id: u64,
+        encode: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.push_data(&Msg::Started { id }, encode).await
     }
 
     /// Answers the peer's call (or ends its stream) `id` with an error,
@@ -590,6 +849,13 @@ impl Channel {
     }
 }
 
+fn items_header(direction: Direction, id: u64, n: u32) -> Msg<'static> {
+    match direction {
+        Direction::ToCaller => Msg::Yield { id, n },
+        Direction::ToCallee => Msg::Push { id, n },
+    }
+}
+
 /// A call registered but not yet queued; dropping it unregisters it.
 struct Unsent<'a> {
     channel: &'a Channel,
@@ -620,6 +886,27 @@ impl Future for PendingCall {
         let answer = ready!(Pin::new(&mut self.answer).poll(cx));
         self.done = true;
         Poll::Ready(answer.unwrap_or_else(|_| Err(self.channel.disconnected())))
+    }
+}
+
+impl PendingCall {
+    /// The answer, if it comes before `deadline`. Past it, the call is
+    /// cancelled in the peer and the answer (its acknowledgement) awaited
+    /// a little longer, so that the task is gone when this returns
+    /// [`Error::Timeout`].
+    pub(crate) async fn within(
+        mut self,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Bytes, Error> {
+        let Some(deadline) = deadline else {
+            return (&mut self).await;
+        };
+        if let Ok(answer) = tokio::time::timeout_at(deadline, &mut self).await {
+            return answer;
+        }
+        self.channel.request_cancel(self.id);
+        let _ = tokio::time::timeout(crate::budget::DEFAULT_GRACE, &mut self).await;
+        Err(Error::Timeout)
     }
 }
 

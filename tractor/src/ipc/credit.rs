@@ -16,6 +16,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use std::task::{Context, Poll};
+
+use futures::task::AtomicWaker;
 use tokio::sync::Notify;
 
 /// Outstanding credit is capped: a peer granting absurd amounts only lets
@@ -23,10 +26,15 @@ use tokio::sync::Notify;
 const MAX_OUTSTANDING: u64 = 1 << 40;
 
 /// The items a producer may still send.
+///
+/// Producers take it in bulk ([`take_up_to`](Credit::take_up_to)): one
+/// atomic operation buys a whole batch of items.
 pub(crate) struct Credit {
     available: AtomicU64,
     closed: AtomicBool,
     changed: Notify,
+    /// The one poll-based producer (a `MsgStream`'s sink), if it waits.
+    polled: AtomicWaker,
 }
 
 impl Credit {
@@ -35,6 +43,7 @@ impl Credit {
             available: AtomicU64::new(window.into()),
             closed: AtomicBool::new(false),
             changed: Notify::new(),
+            polled: AtomicWaker::new(),
         }
     }
 
@@ -45,40 +54,78 @@ impl Credit {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |available| {
                 Some(available.saturating_add(n.into()).min(MAX_OUTSTANDING))
             });
-        self.changed.notify_waiters();
+        self.wake();
     }
 
     /// The consumer is gone: waiting producers give up.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.changed.notify_waiters();
+        self.wake();
     }
 
-    fn try_take(&self) -> bool {
-        self.available
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn wake(&self) {
+        self.changed.notify_waiters();
+        self.polled.wake();
+    }
+
+    /// Takes what is there, at most `max`; 0 when there is none.
+    fn try_take_up_to(&self, max: u32) -> u32 {
+        let mut taken = 0;
+        let _ = self
+            .available
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |available| {
-                available.checked_sub(1)
-            })
-            .is_ok()
+                taken = available.min(max.into()) as u32;
+                (taken > 0).then(|| available - u64::from(taken))
+            });
+        taken
     }
 
     /// Spends one unit, waiting for the consumer if there is none; `false`
     /// once the consumer is gone.
     pub(crate) async fn take(&self) -> bool {
+        self.take_up_to(1).await == 1
+    }
+
+    /// Takes between 1 and `max` units, waiting for the consumer if there
+    /// are none; 0 once the consumer is gone.
+    pub(crate) async fn take_up_to(&self, max: u32) -> u32 {
         loop {
-            if self.try_take() {
-                return true;
+            let taken = self.try_take_up_to(max);
+            if taken > 0 {
+                return taken;
             }
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if self.closed.load(Ordering::Acquire) {
-                return false;
+            if self.is_closed() {
+                return 0;
             }
-            if self.try_take() {
-                return true;
+            let taken = self.try_take_up_to(max);
+            if taken > 0 {
+                return taken;
             }
             changed.await;
+        }
+    }
+
+    /// As [`take_up_to`](Self::take_up_to), for one poll-based producer:
+    /// `Ready(0)` once the consumer is gone.
+    pub(crate) fn poll_take_up_to(&self, cx: &mut Context<'_>, max: u32) -> Poll<u32> {
+        let taken = self.try_take_up_to(max);
+        if taken > 0 {
+            return Poll::Ready(taken);
+        }
+        self.polled.register(cx.waker());
+        if self.is_closed() {
+            return Poll::Ready(0);
+        }
+        match self.try_take_up_to(max) {
+            0 => Poll::Pending,
+            taken => Poll::Ready(taken),
         }
     }
 }
@@ -107,8 +154,11 @@ impl Granted {
 
     /// `n` more items arrived: `Err((received, allowed))` if that is more
     /// than the consumer allowed.
-    pub(crate) fn receive(&self, n: usize) -> Result<(), (u64, u64)> {
-        let received = self.received.fetch_add(n as u64, Ordering::AcqRel) + n as u64;
+    pub(crate) fn receive(&self, n: u64) -> Result<(), (u64, u64)> {
+        let received = self
+            .received
+            .fetch_add(n, Ordering::AcqRel)
+            .saturating_add(n);
         let allowed = self.allowed.load(Ordering::Acquire);
         if received > allowed {
             Err((received, allowed))
@@ -135,6 +185,9 @@ mod tests {
         assert!(!waiter.is_finished(), "no credit left: the producer waits");
         credit.grant(1);
         assert!(waiter.await.unwrap());
+        credit.grant(5);
+        assert_eq!(credit.take_up_to(3).await, 3);
+        assert_eq!(credit.take_up_to(3).await, 2);
         credit.close();
         assert!(!credit.take().await);
         credit.grant(u32::MAX);

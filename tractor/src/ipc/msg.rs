@@ -11,20 +11,28 @@ use crate::error::{Error, RemoteActorError};
 use crate::uid::ActorUid;
 
 /// Spoken by both ends of a channel; checked in the handshake.
-pub(crate) const PROTOCOL_VERSION: u32 = 4;
+pub(crate) const PROTOCOL_VERSION: u32 = 5;
 
 /// Opens every connection, so that a stray connection is told apart from
 /// an outdated tractor peer.
 pub(crate) const MAGIC: [u8; 8] = *b"tractor\0";
 
 /// The envelope at the start of every frame.
+///
+/// Every frame concerns one call (or stream, or context), named by the id
+/// its caller chose; which side sent it is part of the kind, so the two
+/// ends' ids never mix. Items travel in batches: `n` postcard values one
+/// after the other (postcard is self-delimiting), so a run of small items
+/// costs one envelope.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Msg<'a> {
     /// Run remote function `func`; payload: its postcard-encoded arguments.
+    /// `timeout_ms`: the caller's deadline, as time left when sent.
     Call {
         id: u64,
         #[serde(borrow)]
         func: &'a str,
+        timeout_ms: Option<u32>,
     },
     /// Open stream `id` from remote function `func`, granting `window`
     /// items of credit; payload: the arguments.
@@ -34,18 +42,38 @@ pub(crate) enum Msg<'a> {
         func: &'a str,
         window: u32,
     },
-    /// Call `id` returned; payload: the value.
+    /// Open context `id` with remote function `func`, each side granting
+    /// the other `window` items of credit; payload: the arguments.
+    OpenContext {
+        id: u64,
+        #[serde(borrow)]
+        func: &'a str,
+        window: u32,
+    },
+    /// Call `id` returned (a context: its function did); payload: the value.
     Return { id: u64 },
-    /// Stream `id` yielded; payload: the item.
-    Yield { id: u64 },
-    /// Stream `id` ended normally.
-    Stop { id: u64 },
-    /// The consumer of stream `id` took `n` more items: the producer may
-    /// send `n` more.
+    /// Context `id`'s function called `started`; payload: the value.
+    Started { id: u64 },
+    /// Stream (or context) `id` sent `n` items to its caller; payload:
+    /// the items.
+    Yield { id: u64, n: u32 },
+    /// The caller of context `id` sent `n` items; payload: the items.
+    Push { id: u64, n: u32 },
+    /// Stream `id` ended normally; for a context: its function sends no
+    /// more items (`hangup`: and reads none: it dropped its stream).
+    Stop { id: u64, hangup: bool },
+    /// The caller of context `id` sends no more items (`hangup`: and reads
+    /// none).
+    PushEnd { id: u64, hangup: bool },
+    /// The consumer of stream (or context) `id` took `n` more items: the
+    /// function may send `n` more.
     Credit { id: u64, n: u32 },
-    /// Call or stream `id` failed; payload: a [`WireError`].
+    /// The function of context `id` took `n` more of its caller's items.
+    PushCredit { id: u64, n: u32 },
+    /// Call, stream or context `id` failed; payload: a [`WireError`].
     Error { id: u64 },
-    /// The caller gave up on call (or stream) `id`.
+    /// The caller gave up on call (or stream, or context) `id`; the
+    /// callee answers with an `Error` once it has dropped the task.
     Cancel { id: u64 },
     /// Cancel the whole actor within `grace_ms`, then answer `Return { id }`.
     CancelActor { id: u64, grace_ms: u32 },
@@ -102,6 +130,7 @@ pub(crate) enum WireError {
     Remote(RemoteActorError),
     Multi(Vec<WireError>),
     Cancelled,
+    Timeout,
 }
 
 /// Deeper error trees than this are refused (nurseries nest far less).
@@ -116,6 +145,7 @@ enum FlatNode {
     /// A `Multi` whose children are the next `n` subtrees.
     Multi(u32),
     Cancelled,
+    Timeout,
 }
 
 impl From<WireError> for FlatErrors {
@@ -126,6 +156,7 @@ impl From<WireError> for FlatErrors {
             match error {
                 WireError::Remote(remote) => nodes.push(FlatNode::Remote(remote)),
                 WireError::Cancelled => nodes.push(FlatNode::Cancelled),
+                WireError::Timeout => nodes.push(FlatNode::Timeout),
                 WireError::Multi(children) => {
                     nodes.push(FlatNode::Multi(children.len() as u32));
                     todo.extend(children.into_iter().rev());
@@ -147,6 +178,7 @@ impl TryFrom<FlatErrors> for WireError {
             match node {
                 FlatNode::Remote(remote) => stack.push((WireError::Remote(remote), 1)),
                 FlatNode::Cancelled => stack.push((WireError::Cancelled, 1)),
+                FlatNode::Timeout => stack.push((WireError::Timeout, 1)),
                 FlatNode::Multi(n) => {
                     let n = n as usize;
                     if n == 0 || n > stack.len() {
@@ -180,6 +212,7 @@ impl WireError {
                 WireError::Multi(errors.iter().map(|e| WireError::relay(e, me)).collect())
             }
             Error::Cancelled => WireError::Cancelled,
+            Error::Timeout => WireError::Timeout,
             local => WireError::Remote(
                 RemoteActorError::new(local.kind_name(), local.to_string(), me.clone())
                     .with_sources(sources_of(local)),
@@ -194,6 +227,7 @@ impl WireError {
                 Error::Multi(errors.into_iter().map(WireError::into_error).collect())
             }
             WireError::Cancelled => Error::Cancelled,
+            WireError::Timeout => Error::Timeout,
         }
     }
 }

@@ -2,10 +2,12 @@
 //! them to the channel (answers to our calls) or the actor (the peer's
 //! calls and cancels).
 //!
-//! Stream items come in runs (a producer sends many in a row), so
-//! consecutive items of one stream are handed over together: one shared
-//! slice of the read buffer and the items' places in it. That costs one
-//! queue operation and one buffer split per run instead of per item.
+//! Stream items come in batches (a frame holds many) and batches in runs
+//! (a producer sends many in a row), so consecutive batches of one stream
+//! are handed over together: one shared slice of the read buffer and the
+//! batches' places in it. That costs one queue operation and one buffer
+//! split per run, and the reader never looks at the items themselves: the
+//! consumer decodes them in place.
 //!
 //! The reader is where the peer's say-so meets our memory: a call is read
 //! only once it is admitted (see [`limits`](super::limits)), so when the
@@ -23,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::budget::MAX_GRACE;
 use crate::error::Error;
-use crate::ipc::channel::{CallKind, Channel, Delivery, Inbound, Incoming, StreamSink};
+use crate::ipc::channel::{CallKind, Channel, Delivery, Direction, Inbound, Incoming, StreamSink};
 use crate::ipc::frame::{self, MAX_FRAME};
 use crate::ipc::limits::Admission;
 use crate::ipc::msg::{Msg, WireError};
@@ -75,10 +77,13 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
     }
 }
 
-/// Items of one stream at the front of the buffer, not yet handed over.
+/// Batches of one stream at the front of the buffer, not yet handed over.
 struct Run {
+    direction: Direction,
     id: u64,
-    items: Vec<Range<usize>>,
+    batches: Vec<(Range<usize>, u32)>,
+    /// How many items the batches hold.
+    items: u64,
     /// Where the run ends in the buffer.
     end: usize,
 }
@@ -109,19 +114,32 @@ fn drain(
         };
         let body = &buf[at + 4..at + 4 + len];
         let (msg, payload) = decode(body)?;
-        if let Msg::Yield { id } = msg {
-            let item = at + 4 + len - payload.len()..at + 4 + len;
+        let items = match msg {
+            Msg::Yield { id, n } => Some((Direction::ToCaller, id, n)),
+            Msg::Push { id, n } => Some((Direction::ToCallee, id, n)),
+            _ => None,
+        };
+        if let Some((direction, id, n)) = items {
+            if n == 0 {
+                return Err(Error::Protocol(format!(
+                    "an empty batch of items for call {id}"
+                )));
+            }
+            let batch = (at + 4 + len - payload.len()..at + 4 + len, n);
             match &mut run {
-                Some(run) if run.id == id => {
-                    run.items.push(item);
+                Some(run) if run.id == id && run.direction == direction => {
+                    run.batches.push(batch);
+                    run.items += u64::from(n);
                     run.end = at + 4 + len;
                     continue;
                 }
                 Some(_) => {}
                 None => {
                     run = Some(Run {
+                        direction,
                         id,
-                        items: vec![item],
+                        batches: vec![batch],
+                        items: n.into(),
                         end: at + 4 + len,
                     });
                     continue;
@@ -137,6 +155,7 @@ fn drain(
         let admission = match msg {
             Msg::Call { .. }
             | Msg::OpenStream { .. }
+            | Msg::OpenContext { .. }
             | Msg::CancelActor { .. }
             | Msg::Leave { .. } => {
                 match admitted.take().or_else(|| channel.limits().try_admit(len)) {
@@ -164,36 +183,45 @@ pub(crate) fn decode(body: &[u8]) -> Result<(Msg<'_>, &[u8]), Error> {
 
 /// Where each stream's items go. The sink of the last stream used is kept
 /// at hand: items come in runs.
-#[derive(Default)]
 struct Streams {
-    id: u64,
+    key: (Direction, u64),
     sink: Option<StreamSink>,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Streams {
+            key: (Direction::ToCaller, 0),
+            sink: None,
+        }
+    }
 }
 
 impl Streams {
     /// Hands over the run at the front of `buf` and removes it from there.
     fn deliver(&mut self, channel: &Channel, run: Run, buf: &mut BytesMut) {
         let chunk = buf.split_to(run.end).freeze();
-        if self.id != run.id || self.sink.is_none() {
-            self.id = run.id;
-            self.sink = channel.stream_sink(run.id);
+        let key = (run.direction, run.id);
+        if self.key != key || self.sink.is_none() {
+            self.key = key;
+            self.sink = channel.stream_sink(run.direction, run.id);
         }
         match &self.sink {
             Some(sink) => {
-                if let Err((received, allowed)) = sink.granted.receive(run.items.len()) {
+                if let Err((received, allowed)) = sink.granted.receive(run.items) {
                     self.sink = None;
                     let error = Error::Protocol(format!(
-                        "the producer of stream {} sent {received} items with credit for \
+                        "the sender of stream {} sent {received} items with credit for \
                          {allowed}; the stream was failed",
                         run.id
                     ));
                     tracing::error!(peer = %channel.peer(), "{error}");
-                    channel.fail_stream(run.id, error);
+                    channel.fail_stream(run.direction, run.id, error);
                     return;
                 }
                 let delivery = Delivery::Items {
                     chunk,
-                    items: run.items,
+                    batches: run.batches,
                 };
                 if sink.items.send(delivery).is_err() {
                     self.sink = None;
@@ -205,8 +233,9 @@ impl Streams {
         }
     }
 
-    fn forget(&mut self, id: u64) {
-        if self.id == id {
+    /// The items flowing `direction` on call `id` ended.
+    fn forget(&mut self, direction: Direction, id: u64) {
+        if self.key == (direction, id) {
             self.sink = None;
         }
     }
@@ -225,12 +254,18 @@ fn dispatch(
     let admitted =
         |id| admission.ok_or_else(|| Error::Protocol(format!("request {id} was not admitted")));
     match msg {
-        Msg::Call { id, func } => inbound.call(
+        Msg::Call {
+            id,
+            func,
+            timeout_ms,
+        } => inbound.call(
             channel,
             Incoming {
                 id,
                 func,
-                kind: CallKind::Unary,
+                kind: CallKind::Unary {
+                    timeout: timeout_ms.map(|ms| Duration::from_millis(ms.into())),
+                },
                 args: payload,
                 admission: admitted(id)?,
             },
@@ -245,22 +280,44 @@ fn dispatch(
                 admission: admitted(id)?,
             },
         )?,
-        Msg::Return { id } => channel.complete(id, Ok(payload)),
+        Msg::OpenContext { id, func, window } => inbound.call(
+            channel,
+            Incoming {
+                id,
+                func,
+                kind: CallKind::Context { window },
+                args: payload,
+                admission: admitted(id)?,
+            },
+        )?,
+        Msg::Return { id } => {
+            streams.forget(Direction::ToCaller, id);
+            channel.complete(id, Ok(payload));
+        }
+        Msg::Started { id } => channel.context_started(id, payload),
         // Items arrive in runs (see `drain`); this is never reached.
-        Msg::Yield { .. } => {}
-        Msg::Stop { id } => {
-            streams.forget(id);
-            channel.end_stream(id);
+        Msg::Yield { .. } | Msg::Push { .. } => {}
+        Msg::Stop { id, hangup } => {
+            streams.forget(Direction::ToCaller, id);
+            channel.end_stream(id, hangup);
+        }
+        Msg::PushEnd { id, hangup } => {
+            streams.forget(Direction::ToCallee, id);
+            channel.end_push(id, hangup);
         }
         Msg::Credit { id, n } => channel.credit_served(id, n),
+        Msg::PushCredit { id, n } => channel.push_credit(id, n),
         Msg::Error { id } => {
-            streams.forget(id);
+            streams.forget(Direction::ToCaller, id);
             let error = postcard::from_bytes::<WireError>(&payload).map_err(|err| {
                 Error::Protocol(format!("undecodable error for call {id}: {err}"))
             })?;
             channel.complete(id, Err(error.into_error()));
         }
-        Msg::Cancel { id } => channel.cancel_served(id),
+        Msg::Cancel { id } => {
+            streams.forget(Direction::ToCallee, id);
+            channel.cancel_served(id);
+        }
         Msg::Leave { id } => inbound.leave(channel, id, admitted(id)?),
         Msg::CancelActor { id, grace_ms } => {
             let grace = Duration::from_millis(grace_ms.into());

@@ -83,16 +83,18 @@ pub(crate) fn drive(data: &[u8]) -> bool {
             leftover: BytesMut::new(),
         };
         let channel = Channel::start(opened, Arc::new(Refuses), 4);
-        // A call (id 1) and a stream (id 2) of ours, for the bytes to answer.
-        let call = channel.call("fuzz::call", &[]).await;
+        // A call (id 1), a stream (id 2) and a context (id 3) of ours, for
+        // the bytes to answer.
+        let call = channel.call("fuzz::call", &[], None).await;
         let stream = channel.open_stream("fuzz::stream", &[], 4).await;
+        let context = channel.open_context("fuzz::context", &[], 4).await;
         let _ = theirs.write_all(data).await;
         let _ = theirs.shutdown().await;
         ended &= tokio::time::timeout(Duration::from_secs(1), channel.closed())
             .await
             .is_ok();
         channel.close();
-        drop((call, stream));
+        drop((call, stream, context));
         ended
     })
 }
@@ -101,8 +103,10 @@ pub(crate) fn drive(data: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    const SEEDS: [&[u8]; 5] = [
+    const SEEDS: [&[u8]; 7] = [
         include_bytes!("../../../fuzz/seeds/frames/call"),
+        include_bytes!("../../../fuzz/seeds/frames/context"),
+        include_bytes!("../../../fuzz/seeds/frames/pushes"),
         include_bytes!("../../../fuzz/seeds/frames/credit"),
         include_bytes!("../../../fuzz/seeds/frames/error_multi"),
         include_bytes!("../../../fuzz/seeds/frames/return"),

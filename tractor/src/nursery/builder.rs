@@ -264,6 +264,9 @@ struct Main<'n> {
     slot: Arc<ResultSlot>,
     func: std::borrow::Cow<'static, str>,
     args: Vec<u8>,
+    /// When the main call must have answered (its first item, for a
+    /// stream); taken when the call was made.
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl Main<'_> {
@@ -281,6 +284,7 @@ async fn spawn_main<'n>(
 ) -> Result<Main<'n>> {
     // Arguments that cannot be sent fail before any process starts.
     let args = request.args?;
+    let timeout = request.timeout;
     let (child, channel, slot) = spawn(nursery, name, options, Some(&request.name)).await?;
     Ok(Main {
         nursery,
@@ -289,6 +293,7 @@ async fn spawn_main<'n>(
         slot,
         func: request.name,
         args,
+        deadline: crate::deadline::for_call(timeout),
     })
 }
 
@@ -310,7 +315,13 @@ where
             let main = spawn_main(nursery, name, options, call.into_request()).await?;
             let inner = nursery.inner();
             inner
-                .run_main(&main.child, &main.func, &main.args, main.slot.clone())
+                .run_main(
+                    &main.child,
+                    &main.func,
+                    &main.args,
+                    main.deadline,
+                    main.slot.clone(),
+                )
                 .await;
             Ok(main.portal())
         })
@@ -341,6 +352,7 @@ where
                     &main.func,
                     &main.args,
                     window,
+                    main.deadline,
                     main.slot.clone(),
                 )
                 .await;

@@ -307,10 +307,11 @@ impl Inner {
         child: &Arc<ChildHandle>,
         func: &str,
         args: &[u8],
+        deadline: Option<tokio::time::Instant>,
         slot: Arc<ResultSlot>,
     ) {
         let pending = match child.channel() {
-            Some(channel) => channel.call(func, args).await,
+            Some(channel) => channel.call(func, args, deadline).await,
             None => Err(Error::Protocol("the child is not connected".into())),
         };
         self.mark_main_sent(child);
@@ -318,7 +319,7 @@ impl Inner {
         let child = child.clone();
         self.actor.tasks().spawn(async move {
             let answer = match pending {
-                Ok(pending) => pending.await,
+                Ok(pending) => pending.within(deadline).await,
                 Err(err) => Err(err),
             };
             slot.fill(settle(&child, answer).await);
@@ -335,11 +336,12 @@ impl Inner {
         func: &str,
         args: &[u8],
         window: u32,
+        first_by: Option<tokio::time::Instant>,
         slot: Arc<ResultSlot>,
     ) {
         let (on_end, ended) = tokio::sync::oneshot::channel();
         let opened = match child.channel() {
-            Some(channel) => RawStream::open(channel, func, args, window).await,
+            Some(channel) => RawStream::open(channel, func, args, window, first_by).await,
             None => Err(Error::Protocol("the child is not connected".into())),
         };
         let opened = opened.map(|mut stream| {

@@ -18,7 +18,9 @@ pub(crate) use result_slot::ResultSlot;
 
 use crate::actor::Actor;
 use crate::budget::{Budget, DEFAULT_GRACE};
-use crate::call::{Call, StreamCall};
+use crate::call::{Call, ContextCall, StreamCall, decode};
+use crate::context::ContextHandle;
+use crate::deadline;
 use crate::error::{Error, Result};
 use crate::ipc::Channel;
 use crate::stream::{RawStream, RemoteStream};
@@ -74,10 +76,22 @@ impl Portal {
     /// An `Err` the function returned, or a panic in it, comes back as
     /// [`Error::Remote`] with the error's type name, message and the actor
     /// it was raised in. Dropping the returned future cancels the call.
+    ///
+    /// With [`Call::timeout`] (or within a call being served with a
+    /// deadline), no answer in time is an `Err` with
+    /// [`Error::is_timeout`], once the remote task has been cancelled.
     pub async fn run<T: DeserializeOwned>(&self, call: Call<T>) -> Result<T> {
         let request = call.into_request();
         let args = request.args?;
-        let answer = self.channel.call(&request.name, &args).await?.await?;
+        let deadline = deadline::for_call(request.timeout);
+        let sending = self.channel.call(&request.name, &args, deadline);
+        let pending = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, sending)
+                .await
+                .map_err(|_| Error::Timeout)??,
+            None => sending.await?,
+        };
+        let answer = pending.within(deadline).await?;
         decode(&answer, &request.name)
     }
 
@@ -92,8 +106,93 @@ impl Portal {
         call: StreamCall<T>,
     ) -> Result<RemoteStream<T>> {
         let (request, window) = call.into_request();
-        let raw = RawStream::open(&self.channel, &request.name, &request.args?, window).await?;
+        let first_by = deadline::for_call(request.timeout);
+        let raw = RawStream::open(
+            &self.channel,
+            &request.name,
+            &request.args?,
+            window,
+            first_by,
+        )
+        .await?;
         Ok(RemoteStream::new(raw))
+    }
+
+    /// Opens a context with a `#[tractor::context]` function in the
+    /// remote actor: resolves once the function has called `started`, with
+    /// the handle of the context and the value it started with.
+    ///
+    /// An error the function raises (or its return) before `started`
+    /// comes back here instead, and so does [`Error::Timeout`] when a
+    /// [`ContextCall::timeout`] passes first (the function is then
+    /// cancelled).
+    ///
+    /// ```
+    /// use futures::{SinkExt, StreamExt};
+    ///
+    /// #[tractor::context]
+    /// async fn doubler(ctx: tractor::Context<u32, u64, u64>) -> tractor::Result<String> {
+    ///     ctx.started(2).await?;
+    ///     let mut stream = ctx.open_stream().await?;
+    ///     while let Some(n) = stream.next().await {
+    ///         stream.send(n? * 2).await?;
+    ///     }
+    ///     Ok("done".to_string())
+    /// }
+    ///
+    /// # async fn example(portal: tractor::Portal) -> tractor::Result<()> {
+    /// let (cx, factor) = portal.open_context(doubler::call()).await?;
+    /// assert_eq!(factor, 2);
+    /// let mut stream = cx.open_stream().await?;
+    /// stream.send(21).await?;
+    /// assert_eq!(stream.next().await.transpose()?, Some(42));
+    /// drop(stream);
+    /// assert_eq!(cx.result().await?, "done");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn open_context<S, I, O, T>(
+        &self,
+        call: ContextCall<S, I, O, T>,
+    ) -> Result<(ContextHandle<I, O, T>, S)>
+    where
+        S: DeserializeOwned,
+        I: serde::Serialize,
+        O: DeserializeOwned,
+        T: DeserializeOwned,
+    {
+        let (request, window) = call.into_request();
+        let args = request.args?;
+        let deadline = deadline::for_call(request.timeout);
+        let registering = self.channel.open_context(&request.name, &args, window);
+        let (opened, started) = match deadline {
+            None => registering.await?,
+            Some(deadline) => tokio::time::timeout_at(deadline, registering)
+                .await
+                .map_err(|_| Error::Timeout)??,
+        };
+        // From here on, dropping this future drops the handle, which
+        // cancels the function.
+        let handle = ContextHandle::new(self.channel.clone(), window, opened);
+        let started = match deadline {
+            None => started.await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, started).await {
+                Ok(started) => started,
+                Err(_) => {
+                    // Cancelled and acknowledged (or given up on after the
+                    // grace): the function is gone.
+                    let _ = handle.cancel().await;
+                    return Err(Error::Timeout);
+                }
+            },
+        };
+        let value = started.unwrap_or_else(|_| {
+            Err(Error::Disconnected {
+                actor: self.uid().clone(),
+            })
+        })?;
+        let value = decode(&value, &request.name)?;
+        Ok((handle, value))
     }
 
     /// Asks the remote actor to cancel: it cancels everything it runs
@@ -127,15 +226,6 @@ impl std::fmt::Debug for Portal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Portal").field("actor", self.uid()).finish()
     }
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8], call: &str) -> Result<T> {
-    postcard::from_bytes(payload).map_err(|err| {
-        Error::codec(
-            format!("the answer of {call} as {}", std::any::type_name::<T>()),
-            err,
-        )
-    })
 }
 
 /// The portal to an actor started with

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::ipc::Credit;
+use crate::ipc::channel::Direction;
 use crate::ipc::{Channel, frame};
 
 /// The sending end of a stream, given to a
@@ -60,7 +61,9 @@ impl<T: Serialize> StreamContext<T> {
         }
         self.raw
             .channel
-            .send_yield(self.raw.id, |buf| frame::encode_into(buf, &item))
+            .send_items(Direction::ToCaller, self.raw.id, 1, |buf| {
+                frame::encode_into(buf, &item)
+            })
             .await
     }
 }

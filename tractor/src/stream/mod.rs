@@ -7,6 +7,10 @@
 //! or takes a [`StreamContext<T>`] and pushes with `ctx.send_yield(v)`,
 //! possibly from several tasks at once.
 //!
+//! Items travel in batches, many to a frame, and are decoded in place
+//! ([`inbox`], [`outlet`], [`produce`]): a small item costs little more
+//! than its encoding and decoding.
+//!
 //! Each stream has its own credit window (`ipc::credit`), so many streams and
 //! calls share one channel without blocking one another, a fast producer
 //! cannot flood its consumer, and a slow consumer slows its producer.
@@ -14,6 +18,8 @@
 //! that fails or whose actor is cancelled ends the stream with an error.
 
 mod context;
+pub(crate) mod inbox;
+pub(crate) mod outlet;
 pub(crate) mod produce;
 mod remote;
 

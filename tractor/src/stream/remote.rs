@@ -1,25 +1,20 @@
-//! The consumer side of a stream: [`RemoteStream`].
-//!
-//! Items arrive from the channel's reader in runs on a queue that cannot
-//! grow past the window: the producer needs credit to send, and the reader
-//! fails a stream whose producer sends past it (see `ipc::credit`). Each item is decoded straight from the read buffer. Credit goes
-//! back in batches of half a window, so the producer is never idle waiting
-//! for it while the consumer keeps up.
+//! The consumer side of a stream: [`RemoteStream`], over an [`Inbox`]
+//! (where flow control and decoding live).
 
+use std::future::Future;
 use std::marker::PhantomData;
-use std::ops::Range;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
 use futures::Stream;
 use serde::de::DeserializeOwned;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::{Error, Result};
-use crate::ipc::credit::Granted;
-use crate::ipc::{Channel, Delivery};
+use crate::ipc::Channel;
+use crate::ipc::channel::Direction;
+use crate::stream::inbox::{Ended, Inbox};
 
 /// A stream of `T`s produced in another actor.
 ///
@@ -62,63 +57,53 @@ impl<T: DeserializeOwned> Stream for RemoteStream<T> {
     type Item = Result<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
-        let item = ready!(self.raw.poll_item(cx, |bytes| {
-            postcard::from_bytes(bytes).map_err(|err| {
-                Error::codec(
-                    format!("a stream item as {}", std::any::type_name::<T>()),
-                    err,
-                )
-            })
-        }));
-        Poll::Ready(item.map(|item| item.and_then(|decoded| decoded)))
+        self.raw.poll_next(cx)
     }
 }
 
 impl<T> std::fmt::Debug for RemoteStream<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteStream")
-            .field("actor", self.raw.channel.peer())
-            .field("id", &self.raw.id)
+            .field("actor", self.raw.inbox.channel().peer())
+            .field("id", &self.raw.inbox.id())
             .finish_non_exhaustive()
     }
 }
 
-/// A stream's undecoded items and its flow control.
+/// A stream call's items, untyped, and how it ends.
 pub(crate) struct RawStream {
-    channel: Channel,
-    id: u64,
-    items: mpsc::UnboundedReceiver<Delivery>,
-    /// What we allowed the producer so far.
-    granted: Arc<Granted>,
-    /// The run being read: the shared buffer and the items left in it.
-    run: Option<(Bytes, std::vec::IntoIter<Range<usize>>)>,
-    window: u32,
-    /// Items taken since credit was last returned.
-    taken: u32,
-    done: bool,
+    inbox: Inbox,
+    /// Until the first item (or the end) arrives: when the open times out.
+    first_by: Option<Pin<Box<Sleep>>>,
     /// Told how the stream ended (dropped unfinished: nothing is sent).
     on_end: Option<oneshot::Sender<Result<()>>>,
+    /// The remote function was told to stop (or is done).
+    stopped: bool,
 }
 
 impl RawStream {
-    /// Opens stream `func(args)` on `channel`.
+    /// Opens stream `func(args)` on `channel`; the first item must come
+    /// before `first_by`, if set.
     pub(crate) async fn open(
         channel: &Channel,
         func: &str,
         args: &[u8],
         window: u32,
+        first_by: Option<Instant>,
     ) -> Result<Self> {
         let (id, items, granted) = channel.open_stream(func, args, window).await?;
         Ok(RawStream {
-            channel: channel.clone(),
-            id,
-            items,
-            granted,
-            run: None,
-            window,
-            taken: 0,
-            done: false,
+            inbox: Inbox::new(
+                channel.clone(),
+                id,
+                Direction::ToCaller,
+                items,
+                granted,
+                window,
+            ),
+            first_by: first_by.map(|at| Box::pin(tokio::time::sleep_until(at))),
             on_end: None,
+            stopped: false,
         })
     }
 
@@ -127,61 +112,52 @@ impl RawStream {
         self.on_end = Some(on_end);
     }
 
-    /// The next item, given to `read` as its encoded bytes.
-    pub(crate) fn poll_item<R>(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut read: impl FnMut(&[u8]) -> R,
-    ) -> Poll<Option<Result<R>>> {
-        loop {
-            if self.done {
-                return Poll::Ready(None);
+    fn poll_next<T: DeserializeOwned>(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        if self.stopped && self.inbox.ended() == Ended::No {
+            return Poll::Ready(None);
+        }
+        let polled = self.inbox.poll_next(cx);
+        if polled.is_pending() {
+            if let Some(first_by) = &mut self.first_by {
+                ready!(first_by.as_mut().poll(cx));
+                self.first_by = None;
+                self.stop();
+                self.report(Err(Error::Timeout));
+                return Poll::Ready(Some(Err(Error::Timeout)));
             }
-            if let Some((chunk, items)) = &mut self.run {
-                if let Some(item) = items.next() {
-                    let value = read(&chunk[item]);
-                    self.took_one();
-                    return Poll::Ready(Some(Ok(value)));
-                }
-                self.run = None;
+            return Poll::Pending;
+        }
+        self.first_by = None;
+        let item = ready!(polled);
+        match (&item, self.inbox.ended()) {
+            (_, Ended::No) => {}
+            (Some(Err(error)), Ended::Broken) => {
+                let error = error.clone();
+                self.stop();
+                self.report(Err(error));
             }
-            match ready!(self.items.poll_recv(cx)) {
-                Some(Delivery::Items { chunk, items }) => {
-                    self.run = Some((chunk, items.into_iter()))
-                }
-                Some(Delivery::End) => {
-                    self.finish(Ok(()));
-                    return Poll::Ready(None);
-                }
-                Some(Delivery::Failed(error)) => {
-                    self.finish(Err(error.clone()));
-                    return Poll::Ready(Some(Err(error)));
-                }
-                // The channel dropped the queue without a word: only when
-                // it closed under us.
-                None => {
-                    let error = Error::Disconnected {
-                        actor: self.channel.peer().clone(),
-                    };
-                    self.finish(Err(error.clone()));
-                    return Poll::Ready(Some(Err(error)));
-                }
+            (Some(Err(error)), Ended::Yes) => {
+                let error = error.clone();
+                self.stopped = true;
+                self.report(Err(error));
             }
+            (_, _) => {
+                self.stopped = true;
+                self.report(Ok(()));
+            }
+        }
+        Poll::Ready(item)
+    }
+
+    /// Tells the remote function to stop.
+    fn stop(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            self.inbox.channel().abandon(self.inbox.id());
         }
     }
 
-    /// Counts a taken item, returning credit every half window.
-    fn took_one(&mut self) {
-        self.taken += 1;
-        if self.taken >= self.window.div_ceil(2) {
-            self.granted.grant(self.taken);
-            self.channel.send_credit(self.id, self.taken);
-            self.taken = 0;
-        }
-    }
-
-    fn finish(&mut self, outcome: Result<()>) {
-        self.done = true;
+    fn report(&mut self, outcome: Result<()>) {
         if let Some(on_end) = self.on_end.take() {
             let _ = on_end.send(outcome);
         }
@@ -189,17 +165,16 @@ impl RawStream {
 
     /// Reads and discards the rest of the stream.
     pub(crate) async fn drain(mut self) {
-        while std::future::poll_fn(|cx| self.poll_item(cx, |_| ()))
-            .await
-            .is_some()
-        {}
+        if !self.stopped {
+            let outcome = self.inbox.drain().await;
+            self.stopped = true;
+            self.report(outcome);
+        }
     }
 }
 
 impl Drop for RawStream {
     fn drop(&mut self) {
-        if !self.done {
-            self.channel.abandon(self.id);
-        }
+        self.stop();
     }
 }

@@ -1,0 +1,6 @@
+#[tractor::context]
+async fn hello() -> String {
+    "hello".to_string()
+}
+
+fn main() {}
