@@ -86,11 +86,13 @@ pub enum Msg<'a> {
         id: u64,
         func: &'a str,
         window: u32,
+        window_bytes: u32,
     },
     OpenContext {
         id: u64,
         func: &'a str,
         window: u32,
+        window_bytes: u32,
     },
     Return {
         id: u64,
@@ -117,10 +119,12 @@ pub enum Msg<'a> {
     Credit {
         id: u64,
         n: u32,
+        bytes: u32,
     },
     PushCredit {
         id: u64,
         n: u32,
+        bytes: u32,
     },
     Error {
         id: u64,

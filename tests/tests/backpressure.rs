@@ -116,12 +116,20 @@ fn a_consumer_that_stops_reading_keeps_the_producer_bounded() {
             id: 1,
             func: "sink::firehose",
             window: u32::MAX,
+            window_bytes: u32::MAX,
         },
         &postcard::to_allocvec(&(64u32 * 1024,)).unwrap(),
     );
     stream.write_all(&open).unwrap();
     stream
-        .write_all(&message(&Msg::Credit { id: 1, n: u32::MAX }, &[]))
+        .write_all(&message(
+            &Msg::Credit {
+                id: 1,
+                n: u32::MAX,
+                bytes: u32::MAX,
+            },
+            &[],
+        ))
         .unwrap();
     let first = read_frame(&mut stream).expect("the stream starts");
     let (msg, _): (Msg<'_>, &[u8]) = postcard::take_from_bytes(&first).unwrap();
@@ -137,6 +145,42 @@ fn a_consumer_that_stops_reading_keeps_the_producer_bounded() {
 
 #[test]
 fn a_producer_that_ignores_credit_loses_its_stream_not_its_channel() {
+    // Ten items on a window of four: the fifth is one too many.
+    overrun(
+        |id| {
+            (0..10u64)
+                .flat_map(|n| {
+                    message(
+                        &Msg::Yield { id, n: 1 },
+                        &postcard::to_allocvec(&n).unwrap(),
+                    )
+                })
+                .collect()
+        },
+        "5 items with credit for 4",
+    );
+}
+
+#[test]
+fn a_producer_that_ignores_byte_credit_loses_its_stream_not_its_channel() {
+    // Two frames of one item each, well within the window of four items,
+    // but the first overshoots the 1 KiB byte window (as a batch may):
+    // the second had no credit to start on.
+    overrun(
+        |id| {
+            let mut burst = message(&Msg::Yield { id, n: 1 }, &[0u8; 1500]);
+            burst.extend(message(&Msg::Yield { id, n: 1 }, &[2]));
+            burst
+        },
+        "a batch after 1500 bytes with credit for 1024 bytes",
+    );
+}
+
+/// Mallory registers with the root, which then consumes her stream
+/// `mallory::numbers` (a window of 4 items and 1 KiB) over the channel she
+/// opened; she answers with `burst(id)`. The stream must fail with a
+/// message holding `expected`, and the channel live on.
+fn overrun(burst: impl Fn(u64) -> Vec<u8>, expected: &str) {
     let mut sink = sink();
     // Mallory registers with the root, which then consumes her stream over
     // the channel she opened.
@@ -145,22 +189,17 @@ fn a_producer_that_ignores_credit_loses_its_stream_not_its_channel() {
     sink.command("consume mallory");
     let opened = read_frame(&mut mallory).expect("the root opens the stream");
     let (msg, _): (Msg<'_>, &[u8]) = postcard::take_from_bytes(&opened).unwrap();
-    let Msg::OpenStream { id, func, window } = msg else {
+    let Msg::OpenStream {
+        id, func, window, ..
+    } = msg
+    else {
         panic!("expected the stream to open, got {msg:?}");
     };
     assert_eq!((func, window), ("mallory::numbers", 4));
-    // Ten items on a window of four.
-    let mut burst = Vec::new();
-    for n in 0..10u64 {
-        burst.extend(message(
-            &Msg::Yield { id, n: 1 },
-            &postcard::to_allocvec(&n).unwrap(),
-        ));
-    }
-    mallory.write_all(&burst).unwrap();
+    mallory.write_all(&burst(id)).unwrap();
     let outcome = sink.line();
     assert!(
-        outcome.contains("protocol error") && outcome.contains("with credit for 4"),
+        outcome.contains("protocol error") && outcome.contains(expected),
         "the stream failed for overrunning its credit: {outcome}"
     );
     // The channel lives on: the root's next call arrives on it (after the

@@ -224,8 +224,22 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
                 },
                 &[],
             ),
-            message(&Msg::Credit { id: 6, n: u32::MAX }, &[]),
-            message(&Msg::Credit { id: 6, n: u32::MAX }, &[]),
+            message(
+                &Msg::Credit {
+                    id: 6,
+                    n: u32::MAX,
+                    bytes: u32::MAX,
+                },
+                &[],
+            ),
+            message(
+                &Msg::Credit {
+                    id: 6,
+                    n: u32::MAX,
+                    bytes: u32::MAX,
+                },
+                &[],
+            ),
             message(&Msg::Cancel { id: 77 }, &[]),
         ];
         for attack in &harmless {
@@ -256,6 +270,7 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
                     id: 12,
                     func: "sink::echo",
                     window: 1,
+                    window_bytes: 1024,
                 },
                 &[0],
             ),

@@ -111,6 +111,27 @@ async fn produced() -> u64 {
     PRODUCED.load(Ordering::SeqCst)
 }
 
+/// Chunks made so far by `counted_chunks_forever` in this actor.
+static PRODUCED_CHUNKS: AtomicU64 = AtomicU64::new(0);
+
+/// Yields `size`-byte chunks as fast as it is allowed to, forever,
+/// counting what it made.
+#[tractor::stream]
+fn counted_chunks_forever(size: usize) -> impl Stream<Item = bytes::Bytes> {
+    let chunk = bytes::Bytes::from(vec![7u8; size]);
+    async_stream::stream! {
+        loop {
+            PRODUCED_CHUNKS.fetch_add(1, Ordering::SeqCst);
+            yield chunk.clone();
+        }
+    }
+}
+
+#[tractor::rpc]
+async fn produced_chunks() -> u64 {
+    PRODUCED_CHUNKS.load(Ordering::SeqCst)
+}
+
 /// Returns once no `counted_forever` producer is alive in this actor.
 #[tractor::rpc]
 async fn no_live_producers() {
@@ -352,6 +373,44 @@ async fn a_slow_consumer_bounds_what_a_fast_producer_buffers() -> tractor::Resul
         assert!(
             produced >= taken + u64::from(WINDOW / 2),
             "produced {produced} for {taken} taken (window {WINDOW})"
+        );
+        drop(stream);
+        producer.cancel_actor().await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Large items are bounded by the byte window, not the item window: a
+/// producer of 16 KiB chunks with room for 1000 items but 64 KiB is at
+/// most 64 KiB (plus the one item a batch may overshoot by) ahead.
+#[tractor::test]
+async fn the_byte_window_bounds_what_large_items_buffer() -> tractor::Result<()> {
+    const CHUNK: usize = 16 * 1024;
+    const BYTES: u32 = 64 * 1024;
+    let ahead = u64::from(BYTES) / CHUNK as u64 + 1;
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let producer = daemon(n, "chunker").await?;
+        let call = counted_chunks_forever::call(CHUNK)
+            .window(1000)
+            .window_bytes(BYTES);
+        let mut stream = producer.open_stream(call).await?;
+        let mut taken = 0u64;
+        for _ in 0..30 {
+            assert_eq!(stream.next().await.unwrap()?.len(), CHUNK);
+            taken += 1;
+            // The consumer's own pace: one item per 10 ms.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let produced = producer.run(produced_chunks::call()).await?;
+            assert!(
+                produced <= taken + ahead,
+                "produced {produced} while the consumer took {taken} ({BYTES} bytes of room)"
+            );
+        }
+        let produced = producer.run(produced_chunks::call()).await?;
+        assert!(
+            produced > taken,
+            "the producer kept ahead: produced {produced} for {taken} taken"
         );
         drop(stream);
         producer.cancel_actor().await?;

@@ -14,10 +14,20 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::ipc::credit::Window;
 
 /// The default stream window: how many items a producer may send ahead of
 /// its consumer (see [`StreamCall::window`]).
-pub const DEFAULT_WINDOW: u32 = 1024;
+pub const DEFAULT_WINDOW: u32 = 16 * 1024;
+
+/// The default stream window in bytes: how many bytes of items a producer
+/// may send ahead of its consumer (see [`StreamCall::window_bytes`]).
+pub const DEFAULT_WINDOW_BYTES: u32 = 1024 * 1024;
+
+const DEFAULT: Window = Window {
+    items: DEFAULT_WINDOW,
+    bytes: DEFAULT_WINDOW_BYTES,
+};
 
 /// Decodes the answer of `call` (its payload) as a `T`.
 pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8], call: &str) -> Result<T> {
@@ -174,7 +184,7 @@ impl<T> fmt::Debug for Call<T> {
 #[must_use = "a StreamCall does nothing until passed to Portal::open_stream or run_in_actor"]
 pub struct StreamCall<T> {
     request: Request,
-    window: u32,
+    window: Window,
     _output: PhantomData<fn() -> T>,
 }
 
@@ -184,7 +194,7 @@ impl<T> StreamCall<T> {
     pub fn by_name<A: Serialize>(name: impl Into<Cow<'static, str>>, args: &A) -> Self {
         StreamCall {
             request: Request::new(name.into(), args),
-            window: DEFAULT_WINDOW,
+            window: DEFAULT,
             _output: PhantomData,
         }
     }
@@ -193,7 +203,7 @@ impl<T> StreamCall<T> {
     pub(crate) fn encoded(name: &'static str, args: std::result::Result<Vec<u8>, String>) -> Self {
         StreamCall {
             request: Request::encoded(name.into(), args),
-            window: DEFAULT_WINDOW,
+            window: DEFAULT,
             _output: PhantomData,
         }
     }
@@ -203,7 +213,7 @@ impl<T> StreamCall<T> {
     /// small items faster; a smaller one bounds the memory a fast producer
     /// can fill in its consumer.
     pub fn window(mut self, items: u32) -> Self {
-        self.window = items.max(1);
+        self.window.items = items.max(1);
         self
     }
 
@@ -218,7 +228,17 @@ impl<T> StreamCall<T> {
 
     /// The flow-control window, in items.
     pub fn window_size(&self) -> u32 {
-        self.window
+        self.window.items
+    }
+
+    /// How many bytes of items the producer may send before the consumer
+    /// takes them (at least 1; default [`DEFAULT_WINDOW_BYTES`]); with
+    /// the item window, what bounds the memory a stream can fill. A batch
+    /// may go past it by one frame: an item larger than the window still
+    /// goes, alone.
+    pub fn window_bytes(mut self, bytes: u32) -> Self {
+        self.window.bytes = bytes.max(1);
+        self
     }
 
     /// The function's wire name.
@@ -226,7 +246,7 @@ impl<T> StreamCall<T> {
         &self.request.name
     }
 
-    pub(crate) fn into_request(self) -> (Request, u32) {
+    pub(crate) fn into_request(self) -> (Request, Window) {
         (self.request, self.window)
     }
 }
@@ -236,7 +256,8 @@ impl<T> fmt::Debug for StreamCall<T> {
         f.debug_struct("StreamCall")
             .field("name", &self.request.name)
             .field("item", &std::any::type_name::<T>())
-            .field("window", &self.window)
+            .field("window", &self.window.items)
+            .field("window_bytes", &self.window.bytes)
             .finish_non_exhaustive()
     }
 }
@@ -260,7 +281,7 @@ impl<T> fmt::Debug for StreamCall<T> {
 #[must_use = "a ContextCall does nothing until passed to Portal::open_context"]
 pub struct ContextCall<S, I, O, T> {
     request: Request,
-    window: u32,
+    window: Window,
     _types: PhantomData<ContextTypes<S, I, O, T>>,
 }
 
@@ -274,7 +295,7 @@ impl<S, I, O, T> ContextCall<S, I, O, T> {
     pub fn by_name<A: Serialize>(name: impl Into<Cow<'static, str>>, args: &A) -> Self {
         ContextCall {
             request: Request::new(name.into(), args),
-            window: DEFAULT_WINDOW,
+            window: DEFAULT,
             _types: PhantomData,
         }
     }
@@ -283,7 +304,7 @@ impl<S, I, O, T> ContextCall<S, I, O, T> {
     pub(crate) fn encoded(name: &'static str, args: std::result::Result<Vec<u8>, String>) -> Self {
         ContextCall {
             request: Request::encoded(name.into(), args),
-            window: DEFAULT_WINDOW,
+            window: DEFAULT,
             _types: PhantomData,
         }
     }
@@ -291,13 +312,23 @@ impl<S, I, O, T> ContextCall<S, I, O, T> {
     /// How many items each side may send before the other takes them (at
     /// least 1; default [`DEFAULT_WINDOW`]), in both directions.
     pub fn window(mut self, items: u32) -> Self {
-        self.window = items.max(1);
+        self.window.items = items.max(1);
         self
     }
 
     /// The flow-control window, in items.
     pub fn window_size(&self) -> u32 {
-        self.window
+        self.window.items
+    }
+
+    /// How many bytes of items the producer may send before the consumer
+    /// takes them (at least 1; default [`DEFAULT_WINDOW_BYTES`]); with
+    /// the item window, what bounds the memory a stream can fill. A batch
+    /// may go past it by one frame: an item larger than the window still
+    /// goes, alone.
+    pub fn window_bytes(mut self, bytes: u32) -> Self {
+        self.window.bytes = bytes.max(1);
+        self
     }
 
     /// Bounds the open: the function must call `started` within
@@ -314,7 +345,7 @@ impl<S, I, O, T> ContextCall<S, I, O, T> {
         &self.request.name
     }
 
-    pub(crate) fn into_request(self) -> (Request, u32) {
+    pub(crate) fn into_request(self) -> (Request, Window) {
         (self.request, self.window)
     }
 }
@@ -327,7 +358,8 @@ impl<S, I, O, T> fmt::Debug for ContextCall<S, I, O, T> {
             .field("sends", &std::any::type_name::<I>())
             .field("receives", &std::any::type_name::<O>())
             .field("output", &std::any::type_name::<T>())
-            .field("window", &self.window)
+            .field("window", &self.window.items)
+            .field("window_bytes", &self.window.bytes)
             .finish_non_exhaustive()
     }
 }

@@ -94,7 +94,7 @@ macro_rules! remote_functions_are_free_functions {
 
 pub use actor::{Actor, current_actor};
 pub use auth::{SECRET_ENV, SECRET_FILE_ENV};
-pub use call::{Call, ContextCall, DEFAULT_WINDOW, StreamCall};
+pub use call::{Call, ContextCall, DEFAULT_WINDOW, DEFAULT_WINDOW_BYTES, StreamCall};
 pub use context::{Context, ContextHandle, MsgStream};
 pub use deadline::current_deadline;
 pub use discovery::{find_actor, get_registrar, wait_for_actor};

@@ -3,7 +3,8 @@
 //!
 //! - `ping`: calls the victim and prints `pong <n>`;
 //! - `consume <name>`: the root finds actor `<name>` (an attacker that
-//!   registered), reads its stream `mallory::numbers` with a window of 4,
+//!   registered), reads its stream `mallory::numbers` with a window of 4
+//!   items and 1 KiB,
 //!   and prints `consumed <n> items, then <error or end>`; then it calls
 //!   `mallory::answer` and prints `answer <result>`.
 //!
@@ -45,8 +46,9 @@ async fn consume(name: &str) -> tractor::Result<()> {
         println!("consumed nothing: {name} is not registered");
         return Ok(());
     };
-    let numbers: tractor::StreamCall<u64> =
-        tractor::StreamCall::by_name("mallory::numbers", &()).window(4);
+    let numbers: tractor::StreamCall<u64> = tractor::StreamCall::by_name("mallory::numbers", &())
+        .window(4)
+        .window_bytes(1024);
     let mut items = mallory.open_stream(numbers).await?;
     let mut count = 0;
     let mut end = "the end".to_string();

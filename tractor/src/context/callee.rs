@@ -14,7 +14,7 @@ use crate::context::MsgStream;
 use crate::context::msg_stream::{EndDeferral, Owner, Side, Unopened};
 use crate::error::{Error, Result};
 use crate::ipc::channel::Direction;
-use crate::ipc::credit::Granted;
+use crate::ipc::credit::{Granted, Window};
 use crate::ipc::{Channel, Credit, Delivery, frame};
 
 /// What a `#[tractor::context]` function is given: its side of the
@@ -53,7 +53,7 @@ pub(crate) struct RawDialog(Arc<Dialog>);
 struct Dialog {
     channel: Channel,
     id: u64,
-    window: u32,
+    window: Window,
     /// What the caller lets us send.
     credit: Arc<Credit>,
     started: AtomicBool,
@@ -80,7 +80,7 @@ impl RawDialog {
     pub(crate) fn new(
         channel: Channel,
         id: u64,
-        window: u32,
+        window: Window,
         credit: Arc<Credit>,
         items: mpsc::UnboundedReceiver<Delivery>,
         granted: Arc<Granted>,

@@ -14,6 +14,7 @@ use crate::context::MsgStream;
 use crate::context::msg_stream::{Owner, Side, Unopened};
 use crate::error::{Error, Result};
 use crate::ipc::channel::{ContextOpened, Direction};
+use crate::ipc::credit::Window;
 use crate::ipc::{Channel, Credit};
 use crate::uid::ActorUid;
 
@@ -31,7 +32,7 @@ pub struct ContextHandle<I, O, T> {
 struct Shared {
     channel: Channel,
     id: u64,
-    window: u32,
+    window: Window,
     credit: Arc<Credit>,
     stream: Unopened,
     result: tokio::sync::Mutex<Outcome>,
@@ -73,7 +74,7 @@ impl Drop for Shared {
 
 impl<I, O, T> ContextHandle<I, O, T> {
     /// The handle of the context `opened`, whose `started` already came.
-    pub(crate) fn new(channel: Channel, window: u32, opened: ContextOpened) -> Self {
+    pub(crate) fn new(channel: Channel, window: Window, opened: ContextOpened) -> Self {
         let ContextOpened {
             id,
             result,

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::ipc::channel::Direction;
-use crate::ipc::credit::Granted;
+use crate::ipc::credit::{Granted, Window};
 use crate::ipc::{Channel, Credit, Delivery};
 use crate::stream::inbox::Inbox;
 use crate::stream::outlet::Outlet;
@@ -97,7 +97,7 @@ pub(crate) type Unopened = Mutex<Option<(mpsc::UnboundedReceiver<Delivery>, Arc<
 pub(crate) struct Side<'a> {
     pub(crate) channel: &'a Channel,
     pub(crate) id: u64,
-    pub(crate) window: u32,
+    pub(crate) window: Window,
     /// Which way this side's items go.
     pub(crate) sends: Direction,
     /// What the other side lets this one send.

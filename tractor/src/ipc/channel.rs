@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::ipc::credit::{Credit, Granted};
+use crate::ipc::credit::{Credit, Granted, Window};
 use crate::ipc::handshake::Opened;
 use crate::ipc::limits::{Admission, Limits};
 use crate::ipc::msg::{Handshake, Msg, WireError};
@@ -40,10 +40,10 @@ use crate::uid::ActorUid;
 pub(crate) enum CallKind {
     /// One answer, wanted within `timeout` if set.
     Unary { timeout: Option<Duration> },
-    /// A stream; the consumer grants `window` items of credit up front.
-    Stream { window: u32 },
-    /// A context; each side grants the other `window` items up front.
-    Context { window: u32 },
+    /// A stream; the consumer grants `window` of credit up front.
+    Stream { window: Window },
+    /// A context; each side grants the other `window` up front.
+    Context { window: Window },
 }
 
 /// A call the peer made, admitted and ready to serve.
@@ -430,7 +430,7 @@ impl Channel {
         &self,
         func: &str,
         args: &[u8],
-        window: u32,
+        window: Window,
     ) -> Result<(u64, mpsc::UnboundedReceiver<Delivery>, Arc<Granted>), Error> {
         let (tx, items) = mpsc::unbounded_channel();
         let granted = Arc::new(Granted::new(window));
@@ -442,7 +442,12 @@ impl Channel {
             .request(
                 func,
                 Waiter::Stream(sink),
-                |id| Msg::OpenStream { id, func, window },
+                |id| Msg::OpenStream {
+                    id,
+                    func,
+                    window: window.items,
+                    window_bytes: window.bytes,
+                },
                 |buf| {
                     buf.extend_from_slice(args);
                     Ok(())
@@ -459,7 +464,7 @@ impl Channel {
         &self,
         func: &str,
         args: &[u8],
-        window: u32,
+        window: Window,
     ) -> Result<(ContextOpened, oneshot::Receiver<Result<Bytes, Error>>), Error> {
         let (started_tx, started) = oneshot::channel();
         let (result_tx, result) = oneshot::channel();
@@ -480,7 +485,12 @@ impl Channel {
             .request(
                 func,
                 Waiter::Context(waiter),
-                |id| Msg::OpenContext { id, func, window },
+                |id| Msg::OpenContext {
+                    id,
+                    func,
+                    window: window.items,
+                    window_bytes: window.bytes,
+                },
                 |buf| {
                     buf.extend_from_slice(args);
                     Ok(())
@@ -588,10 +598,11 @@ impl Channel {
         }
     }
 
-    /// The function of our context `id` took `n` more of our items.
-    pub(crate) fn push_credit(&self, id: u64, n: u32) {
+    /// The function of our context `id` took `n` more of our items, of
+    /// `bytes` bytes.
+    pub(crate) fn push_credit(&self, id: u64, n: u32, bytes: u32) {
         if let Some(Waiter::Context(waiter)) = self.lock_calls().pending.get(&id) {
-            waiter.credit.grant(n);
+            waiter.credit.grant(n, bytes);
         }
     }
 
@@ -666,11 +677,11 @@ impl Channel {
     }
 
     /// Grants the sender of the items flowing `direction` on call `id` `n`
-    /// more.
-    pub(crate) fn send_credit(&self, direction: Direction, id: u64, n: u32) {
+    /// more items and `bytes` more bytes.
+    pub(crate) fn send_credit(&self, direction: Direction, id: u64, n: u32, bytes: u32) {
         match direction {
-            Direction::ToCaller => self.send(&Msg::Credit { id, n }, |_| Ok(())),
-            Direction::ToCallee => self.send(&Msg::PushCredit { id, n }, |_| Ok(())),
+            Direction::ToCaller => self.send(&Msg::Credit { id, n, bytes }, |_| Ok(())),
+            Direction::ToCallee => self.send(&Msg::PushCredit { id, n, bytes }, |_| Ok(())),
         }
     }
 
@@ -705,11 +716,12 @@ impl Channel {
         }
     }
 
-    /// The peer consumed `n` more items of our stream `id`.
-    pub(crate) fn credit_served(&self, id: u64, n: u32) {
+    /// The peer consumed `n` more items of our stream `id`, of `bytes`
+    /// bytes.
+    pub(crate) fn credit_served(&self, id: u64, n: u32, bytes: u32) {
         let calls = self.lock_calls();
         if let Some(credit) = calls.serving.get(&id).and_then(|s| s.credit.as_ref()) {
-            credit.grant(n);
+            credit.grant(n, bytes);
         }
     }
 

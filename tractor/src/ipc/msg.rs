@@ -35,20 +35,23 @@ pub(crate) enum Msg<'a> {
         timeout_ms: Option<u32>,
     },
     /// Open stream `id` from remote function `func`, granting `window`
-    /// items of credit; payload: the arguments.
+    /// items and `window_bytes` bytes of credit; payload: the arguments.
     OpenStream {
         id: u64,
         #[serde(borrow)]
         func: &'a str,
         window: u32,
+        window_bytes: u32,
     },
     /// Open context `id` with remote function `func`, each side granting
-    /// the other `window` items of credit; payload: the arguments.
+    /// the other `window` items and `window_bytes` bytes of credit;
+    /// payload: the arguments.
     OpenContext {
         id: u64,
         #[serde(borrow)]
         func: &'a str,
         window: u32,
+        window_bytes: u32,
     },
     /// Call `id` returned (a context: its function did); payload: the value.
     Return { id: u64 },
@@ -65,11 +68,12 @@ pub(crate) enum Msg<'a> {
     /// The caller of context `id` sends no more items (`hangup`: and reads
     /// none).
     PushEnd { id: u64, hangup: bool },
-    /// The consumer of stream (or context) `id` took `n` more items: the
-    /// function may send `n` more.
-    Credit { id: u64, n: u32 },
-    /// The function of context `id` took `n` more of its caller's items.
-    PushCredit { id: u64, n: u32 },
+    /// The consumer of stream (or context) `id` took `n` more items, of
+    /// `bytes` bytes: the function may send as many more.
+    Credit { id: u64, n: u32, bytes: u32 },
+    /// The function of context `id` took `n` more of its caller's items,
+    /// of `bytes` bytes.
+    PushCredit { id: u64, n: u32, bytes: u32 },
     /// Call, stream or context `id` failed; payload: a [`WireError`].
     Error { id: u64 },
     /// The caller gave up on call (or stream, or context) `id`; the

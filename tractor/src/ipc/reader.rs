@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::budget::MAX_GRACE;
 use crate::error::Error;
 use crate::ipc::channel::{CallKind, Channel, Delivery, Direction, Inbound, Incoming, StreamSink};
+use crate::ipc::credit::Window;
 use crate::ipc::frame::{self, MAX_FRAME};
 use crate::ipc::limits::Admission;
 use crate::ipc::msg::{Msg, WireError};
@@ -82,8 +83,6 @@ struct Run {
     direction: Direction,
     id: u64,
     batches: Vec<(Range<usize>, u32)>,
-    /// How many items the batches hold.
-    items: u64,
     /// Where the run ends in the buffer.
     end: usize,
 }
@@ -129,7 +128,6 @@ fn drain(
             match &mut run {
                 Some(run) if run.id == id && run.direction == direction => {
                     run.batches.push(batch);
-                    run.items += u64::from(n);
                     run.end = at + 4 + len;
                     continue;
                 }
@@ -139,7 +137,6 @@ fn drain(
                         direction,
                         id,
                         batches: vec![batch],
-                        items: n.into(),
                         end: at + 4 + len,
                     });
                     continue;
@@ -208,11 +205,13 @@ impl Streams {
         }
         match &self.sink {
             Some(sink) => {
-                if let Err((received, allowed)) = sink.granted.receive(run.items) {
+                let overrun = run.batches.iter().find_map(|(range, n)| {
+                    sink.granted.receive((*n).into(), range.len() as u64).err()
+                });
+                if let Some(overrun) = overrun {
                     self.sink = None;
                     let error = Error::Protocol(format!(
-                        "the sender of stream {} sent {received} items with credit for \
-                         {allowed}; the stream was failed",
+                        "the sender of stream {} sent {overrun}; the stream was failed",
                         run.id
                     ));
                     tracing::error!(peer = %channel.peer(), "{error}");
@@ -270,22 +269,42 @@ fn dispatch(
                 admission: admitted(id)?,
             },
         )?,
-        Msg::OpenStream { id, func, window } => inbound.call(
+        Msg::OpenStream {
+            id,
+            func,
+            window,
+            window_bytes,
+        } => inbound.call(
             channel,
             Incoming {
                 id,
                 func,
-                kind: CallKind::Stream { window },
+                kind: CallKind::Stream {
+                    window: Window {
+                        items: window,
+                        bytes: window_bytes,
+                    },
+                },
                 args: payload,
                 admission: admitted(id)?,
             },
         )?,
-        Msg::OpenContext { id, func, window } => inbound.call(
+        Msg::OpenContext {
+            id,
+            func,
+            window,
+            window_bytes,
+        } => inbound.call(
             channel,
             Incoming {
                 id,
                 func,
-                kind: CallKind::Context { window },
+                kind: CallKind::Context {
+                    window: Window {
+                        items: window,
+                        bytes: window_bytes,
+                    },
+                },
                 args: payload,
                 admission: admitted(id)?,
             },
@@ -305,8 +324,8 @@ fn dispatch(
             streams.forget(Direction::ToCallee, id);
             channel.end_push(id, hangup);
         }
-        Msg::Credit { id, n } => channel.credit_served(id, n),
-        Msg::PushCredit { id, n } => channel.push_credit(id, n),
+        Msg::Credit { id, n, bytes } => channel.credit_served(id, n, bytes),
+        Msg::PushCredit { id, n, bytes } => channel.push_credit(id, n, bytes),
         Msg::Error { id } => {
             streams.forget(Direction::ToCaller, id);
             let error = postcard::from_bytes::<WireError>(&payload).map_err(|err| {

@@ -23,6 +23,7 @@ use super::msg::{Handshake, Msg, WireError};
 use super::reader;
 use super::transport::Stream;
 use crate::auth::Secret;
+use crate::ipc::credit::Window;
 use crate::uid::ActorUid;
 
 /// Splits `data` into frames and decodes each every way a peer's frame is
@@ -86,8 +87,12 @@ pub(crate) fn drive(data: &[u8]) -> bool {
         // A call (id 1), a stream (id 2) and a context (id 3) of ours, for
         // the bytes to answer.
         let call = channel.call("fuzz::call", &[], None).await;
-        let stream = channel.open_stream("fuzz::stream", &[], 4).await;
-        let context = channel.open_context("fuzz::context", &[], 4).await;
+        let window = Window {
+            items: 4,
+            bytes: 64,
+        };
+        let stream = channel.open_stream("fuzz::stream", &[], window).await;
+        let context = channel.open_context("fuzz::context", &[], window).await;
         let _ = theirs.write_all(data).await;
         let _ = theirs.shutdown().await;
         ended &= tokio::time::timeout(Duration::from_secs(1), channel.closed())

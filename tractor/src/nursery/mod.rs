@@ -335,7 +335,7 @@ impl Inner {
         child: &Arc<ChildHandle>,
         func: &str,
         args: &[u8],
-        window: u32,
+        window: crate::ipc::credit::Window,
         first_by: Option<tokio::time::Instant>,
         slot: Arc<ResultSlot>,
     ) {

@@ -59,12 +59,19 @@ impl<T: Serialize> StreamContext<T> {
         if !self.raw.credit.take().await {
             return Err(Error::Cancelled);
         }
-        self.raw
+        let mut size = 0;
+        let sent = self
+            .raw
             .channel
             .send_items(Direction::ToCaller, self.raw.id, 1, |buf| {
-                frame::encode_into(buf, &item)
+                let start = buf.len();
+                frame::encode_into(buf, &item)?;
+                size = buf.len() - start;
+                Ok(())
             })
-            .await
+            .await;
+        self.raw.credit.spend_bytes(size);
+        sent
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::ipc::channel::Direction;
-use crate::ipc::credit::Granted;
+use crate::ipc::credit::{Granted, Window};
 use crate::ipc::{Channel, Delivery};
 
 /// How a stream's receiving half ended.
@@ -49,9 +49,10 @@ pub(crate) struct Inbox {
     at: usize,
     end: usize,
     left: u32,
-    window: u32,
-    /// Items taken since credit was last returned.
+    window: Window,
+    /// Items (and their bytes) taken since credit was last returned.
     taken: u32,
+    taken_bytes: u32,
     ended: Ended,
 }
 
@@ -62,7 +63,7 @@ impl Inbox {
         direction: Direction,
         items: mpsc::UnboundedReceiver<Delivery>,
         granted: Arc<Granted>,
-        window: u32,
+        window: Window,
     ) -> Self {
         Inbox {
             channel,
@@ -77,6 +78,7 @@ impl Inbox {
             left: 0,
             window,
             taken: 0,
+            taken_bytes: 0,
             ended: Ended::No,
         }
     }
@@ -126,7 +128,7 @@ impl Inbox {
                     Ok((value, used)) => {
                         self.at += used;
                         self.left -= 1;
-                        self.took(1);
+                        self.took(1, used);
                         Ok(value)
                     }
                     Err(error) => self.broken(error),
@@ -188,15 +190,21 @@ impl Inbox {
         Err(error)
     }
 
-    /// Counts `n` taken items, returning credit every half window.
+    /// Counts `n` taken items of `bytes` bytes, returning credit every
+    /// half window (of items or of bytes).
     #[inline]
-    fn took(&mut self, n: u32) {
+    fn took(&mut self, n: u32, bytes: usize) {
         self.taken = self.taken.saturating_add(n);
-        if self.taken >= self.window.div_ceil(2) {
-            self.granted.grant(self.taken);
-            self.channel
-                .send_credit(self.direction, self.id, self.taken);
-            self.taken = 0;
+        self.taken_bytes = self
+            .taken_bytes
+            .saturating_add(u32::try_from(bytes).unwrap_or(u32::MAX));
+        if self.taken >= self.window.items.div_ceil(2)
+            || self.taken_bytes >= self.window.bytes.div_ceil(2)
+        {
+            let (n, bytes) = (self.taken, self.taken_bytes);
+            self.granted.grant(n, bytes);
+            self.channel.send_credit(self.direction, self.id, n, bytes);
+            (self.taken, self.taken_bytes) = (0, 0);
         }
     }
 
@@ -210,8 +218,9 @@ impl Inbox {
                 }
                 if self.left > 0 {
                     let left = std::mem::take(&mut self.left);
+                    let bytes = self.end - self.at;
                     self.at = self.end;
-                    self.took(left);
+                    self.took(left, bytes);
                 }
                 if let Some((range, n)) = self.batches.next() {
                     (self.at, self.end, self.left) = (range.start, range.end, n);

@@ -36,6 +36,11 @@ pub(crate) struct Outlet {
     batch: BytesMut,
     /// Items in `batch`.
     n: u32,
+    /// The batch may grow to this many bytes before it must go: the bytes
+    /// left when credit was last looked at (they only grow meanwhile), at
+    /// most [`BATCH_BYTES`]. Kept here so that an item costs no atomic
+    /// operation.
+    fill_to: usize,
     /// A batch that found the outbox full, waiting for room.
     pushing: Option<Pushing>,
     /// `poll_close` ran: nothing more is sent.
@@ -57,6 +62,7 @@ impl Outlet {
             held: 0,
             batch: BytesMut::new(),
             n: 0,
+            fill_to: 0,
             pushing: None,
             closed: false,
         }
@@ -74,23 +80,46 @@ impl Outlet {
         }
     }
 
+    #[inline]
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        // The usual case: credit in hand, room in the batch.
+        if self.held > 0 && self.n < BATCH_ITEMS && self.batch.len() < self.fill_to {
+            return Poll::Ready(Ok(()));
+        }
+        let ready = self.poll_ready_slow(cx);
+        let left = usize::try_from(self.credit.bytes_left()).unwrap_or(0);
+        self.fill_to = left.min(BATCH_BYTES);
+        ready
+    }
+
+    fn poll_ready_slow(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if self.closed {
             return Poll::Ready(Err(Error::Misuse(
                 "this stream's sending half was closed: it sends nothing more".into(),
             )));
         }
         ready!(self.poll_pushing(cx))?;
-        if self.n >= BATCH_ITEMS || self.batch.len() >= BATCH_BYTES {
+        // The batch goes once full, or once it uses up the bytes left.
+        let batched = i64::try_from(self.batch.len()).unwrap_or(i64::MAX);
+        if self.n >= BATCH_ITEMS
+            || self.batch.len() >= BATCH_BYTES
+            || (self.n > 0 && batched >= self.credit.bytes_left())
+        {
             ready!(self.poll_flush(cx))?;
         }
-        if self.held > 0 {
+        if self.held > 0 && self.credit.bytes_left() > 0 {
             return Poll::Ready(Ok(()));
         }
         // Out of credit: what we hold must go first, or the receiver
         // never sees the items it would grant more credit for.
         if self.n > 0 {
             ready!(self.poll_flush(cx))?;
+        }
+        if self.held > 0 {
+            return match ready!(self.credit.poll_bytes(cx)) {
+                true => Poll::Ready(Ok(())),
+                false => Poll::Ready(Err(self.refused())),
+            };
         }
         match ready!(self.credit.poll_take_up_to(cx, BATCH_ITEMS)) {
             0 => Poll::Ready(Err(self.refused())),
@@ -129,6 +158,7 @@ impl Outlet {
             return Poll::Ready(Ok(()));
         }
         let n = std::mem::take(&mut self.n);
+        self.credit.spend_bytes(self.batch.len());
         match self
             .channel
             .try_send_batch(self.direction, self.id, n, &self.batch)
@@ -168,10 +198,7 @@ impl Outlet {
     /// Credit bought and not spent goes back to the pool, for a clone of
     /// nobody: it only keeps the count honest.
     fn give_back(&mut self) {
-        let held = std::mem::take(&mut self.held);
-        if held > 0 {
-            self.credit.grant(held);
-        }
+        self.credit.give_back(std::mem::take(&mut self.held));
     }
 
     /// This side dropped its stream: what is batched still goes (past the

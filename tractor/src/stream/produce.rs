@@ -83,10 +83,15 @@ pub(crate) async fn produce(
         let mut ended = next_item(&mut *source).await.is_none();
         let mut n = 0;
         let mut panicked = None;
+        // Some bytes are left (or no item credit would have come); the
+        // batch may overshoot them by its last item.
+        let room = usize::try_from(context.credit.bytes_left())
+            .unwrap_or(0)
+            .min(BATCH_BYTES);
         while !ended {
             source.encode_item(&mut batch)?;
             n += 1;
-            if n == credit || batch.len() >= BATCH_BYTES {
+            if n == credit || batch.len() >= room {
                 break;
             }
             // A panic pulling the next item must not take the batch with
@@ -107,10 +112,9 @@ pub(crate) async fn produce(
                 }
             }
         }
-        if n < credit {
-            context.credit.grant(credit - n);
-        }
+        context.credit.give_back(credit - n);
         if n > 0 {
+            context.credit.spend_bytes(batch.len());
             let sent = context
                 .channel
                 .send_items(Direction::ToCaller, context.id, n, |buf| {

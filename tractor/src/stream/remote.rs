@@ -14,6 +14,7 @@ use tokio::time::{Instant, Sleep};
 use crate::error::{Error, Result};
 use crate::ipc::Channel;
 use crate::ipc::channel::Direction;
+use crate::ipc::credit::Window;
 use crate::stream::inbox::{Ended, Inbox};
 
 /// A stream of `T`s produced in another actor.
@@ -88,7 +89,7 @@ impl RawStream {
         channel: &Channel,
         func: &str,
         args: &[u8],
-        window: u32,
+        window: Window,
         first_by: Option<Instant>,
     ) -> Result<Self> {
         let (id, items, granted) = channel.open_stream(func, args, window).await?;
@@ -127,7 +128,9 @@ impl RawStream {
             }
             return Poll::Pending;
         }
-        self.first_by = None;
+        if self.first_by.is_some() {
+            self.first_by = None;
+        }
         let item = ready!(polled);
         match (&item, self.inbox.ended()) {
             (_, Ended::No) => {}
