@@ -177,6 +177,17 @@ async fn sleeper(ctx: Context<(), (), ()>, open_stream: bool) -> tractor::Result
     Ok(())
 }
 
+/// Runs in a middle actor: holds a `sleeper` context open in actor
+/// "server" for as long as it lives.
+#[tractor::context]
+async fn holds_sleeper(ctx: Context<(), (), ()>) -> tractor::Result<()> {
+    let server = tractor::wait_for_actor("server").await?;
+    let (_held, ()) = server.open_context(sleeper::call(true)).await?;
+    ctx.started(()).await?;
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
 /// How many items `firehose` has finished sending in this actor.
 static SENT: AtomicU64 = AtomicU64::new(0);
 
@@ -958,6 +969,72 @@ async fn a_killed_callee_fails_the_callers_stream_and_result() {
         other => panic!("next() after the kill: expected an Err, got {other:?}"),
     }
     assert_lost(&result.unwrap_err(), "result()");
+}
+
+/// An actor that is cancelled ends the contexts it serves with an error
+/// on the caller's side, stream and result, within the cancellation grace.
+#[tractor::test]
+async fn a_cancelled_callee_actor_ends_its_contexts_with_an_error() -> tractor::Result<()> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let callee = daemon(n, "cancelled").await?;
+        let (cx, ()) = callee.open_context(sleeper::call(true)).await?;
+        let mut stream = cx.open_stream().await?;
+        let start = std::time::Instant::now();
+        assert!(callee.cancel_actor().await?, "the callee acknowledged");
+        let lost = |err: &Error| err.is_cancelled() || matches!(err, Error::Disconnected { .. });
+        match within("next() after the cancel", stream.next()).await {
+            Some(Err(err)) => assert!(lost(&err), "{err:?}"),
+            other => panic!("next() after the callee's cancel: expected an Err, got {other:?}"),
+        }
+        let err = within("result() after the cancel", cx.result())
+            .await
+            .unwrap_err();
+        assert!(lost(&err), "{err:?}");
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "within the 1 s grace (and a margin): {:?}",
+            start.elapsed()
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// An actor that dies ends the contexts it holds: their functions, in
+/// another actor, are cancelled, and that actor keeps serving.
+#[tractor::test]
+async fn a_dying_caller_actor_cancels_the_contexts_it_holds() -> tractor::Result<()> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let server = daemon(n, "server").await?;
+        // The holder in a nursery of its own, so that its death fails that
+        // nursery only: the server lives on, to be asked.
+        let inner = tractor::open_nursery(async |m: &ActorNursery| {
+            let holder = daemon(m, "holder").await?;
+            let holder_pid = holder.run(pid::call()).await?;
+            let (_cx, ()) = holder.open_context(holds_sleeper::call()).await?;
+            assert_eq!(
+                server.run(tally_now::call()).await?.live,
+                1,
+                "the sleeper runs"
+            );
+            kill(holder_pid);
+            assert!(exits_within(holder_pid, Duration::from_secs(5)).await);
+            // The nursery ends this body once it hears of the death.
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .await;
+        match &inner {
+            Err(Error::ActorDied { actor, .. }) => assert_eq!(actor.name(), "holder"),
+            other => panic!("a killed holder fails its nursery: {other:?}"),
+        }
+        let tally = within("the sleeper's end", server.run(wait_cancelled::call(1))).await?;
+        assert_eq!((tally.cancelled, tally.finished), (1, 0), "{tally:?}");
+        still_serves(&server).await?;
+        server.cancel_actor().await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Ports test_child_manages_service_nursery.py::

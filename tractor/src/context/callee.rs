@@ -65,6 +65,20 @@ struct Dialog {
     end_deferred: AtomicBool,
 }
 
+/// See [`RawDialog::run`].
+struct DeferOnDrop<'a> {
+    dialog: &'a Dialog,
+    armed: bool,
+}
+
+impl Drop for DeferOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.dialog.in_poll.store(true, Ordering::Release);
+        }
+    }
+}
+
 impl EndDeferral for Dialog {
     fn defer_end(&self) -> bool {
         if self.in_poll.load(Ordering::Acquire) {
@@ -103,6 +117,13 @@ impl RawDialog {
     pub(crate) async fn run<T, E>(&self, body: impl Future<Output = Result<T, E>>) -> Result<T, E> {
         let dialog = &self.0;
         let mut body = std::pin::pin!(body);
+        // Declared after the body, so dropped before it: if this future is
+        // dropped unfinished (the function cancelled, or out of time), a
+        // stream the body drops leaves its end to the error that follows.
+        let mut cancelled = DeferOnDrop {
+            dialog,
+            armed: true,
+        };
         let outcome = std::future::poll_fn(|cx| {
             dialog.in_poll.store(true, Ordering::Release);
             let polled = body.as_mut().poll(cx);
@@ -113,6 +134,7 @@ impl RawDialog {
             polled
         })
         .await;
+        cancelled.armed = false;
         // Failed: the error ends the stream; the end is not needed.
         dialog.end_deferred.store(false, Ordering::Release);
         outcome
