@@ -31,7 +31,13 @@ use crate::ipc::frame::{self, MAX_FRAME};
 use crate::ipc::limits::Admission;
 use crate::ipc::msg::{Msg, WireError};
 
+/// Room is made for reads this large at least...
 const READ_CAPACITY: usize = 64 * 1024;
+/// ...and for eight of the largest frames received so far, up to this:
+/// a frame that arrives in pieces is copied whenever the buffer is
+/// reallocated around it, so large frames (batches of large items) want a
+/// larger buffer. Only frames actually received grow it.
+const MAX_READ_CAPACITY: usize = 1024 * 1024;
 
 /// Reads until EOF, an I/O error or a protocol violation.
 pub(crate) async fn run<R: AsyncRead + Unpin>(
@@ -43,8 +49,16 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
     buf.reserve(READ_CAPACITY);
     let mut streams = Streams::default();
     let mut admitted = None;
+    let mut largest = 0;
     let outcome = loop {
-        match drain(&mut buf, channel, inbound, &mut streams, &mut admitted) {
+        match drain(
+            &mut buf,
+            channel,
+            inbound,
+            &mut streams,
+            &mut admitted,
+            &mut largest,
+        ) {
             Ok(Drained::All) => {}
             Ok(Drained::Waiting(len)) => {
                 // Too much running for this peer: read nothing more until
@@ -58,7 +72,11 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
             Err(err) => break Err(err),
         }
         if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(READ_CAPACITY);
+            buf.reserve(
+                largest
+                    .saturating_mul(8)
+                    .clamp(READ_CAPACITY, MAX_READ_CAPACITY),
+            );
         }
         tokio::select! {
             read = socket.read_buf(&mut buf) => match read {
@@ -97,13 +115,15 @@ enum Drained {
 }
 
 /// Handles every complete frame in `buf`, using `admitted` (an admission
-/// the reader waited for) for the first call.
+/// the reader waited for) for the first call; `largest` keeps the length
+/// of the largest frame seen.
 fn drain(
     buf: &mut BytesMut,
     channel: &Channel,
     inbound: &dyn Inbound,
     streams: &mut Streams,
     admitted: &mut Option<Admission>,
+    largest: &mut usize,
 ) -> Result<Drained, Error> {
     let mut run: Option<Run> = None;
     loop {
@@ -111,6 +131,7 @@ fn drain(
         let Some(len) = frame::peek(buf, at, MAX_FRAME)? else {
             break;
         };
+        *largest = (*largest).max(len);
         let body = &buf[at + 4..at + 4 + len];
         let (msg, payload) = decode(body)?;
         let items = match msg {
