@@ -378,10 +378,7 @@ impl Channel {
                     func,
                     timeout_ms,
                 },
-                |buf| {
-                    buf.extend_from_slice(args);
-                    Ok(())
-                },
+                args,
             )
             .await?;
         Ok(PendingCall {
@@ -448,10 +445,7 @@ impl Channel {
                     window: window.items,
                     window_bytes: window.bytes,
                 },
-                |buf| {
-                    buf.extend_from_slice(args);
-                    Ok(())
-                },
+                args,
             )
             .await?;
         Ok((id, items, granted))
@@ -491,10 +485,7 @@ impl Channel {
                     window: window.items,
                     window_bytes: window.bytes,
                 },
-                |buf| {
-                    buf.extend_from_slice(args);
-                    Ok(())
-                },
+                args,
             )
             .await?;
         let opened = ContextOpened {
@@ -519,14 +510,14 @@ impl Channel {
     }
 
     /// Registers `waiter` under a new id, then sends `header(id)` with
-    /// `payload` once there is room. A message too large (or that does not
+    /// the encoded `args` once there is room. A message too large (or that does not
     /// encode) fails naming the call of `func`.
     async fn request<'a>(
         &self,
         func: &str,
         waiter: Waiter,
         header: impl FnOnce(u64) -> Msg<'a>,
-        payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+        args: &[u8],
     ) -> Result<u64, Error> {
         let id = self.register(waiter)?;
         // Until the frame is queued, a caller that gives up (drops this
@@ -534,6 +525,10 @@ impl Channel {
         let unsent = Unsent {
             channel: self,
             id: Some(id),
+        };
+        let payload = |buf: &mut BytesMut| {
+            buf.extend_from_slice(args);
+            Ok(())
         };
         let pushed = self.push_data(&header(id), payload).await;
         let mut unsent = unsent;
