@@ -99,6 +99,8 @@ pub enum Msg<'a> {
     },
     Started {
         id: u64,
+        window: u32,
+        window_bytes: u32,
     },
     Yield {
         id: u64,

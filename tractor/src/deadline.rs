@@ -48,7 +48,8 @@ fn inherited() -> Option<Instant> {
 /// one this task inherited.
 pub(crate) fn for_call(own: Option<Duration>) -> Option<Instant> {
     match own {
-        Some(timeout) => Some(Instant::now() + timeout),
+        // A timeout too large to add is no deadline at all.
+        Some(timeout) => Instant::now().checked_add(timeout),
         None => inherited(),
     }
 }

@@ -12,7 +12,12 @@
 //!   actors through a typed stub, `f::call(args)`;
 //! - [`open_nursery`] spawns actors ([`ActorNursery::run_in_actor`] for one
 //!   call, [`ActorNursery::start_actor`] for a daemon) and supervises them;
-//! - a [`Portal`] calls into another actor: `portal.run(f::call(..))`.
+//! - a [`Portal`] calls into another actor: `portal.run(f::call(..))`;
+//! - [`#[tractor::stream]`](stream) streams items to another actor, and
+//!   [`#[tractor::context]`](context) opens a typed two-way dialog with one
+//!   ([`Portal::open_context`]);
+//! - every call takes a [`timeout`](Call::timeout), which the calls it makes
+//!   inherit ([`current_deadline`]).
 //!
 //! ```no_run
 //! use tractor::ActorNursery;

@@ -98,12 +98,17 @@ impl Server {
                     channel: channel.clone(),
                     id,
                     credit,
+                    sending: Arc::default(),
                 })
             }
             CallKind::Context { window } => {
+                // What we send: as much as the caller lets us. What we
+                // buffer for it: what it asked, within our bounds; granted
+                // when the function starts.
                 let credit = Arc::new(Credit::new(window));
+                let own = window.within_bounds();
                 let (items, received) = mpsc::unbounded_channel();
-                let granted = Arc::new(Granted::new(window));
+                let granted = Arc::new(Granted::new(own));
                 served.credit = Some(credit.clone());
                 served.inbox = Some(StreamSink {
                     items,
@@ -112,7 +117,7 @@ impl Server {
                 Opened::Context(RawDialog::new(
                     channel.clone(),
                     id,
-                    window,
+                    own,
                     credit,
                     received,
                     granted,

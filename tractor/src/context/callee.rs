@@ -81,12 +81,16 @@ impl Drop for DeferOnDrop<'_> {
 
 impl EndDeferral for Dialog {
     fn defer_end(&self) -> bool {
-        if self.in_poll.load(Ordering::Acquire) {
-            self.end_deferred.store(true, Ordering::Release);
-            true
-        } else {
-            false
+        if !self.in_poll.load(Ordering::Acquire) {
+            return false;
         }
+        self.end_deferred.store(true, Ordering::Release);
+        // Dropped on another thread as the poll ended: if the runner has
+        // not taken the end over, it falls to us.
+        if !self.in_poll.load(Ordering::Acquire) {
+            return !self.end_deferred.swap(false, Ordering::AcqRel);
+        }
+        true
     }
 }
 
@@ -179,7 +183,9 @@ impl<S: Serialize, I: DeserializeOwned, O: Serialize> Context<S, I, O> {
         }
         let sent = dialog
             .channel
-            .send_started(dialog.id, |buf| frame::encode_into(buf, &value))
+            .send_started(dialog.id, dialog.window, |buf| {
+                frame::encode_into(buf, &value)
+            })
             .await;
         if let Err(Error::Codec { .. }) = &sent {
             // Nothing went out: the function may still start with another

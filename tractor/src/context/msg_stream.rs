@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::ipc::channel::Direction;
 use crate::ipc::credit::{Granted, Window};
 use crate::ipc::{Channel, Credit, Delivery};
-use crate::stream::inbox::Inbox;
+use crate::stream::inbox::{Ended, Inbox};
 use crate::stream::outlet::Outlet;
 use tokio::sync::mpsc;
 
@@ -68,6 +68,8 @@ pub struct MsgStream<Rx, Tx> {
     inbox: Inbox,
     outlet: Outlet,
     owner: Owner,
+    /// This side's end went out (dropped, or its reading broke).
+    hung_up: bool,
     _types: PhantomData<fn(Tx) -> Rx>,
 }
 
@@ -129,6 +131,7 @@ impl<Rx, Tx> MsgStream<Rx, Tx> {
             inbox: Inbox::new(channel.clone(), id, receives, items, granted, side.window),
             outlet: Outlet::new(channel, id, side.sends, side.credit.clone()),
             owner,
+            hung_up: false,
             _types: PhantomData,
         })
     }
@@ -138,7 +141,13 @@ impl<Rx: DeserializeOwned, Tx> Stream for MsgStream<Rx, Tx> {
     type Item = Result<Rx>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Rx>>> {
-        self.inbox.poll_next(cx)
+        let polled = self.inbox.poll_next(cx);
+        if self.inbox.ended() == Ended::Broken && !self.hung_up {
+            // An item that did not decode: the rest cannot be read, so
+            // the sender is told, as if this side had dropped the stream.
+            self.hang_up();
+        }
+        polled
     }
 }
 
@@ -162,13 +171,23 @@ impl<Rx, Tx: Serialize> Sink<Tx> for MsgStream<Rx, Tx> {
     }
 }
 
-impl<Rx, Tx> Drop for MsgStream<Rx, Tx> {
-    fn drop(&mut self) {
+impl<Rx, Tx> MsgStream<Rx, Tx> {
+    /// Ends both directions for this side.
+    fn hang_up(&mut self) {
+        self.hung_up = true;
         let deferred = match &self.owner {
             Owner::Callee(deferral) => deferral.defer_end(),
             Owner::Caller { .. } => false,
         };
         self.outlet.hang_up(!deferred);
+    }
+}
+
+impl<Rx, Tx> Drop for MsgStream<Rx, Tx> {
+    fn drop(&mut self) {
+        if !self.hung_up {
+            self.hang_up();
+        }
     }
 }
 

@@ -464,7 +464,8 @@ impl Channel {
         let (result_tx, result) = oneshot::channel();
         let (items_tx, items) = mpsc::unbounded_channel();
         let granted = Arc::new(Granted::new(window));
-        let credit = Arc::new(Credit::new(window));
+        // The function grants its own window when it starts.
+        let credit = Arc::new(Credit::new(Window::NONE));
         let waiter = ContextWaiter {
             started: Some(started_tx),
             result: result_tx,
@@ -584,10 +585,12 @@ impl Channel {
         }
     }
 
-    /// Our context `id`'s function called `started` with `value`.
-    pub(crate) fn context_started(&self, id: u64, value: Bytes) {
+    /// Our context `id`'s function called `started` with `value`, letting
+    /// us send `window` ahead.
+    pub(crate) fn context_started(&self, id: u64, window: Window, value: Bytes) {
         if let Some(Waiter::Context(waiter)) = self.lock_calls().pending.get_mut(&id) {
             if let Some(started) = waiter.started.take() {
+                waiter.credit.grant(window.items, window.bytes);
                 let _ = started.send(Ok(value));
             }
         }
@@ -773,6 +776,13 @@ impl Channel {
         }
     }
 
+    /// Resolves once a data frame would be queued at once (or the channel
+    /// is closed).
+    pub(crate) fn room(&self) -> impl Future<Output = ()> + Send + 'static {
+        let channel = self.clone();
+        async move { channel.0.outbox.room().await }
+    }
+
     /// Queues `n` items encoded in `batch` at once, past the outbox's mark:
     /// the last batch of a stream being dropped (one per stream, bounded
     /// by the batch size).
@@ -797,9 +807,15 @@ impl Channel {
     pub(crate) async fn send_started(
         &self,
         id: u64,
+        window: Window,
         encode: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        self.push_data(&Msg::Started { id }, encode).await
+        let header = Msg::Started {
+            id,
+            window: window.items,
+            window_bytes: window.bytes,
+        };
+        self.push_data(&header, encode).await
     }
 
     /// Answers the peer's call (or ends its stream) `id` with an error,

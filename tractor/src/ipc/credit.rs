@@ -38,6 +38,27 @@ pub(crate) struct Window {
     pub(crate) bytes: u32,
 }
 
+impl Window {
+    /// No credit (until the receiver grants some).
+    pub(crate) const NONE: Window = Window { items: 0, bytes: 0 };
+
+    /// The most a peer may ask this actor to buffer for it: the window a
+    /// context's function grants its caller is the one asked for, within
+    /// these.
+    const MOST: Window = Window {
+        items: 1 << 20,
+        bytes: 16 << 20,
+    };
+
+    /// This window, within what this actor buffers for a peer.
+    pub(crate) fn within_bounds(self) -> Window {
+        Window {
+            items: self.items.clamp(1, Window::MOST.items),
+            bytes: self.bytes.clamp(1, Window::MOST.bytes),
+        }
+    }
+}
+
 /// What a producer may still send.
 ///
 /// Producers take items in bulk ([`take_up_to`](Credit::take_up_to)): one
@@ -115,10 +136,10 @@ impl Credit {
         self.polled.wake();
     }
 
-    /// Takes what is there, at most `max`, if some bytes are left too; 0
-    /// otherwise.
+    /// Takes what is there, at most `max`, if some bytes are left too and
+    /// the consumer is still there; 0 otherwise.
     fn try_take_up_to(&self, max: u32) -> u32 {
-        if self.bytes_left() <= 0 {
+        if self.bytes_left() <= 0 || self.is_closed() {
             return 0;
         }
         let mut taken = 0;

@@ -55,8 +55,14 @@ pub(crate) enum Msg<'a> {
     },
     /// Call `id` returned (a context: its function did); payload: the value.
     Return { id: u64 },
-    /// Context `id`'s function called `started`; payload: the value.
-    Started { id: u64 },
+    /// Context `id`'s function called `started`, granting its caller
+    /// `window` items and `window_bytes` bytes of credit (what the caller
+    /// asked for, within the callee's own bounds); payload: the value.
+    Started {
+        id: u64,
+        window: u32,
+        window_bytes: u32,
+    },
     /// Stream (or context) `id` sent `n` items to its caller; payload:
     /// the items.
     Yield { id: u64, n: u32 },

@@ -161,6 +161,23 @@ impl Outbox {
         Ok(true)
     }
 
+    /// Waits until a data frame would be queued at once (or the outbox is
+    /// closed): for senders that keep their frame themselves meanwhile.
+    pub(crate) async fn room(&self) {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.closed || state.buf.len() < HIGH_WATER {
+                    return;
+                }
+            }
+            room.await;
+        }
+    }
+
     /// Stops accepting frames; what is queued is still written.
     pub(crate) fn close(&self) {
         self.lock().closed = true;

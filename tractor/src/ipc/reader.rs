@@ -38,6 +38,8 @@ const READ_CAPACITY: usize = 64 * 1024;
 /// reallocated around it, so large frames (batches of large items) want a
 /// larger buffer. Only frames actually received grow it.
 const MAX_READ_CAPACITY: usize = 1024 * 1024;
+/// Runs of items smaller than this are copied out of the read buffer.
+const COPY_BELOW: usize = MAX_READ_CAPACITY / 16;
 
 /// Reads until EOF, an I/O error or a protocol violation.
 pub(crate) async fn run<R: AsyncRead + Unpin>(
@@ -217,8 +219,19 @@ impl Default for Streams {
 
 impl Streams {
     /// Hands over the run at the front of `buf` and removes it from there.
+    ///
+    /// A run handed over as a slice of the read buffer keeps the whole
+    /// buffer (up to 1 MiB) alive while its items wait, so a run smaller
+    /// than [`COPY_BELOW`] is copied out instead: items held by a slow
+    /// consumer pin at most 16 times the bytes they hold.
     fn deliver(&mut self, channel: &Channel, run: Run, buf: &mut BytesMut) {
-        let chunk = buf.split_to(run.end).freeze();
+        let chunk = if run.end < COPY_BELOW {
+            let chunk = bytes::Bytes::copy_from_slice(&buf[..run.end]);
+            buf.advance(run.end);
+            chunk
+        } else {
+            buf.split_to(run.end).freeze()
+        };
         let key = (run.direction, run.id);
         if self.key != key || self.sink.is_none() {
             self.key = key;
@@ -334,7 +347,17 @@ fn dispatch(
             streams.forget(Direction::ToCaller, id);
             channel.complete(id, Ok(payload));
         }
-        Msg::Started { id } => channel.context_started(id, payload),
+        Msg::Started {
+            id,
+            window,
+            window_bytes,
+        } => {
+            let window = Window {
+                items: window,
+                bytes: window_bytes,
+            };
+            channel.context_started(id, window, payload);
+        }
         // Items arrive in runs (see `drain`); this is never reached.
         Msg::Yield { .. } | Msg::Push { .. } => {}
         Msg::Stop { id, hangup } => {

@@ -39,6 +39,9 @@ pub(crate) struct RawContext {
     pub(crate) channel: Channel,
     pub(crate) id: u64,
     pub(crate) credit: Arc<Credit>,
+    /// One `send_yield` at a time: a frame may start only while bytes are
+    /// left, so the one before it must have spent its own first.
+    pub(crate) sending: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<T> StreamContext<T> {
@@ -56,6 +59,7 @@ impl<T: Serialize> StreamContext<T> {
     /// Fails with [`Error::Disconnected`] (or [`Error::Cancelled`]) once the
     /// consumer is gone: stop producing then.
     pub async fn send_yield(&self, item: T) -> Result<()> {
+        let _sending = self.raw.sending.lock().await;
         if !self.raw.credit.take().await {
             return Err(Error::Cancelled);
         }
@@ -70,7 +74,10 @@ impl<T: Serialize> StreamContext<T> {
                 Ok(())
             })
             .await;
-        self.raw.credit.spend_bytes(size);
+        match &sent {
+            Ok(()) => self.raw.credit.spend_bytes(size),
+            Err(_) => self.raw.credit.give_back(1),
+        }
         sent
     }
 }

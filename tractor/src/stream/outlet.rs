@@ -24,7 +24,7 @@ pub(crate) const BATCH_BYTES: usize = 32 * 1024;
 /// ...or this many items.
 pub(crate) const BATCH_ITEMS: u32 = 4096;
 
-type Pushing = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+type Waiting = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pub(crate) struct Outlet {
     channel: Channel,
@@ -41,9 +41,10 @@ pub(crate) struct Outlet {
     /// most [`BATCH_BYTES`]. Kept here so that an item costs no atomic
     /// operation.
     fill_to: usize,
-    /// A batch that found the outbox full, waiting for room.
-    pushing: Option<Pushing>,
-    /// `poll_close` ran: nothing more is sent.
+    /// The outbox was full at the last flush: waiting for room, the batch
+    /// still here (so a hang-up can send it, in order).
+    waiting: Option<Waiting>,
+    /// `poll_close` ran (or the stream was dropped): nothing more is sent.
     closed: bool,
 }
 
@@ -63,7 +64,7 @@ impl Outlet {
             batch: BytesMut::new(),
             n: 0,
             fill_to: 0,
-            pushing: None,
+            waiting: None,
             closed: false,
         }
     }
@@ -98,7 +99,6 @@ impl Outlet {
                 "this stream's sending half was closed: it sends nothing more".into(),
             )));
         }
-        ready!(self.poll_pushing(cx))?;
         // The batch goes once full, or once it uses up the bytes left.
         let batched = i64::try_from(self.batch.len()).unwrap_or(i64::MAX);
         if self.n >= BATCH_ITEMS
@@ -130,55 +130,60 @@ impl Outlet {
         }
     }
 
-    /// Encodes `item` into the batch; `poll_ready` must have said yes.
+    /// Encodes `item` into the batch; `poll_ready` must have said yes. An
+    /// item that does not encode leaves the batch as it was.
     pub(crate) fn start_send<T: Serialize>(&mut self, item: &T) -> Result<()> {
         if self.held == 0 {
             return Err(Error::Misuse(
                 "Sink::start_send without a successful poll_ready first".into(),
             ));
         }
-        frame::encode_into(&mut self.batch, item)?;
+        let before = self.batch.len();
+        if let Err(err) = frame::encode_into(&mut self.batch, item) {
+            self.batch.truncate(before);
+            return Err(err);
+        }
         self.held -= 1;
         self.n += 1;
         Ok(())
     }
 
-    fn poll_pushing(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if let Some(pushing) = &mut self.pushing {
-            let pushed = ready!(pushing.as_mut().poll(cx));
-            self.pushing = None;
-            pushed?;
-        }
-        Poll::Ready(Ok(()))
-    }
-
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        ready!(self.poll_pushing(cx))?;
-        if self.n == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        let n = std::mem::take(&mut self.n);
-        self.credit.spend_bytes(self.batch.len());
-        match self
-            .channel
-            .try_send_batch(self.direction, self.id, n, &self.batch)
-        {
-            Some(sent) => {
-                self.batch.clear();
-                Poll::Ready(sent)
+        loop {
+            if self.n == 0 {
+                self.waiting = None;
+                return Poll::Ready(Ok(()));
             }
-            None => {
-                let batch = std::mem::take(&mut self.batch).freeze();
-                let (channel, direction, id) = (self.channel.clone(), self.direction, self.id);
-                self.pushing = Some(Box::pin(async move {
-                    channel
-                        .send_items(direction, id, n, |buf| {
-                            buf.extend_from_slice(&batch);
+            if let Some(waiting) = &mut self.waiting {
+                ready!(waiting.as_mut().poll(cx));
+                self.waiting = None;
+            }
+            // The receiver hung up: what we hold would be thrown away.
+            if self.credit.is_closed() {
+                return Poll::Ready(Err(self.refused()));
+            }
+            let n = self.n;
+            match self
+                .channel
+                .try_send_batch(self.direction, self.id, n, &self.batch)
+            {
+                Some(sent) => {
+                    let bytes = self.batch.len();
+                    self.batch.clear();
+                    self.n = 0;
+                    return Poll::Ready(match sent {
+                        Ok(()) => {
+                            self.credit.spend_bytes(bytes);
                             Ok(())
-                        })
-                        .await
-                }));
-                self.poll_pushing(cx)
+                        }
+                        // Not sent (too large): the credit stays ours.
+                        Err(err) => {
+                            self.credit.give_back(n);
+                            Err(err)
+                        }
+                    });
+                }
+                None => self.waiting = Some(Box::pin(self.channel.room())),
             }
         }
     }
@@ -190,15 +195,8 @@ impl Outlet {
         }
         ready!(self.poll_flush(cx))?;
         self.closed = true;
-        self.give_back();
         self.channel.send_end(self.direction, self.id, false);
         Poll::Ready(Ok(()))
-    }
-
-    /// Credit bought and not spent goes back to the pool, for a clone of
-    /// nobody: it only keeps the count honest.
-    fn give_back(&mut self) {
-        self.credit.give_back(std::mem::take(&mut self.held));
     }
 
     /// This side dropped its stream: what is batched still goes (past the
@@ -208,33 +206,12 @@ impl Outlet {
     pub(crate) fn hang_up(&mut self, end: bool) {
         self.closed = true;
         let n = std::mem::take(&mut self.n);
-        let (channel, direction, id) = (self.channel.clone(), self.direction, self.id);
-        let Some(pushing) = self.pushing.take() else {
-            if n > 0 {
-                channel.send_batch_now(direction, id, n, &self.batch);
-            }
-            if end {
-                channel.send_end(direction, id, true);
-            }
-            return;
-        };
-        // A batch waits for room: the rest follows it, in order.
-        let batch = std::mem::take(&mut self.batch).freeze();
-        let rest = async move {
-            if pushing.await.is_ok() && n > 0 {
-                let _ = channel
-                    .send_items(direction, id, n, |buf| {
-                        buf.extend_from_slice(&batch);
-                        Ok(())
-                    })
-                    .await;
-            }
-            if end {
-                channel.send_end(direction, id, true);
-            }
-        };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(rest);
+        if n > 0 && !self.credit.is_closed() {
+            self.channel
+                .send_batch_now(self.direction, self.id, n, &self.batch);
+        }
+        if end {
+            self.channel.send_end(self.direction, self.id, true);
         }
     }
 }

@@ -88,8 +88,15 @@ pub(crate) async fn produce(
         let room = usize::try_from(context.credit.bytes_left())
             .unwrap_or(0)
             .min(BATCH_BYTES);
+        let mut unencodable = None;
         while !ended {
-            source.encode_item(&mut batch)?;
+            let before = batch.len();
+            if let Err(err) = source.encode_item(&mut batch) {
+                // The items before it still go; then the stream fails.
+                batch.truncate(before);
+                unencodable = Some(err);
+                break;
+            }
             n += 1;
             if n == credit || batch.len() >= room {
                 break;
@@ -114,7 +121,6 @@ pub(crate) async fn produce(
         }
         context.credit.give_back(credit - n);
         if n > 0 {
-            context.credit.spend_bytes(batch.len());
             let sent = context
                 .channel
                 .send_items(Direction::ToCaller, context.id, n, |buf| {
@@ -122,15 +128,18 @@ pub(crate) async fn produce(
                     Ok(())
                 })
                 .await;
-            batch.clear();
             match sent {
-                Ok(()) => {}
+                Ok(()) => context.credit.spend_bytes(batch.len()),
                 Err(Error::Disconnected { .. }) => return Ok(()),
                 Err(err) => return Err(err),
             }
+            batch.clear();
         }
         if let Some(panic) = panicked {
             std::panic::resume_unwind(panic);
+        }
+        if let Some(err) = unencodable {
+            return Err(err);
         }
         if ended {
             return Ok(());
