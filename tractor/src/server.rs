@@ -14,7 +14,6 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,7 +25,6 @@ use crate::error::{Error, RemoteActorError};
 use crate::invoke::Opened;
 use crate::invoke::Outcome;
 use crate::ipc::channel::{Direction, StreamSink};
-use crate::ipc::credit::Granted;
 use crate::ipc::limits::Admission;
 use crate::ipc::msg::WireError;
 use crate::ipc::{CallKind, Channel, Credit, Incoming, Served};
@@ -107,21 +105,10 @@ impl Server {
                 // when the function starts.
                 let credit = Arc::new(Credit::new(window));
                 let own = window.within_bounds();
-                let (items, received) = mpsc::unbounded_channel();
-                let granted = Arc::new(Granted::new(own));
+                let (sink, inbox) = StreamSink::new(own);
                 served.credit = Some(credit.clone());
-                served.inbox = Some(StreamSink {
-                    items,
-                    granted: granted.clone(),
-                });
-                Opened::Context(RawDialog::new(
-                    channel.clone(),
-                    id,
-                    own,
-                    credit,
-                    received,
-                    granted,
-                ))
+                served.inbox = Some(sink);
+                Opened::Context(RawDialog::new(channel.clone(), id, own, credit, inbox))
             }
         };
         if !channel.serve(id, served)? {

@@ -8,14 +8,14 @@ use std::task::Poll;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
 
 use crate::context::MsgStream;
 use crate::context::msg_stream::{EndDeferral, Owner, Side, Unopened};
 use crate::error::{Error, Result};
 use crate::ipc::channel::Direction;
-use crate::ipc::credit::{Granted, Window};
-use crate::ipc::{Channel, Credit, Delivery, frame};
+use crate::ipc::channel::StreamInbox;
+use crate::ipc::credit::Window;
+use crate::ipc::{Channel, Credit, frame};
 
 /// What a `#[tractor::context]` function is given: its side of the
 /// dialog with the caller.
@@ -100,8 +100,7 @@ impl RawDialog {
         id: u64,
         window: Window,
         credit: Arc<Credit>,
-        items: mpsc::UnboundedReceiver<Delivery>,
-        granted: Arc<Granted>,
+        inbox: StreamInbox,
     ) -> Self {
         RawDialog(Arc::new(Dialog {
             channel,
@@ -109,7 +108,7 @@ impl RawDialog {
             window,
             credit,
             started: AtomicBool::new(false),
-            inbox: Mutex::new(Some((items, granted))),
+            inbox: Mutex::new(Some(inbox)),
             in_poll: AtomicBool::new(false),
             end_deferred: AtomicBool::new(false),
         }))

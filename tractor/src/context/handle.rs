@@ -78,8 +78,7 @@ impl<I, O, T> ContextHandle<I, O, T> {
         let ContextOpened {
             id,
             result,
-            items,
-            granted,
+            inbox,
             credit,
         } = opened;
         ContextHandle {
@@ -88,7 +87,7 @@ impl<I, O, T> ContextHandle<I, O, T> {
                 id,
                 window,
                 credit,
-                stream: Mutex::new(Some((items, granted))),
+                stream: Mutex::new(Some(inbox)),
                 result: tokio::sync::Mutex::new(Outcome {
                     answer: Some(result),
                     value: None,

@@ -12,11 +12,11 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::ipc::channel::Direction;
-use crate::ipc::credit::{Granted, Window};
-use crate::ipc::{Channel, Credit, Delivery};
+use crate::ipc::channel::StreamInbox;
+use crate::ipc::credit::Window;
+use crate::ipc::{Channel, Credit};
 use crate::stream::inbox::{Ended, Inbox};
 use crate::stream::outlet::Outlet;
-use tokio::sync::mpsc;
 
 /// One side of a context's two-way stream: receives `Rx`s, sends `Tx`s.
 ///
@@ -93,7 +93,7 @@ pub(crate) trait EndDeferral: Send + Sync {
 
 /// One side's stream before it is opened: where the other side's items
 /// wait (within the window), and what was granted for them.
-pub(crate) type Unopened = Mutex<Option<(mpsc::UnboundedReceiver<Delivery>, Arc<Granted>)>>;
+pub(crate) type Unopened = Mutex<Option<StreamInbox>>;
 
 /// One side of context `id` on `channel`, as its owner keeps it.
 pub(crate) struct Side<'a> {

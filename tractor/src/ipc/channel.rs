@@ -100,8 +100,8 @@ pub(crate) struct ContextOpened {
     pub(crate) id: u64,
     /// The function's return, or its error.
     pub(crate) result: oneshot::Receiver<Result<Bytes, Error>>,
-    pub(crate) items: mpsc::UnboundedReceiver<Delivery>,
-    pub(crate) granted: Arc<Granted>,
+    /// The function's items.
+    pub(crate) inbox: StreamInbox,
     /// What the function lets us send.
     pub(crate) credit: Arc<Credit>,
 }
@@ -187,6 +187,22 @@ impl ContextWaiter {
 pub(crate) struct StreamSink {
     pub(crate) items: mpsc::UnboundedSender<Delivery>,
     pub(crate) granted: Arc<Granted>,
+}
+
+/// The receiving end of a [`StreamSink`]: its queue, and what was granted.
+pub(crate) type StreamInbox = (mpsc::UnboundedReceiver<Delivery>, Arc<Granted>);
+
+impl StreamSink {
+    /// A sink granting `window`, and the queue its deliveries go to.
+    pub(crate) fn new(window: Window) -> (StreamSink, StreamInbox) {
+        let (items, received) = mpsc::unbounded_channel();
+        let granted = Arc::new(Granted::new(window));
+        let sink = StreamSink {
+            items,
+            granted: granted.clone(),
+        };
+        (sink, (received, granted))
+    }
 }
 
 pub(crate) struct Served {
@@ -429,12 +445,7 @@ impl Channel {
         args: &[u8],
         window: Window,
     ) -> Result<(u64, mpsc::UnboundedReceiver<Delivery>, Arc<Granted>), Error> {
-        let (tx, items) = mpsc::unbounded_channel();
-        let granted = Arc::new(Granted::new(window));
-        let sink = StreamSink {
-            items: tx,
-            granted: granted.clone(),
-        };
+        let (sink, (items, granted)) = StreamSink::new(window);
         let id = self
             .request(
                 func,
@@ -462,17 +473,13 @@ impl Channel {
     ) -> Result<(ContextOpened, oneshot::Receiver<Result<Bytes, Error>>), Error> {
         let (started_tx, started) = oneshot::channel();
         let (result_tx, result) = oneshot::channel();
-        let (items_tx, items) = mpsc::unbounded_channel();
-        let granted = Arc::new(Granted::new(window));
+        let (sink, inbox) = StreamSink::new(window);
         // The function grants its own window when it starts.
         let credit = Arc::new(Credit::new(Window::NONE));
         let waiter = ContextWaiter {
             started: Some(started_tx),
             result: result_tx,
-            items: StreamSink {
-                items: items_tx,
-                granted: granted.clone(),
-            },
+            items: sink,
             items_ended: false,
             credit: credit.clone(),
         };
@@ -492,8 +499,7 @@ impl Channel {
         let opened = ContextOpened {
             id,
             result,
-            items,
-            granted,
+            inbox,
             credit,
         };
         Ok((opened, started))
