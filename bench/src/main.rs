@@ -112,6 +112,26 @@ async fn bench() -> tractor::Result<()> {
             );
         }
         for method in [StartMethod::Exec, StartMethod::ForkServer] {
+            let mut cycle = measures::spawn_whole_cycle(200, method).await?;
+            let cycle_med = median(&mut cycle);
+            let mut restart = measures::restart_latency(200, method).await?;
+            let restart_med = median(&mut restart);
+            row(
+                &format!(
+                    "restart ({method}): SIGKILL of a supervised daemon to the first call its new \
+                     process answers, same portal (200 runs; p99)"
+                ),
+                format!(
+                    "{} (p99 {})",
+                    ms(restart_med),
+                    ms(percentile(&mut restart, 0.99))
+                ),
+                format!("{} (whole spawn cycle, same run)", ms(cycle_med)),
+                ratio(restart_med.as_secs_f64(), cycle_med.as_secs_f64()),
+                "<= 3x whole cycle",
+            );
+        }
+        for method in [StartMethod::Exec, StartMethod::ForkServer] {
             let mut fifty = measures::spawn_many(50, 10, method).await?;
             row(
                 &format!("spawn ({method}): 50 actors at once, answered and reaped (10 runs)"),

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt, Stream, StreamExt};
-use tractor::{ActorNursery, Context, Error, Portal, StartMethod};
+use tractor::{ActorNursery, Context, Error, Portal, StartMethod, Supervisor};
 
 use crate::stats::Rate;
 
@@ -116,6 +116,41 @@ pub async fn spawn_whole_cycle(runs: usize, method: StartMethod) -> tractor::Res
         samples.push(start.elapsed());
     }
     Ok(samples)
+}
+
+/// Restart latency under a one_for_one supervisor: from the SIGKILL of a
+/// daemon to the first call that its new process answers through the
+/// portal the spawn returned (calls that reach the dying process, or fail
+/// with it, are tried again).
+pub async fn restart_latency(runs: usize, method: StartMethod) -> tractor::Result<Vec<Duration>> {
+    let supervisor = Supervisor::one_for_one().max_restarts(u32::MAX, Duration::from_secs(1));
+    tractor::open_nursery_with(supervisor, async |n: &ActorNursery| {
+        let portal = n
+            .start_actor("restarted")
+            .enable_modules([module_path!()])
+            .start_method(method)
+            .await?;
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let old = portal.run(pid::call()).await?;
+            let start = Instant::now();
+            let victim =
+                rustix::process::Pid::from_raw(old as i32).ok_or_else(|| Error::other("pid 0"))?;
+            rustix::process::kill_process(victim, rustix::process::Signal::KILL)
+                .map_err(|err| Error::other(format!("kill {old}: {err}")))?;
+            loop {
+                match portal.run(pid::call()).await {
+                    Ok(new) if new != old => break,
+                    Ok(_) | Err(Error::Disconnected { .. }) => continue,
+                    Err(err) => return Err(err),
+                }
+            }
+            samples.push(start.elapsed());
+        }
+        n.cancel().await?;
+        Ok(samples)
+    })
+    .await
 }
 
 /// A daemon whose call panics: from the call going out to the nursery

@@ -142,6 +142,24 @@ fn echo_context() {
 }
 
 #[test]
+fn supervised_workers() {
+    let output = run("supervised_workers");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout(&output),
+        "3 workers up under a one_for_one supervisor\n\
+         job 0: 1229 primes below 10000 (on worker-0)\n\
+         job 1: 2262 primes below 20000 (on worker-1)\n\
+         job 2: 3245 primes below 30000 (on worker-2)\n\
+         job 3: 4203 primes below 40000 (on worker-0)\n\
+         job 4: worker-1 crashed; retrying the job\n\
+         job 4: 5133 primes below 50000 (on worker-1, restarted)\n\
+         job 5: 6057 primes below 60000 (on worker-2)\n\
+         all jobs done; every worker process reaped\n"
+    );
+}
+
+#[test]
 fn service_discovery() {
     let registrar = free_addr();
     let output = run_with_registrar("service_discovery", Duration::from_secs(60), &registrar);

@@ -101,6 +101,9 @@ struct ActorInner {
     /// The parent asked this actor to cancel (so a registrar parent has
     /// unregistered it already).
     cancelled_by_parent: std::sync::atomic::AtomicBool,
+    /// A supervised nursery of this actor gave up: the actor ends as a
+    /// failure (see [`Actor::escalate`]).
+    escalated: std::sync::atomic::AtomicBool,
 }
 
 /// What an actor is told when it starts.
@@ -170,6 +173,7 @@ impl Actor {
             parent: OnceLock::new(),
             parent_uuid: OnceLock::new(),
             cancelled_by_parent: std::sync::atomic::AtomicBool::new(false),
+            escalated: std::sync::atomic::AtomicBool::new(false),
             settings,
         }))
     }
@@ -288,6 +292,30 @@ impl Actor {
     pub(crate) fn cancel(&self, grace: Duration) {
         let _ = self.0.budget.set(Budget::new(grace));
         self.0.cancel.cancel();
+    }
+
+    /// A supervised nursery of this actor gave up with `error`: unless
+    /// this is the root (whose program gets the error), the actor winds
+    /// down and exits as a failure, so that its parent's supervisor or
+    /// nursery handles it in turn. The calls it serves (the one that ran
+    /// the nursery included) answer first.
+    pub(crate) fn escalate(&self, error: &Error) {
+        if self.is_root() {
+            return;
+        }
+        tracing::error!(
+            "{error}; failing actor {} so that its parent handles it",
+            self.uid()
+        );
+        self.0
+            .escalated
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.cancel(DEFAULT_GRACE / 2);
+    }
+
+    /// Whether the actor ends as a failure (see [`escalate`](Self::escalate)).
+    pub(crate) fn has_escalated(&self) -> bool {
+        self.0.escalated.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The grace to give a child being cancelled now: while this actor is
@@ -569,6 +597,24 @@ impl Actor {
     }
 }
 
+impl Actor {
+    /// The registration `channel` made ends, unless a newer channel of the
+    /// same actor (a restarted child keeps its uid) speaks for it now.
+    fn end_registration(&self, channel: &Channel) {
+        let Some(registrar) = self.registrar() else {
+            return;
+        };
+        let replaced = self
+            .0
+            .connections
+            .peer(channel.peer().uuid())
+            .is_some_and(|newer| !newer.same(channel));
+        if !replaced {
+            registrar.registration_ended(channel);
+        }
+    }
+}
+
 impl Inbound for Actor {
     fn call(&self, channel: &Channel, call: Incoming<'_>) -> Result<()> {
         self.0.server.serve(channel, call)
@@ -611,18 +657,14 @@ impl Inbound for Actor {
     }
 
     fn leave(&self, channel: &Channel, id: u64, admission: Admission) {
-        if let Some(registrar) = self.registrar() {
-            registrar.registration_ended(channel);
-        }
+        self.end_registration(channel);
         channel.acknowledge(id);
         drop(admission);
     }
 
     fn closed(&self, channel: &Channel) {
         self.0.connections.forget_peer(channel);
-        if let Some(registrar) = self.registrar() {
-            registrar.registration_ended(channel);
-        }
+        self.end_registration(channel);
         if self.is_parent(channel) {
             tracing::debug!("parent channel closed: cancelling");
             self.cancel(DEFAULT_GRACE / 2);

@@ -40,7 +40,7 @@ pub fn current_deadline() -> Option<std::time::Instant> {
     inherited().map(Instant::into_std)
 }
 
-fn inherited() -> Option<Instant> {
+pub(crate) fn inherited() -> Option<Instant> {
     DEADLINE.try_with(|deadline| *deadline).ok()
 }
 

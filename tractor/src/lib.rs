@@ -70,6 +70,7 @@ mod discovery;
 mod error;
 mod invoke;
 mod ipc;
+mod lineage;
 pub mod log;
 mod nursery;
 mod platform;
@@ -107,7 +108,10 @@ pub use error::{Error, RemoteActorError, Result};
 pub use ipc::limits::DEFAULT_MAX_CONCURRENT_CALLS;
 pub use ipc::tls::{TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TRANSPORT_ENV};
 pub use ipc::transport::HOST_ENV;
-pub use nursery::{ActorNursery, Daemon, RunIn, RunTarget, SpawnBuilder, open_nursery};
+pub use nursery::{
+    ActorNursery, Daemon, Restart, RunIn, RunTarget, SpawnBuilder, Supervisor, open_nursery,
+    open_nursery_with,
+};
 pub use portal::{Portal, RunPortal};
 pub use runtime::{DEFAULT_CHILD_WORKERS, DEFAULT_REGISTRAR, REGISTRAR_ENV, Root, RootBuilder};
 pub use spawn::{START_METHOD_ENV, StartMethod};

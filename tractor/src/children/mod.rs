@@ -34,6 +34,11 @@ use crate::spawn::forkserver::ForkServer;
 use crate::spawn::{SpawnBackend, SpawnSpec, StartMethod};
 use crate::uid::ActorUid;
 
+/// How long a new child has to connect back after its process started
+/// (and so how long a call through a supervised portal waits for a
+/// restart).
+pub(crate) const SPAWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Called with a child's uid when this actor asks it to go (cancel, kill)
 /// and again once it has been reaped.
 pub(crate) type OnGone = Box<dyn Fn(&ActorUid) + Send + Sync>;

@@ -259,7 +259,9 @@ impl Connections {
     /// peer cannot take over another actor's place by claiming its uuid.
     pub(crate) fn claim(&self, uuid: Uuid) -> Option<Claim<'_>> {
         let mut peers = self.peers();
-        let live = peers.open.get(&uuid).is_some_and(|c| !c.is_closed());
+        // A channel whose peer has exited speaks for nobody, even before
+        // its end of stream is read: a restarted child reclaims its uuid.
+        let live = peers.open.get(&uuid).is_some_and(|c| !c.is_gone());
         if live || !peers.claimed.insert(uuid) {
             return None;
         }

@@ -69,6 +69,22 @@ pub enum Error {
         /// `std::os::unix::process::ExitStatusExt::signal` for a signal.
         status: ExitStatus,
     },
+    /// A supervised nursery gave up: a child failed more often than the
+    /// supervisor's [`max_restarts`](crate::Supervisor::max_restarts)
+    /// allows. Every child was cancelled; `last` is the failure that
+    /// exceeded the limit.
+    #[error(
+        "supervisor gave up on actor {actor} after {restarts} restart(s): {last} (raise \
+         Supervisor::max_restarts, or fix what makes it fail)"
+    )]
+    RestartsExhausted {
+        /// The child whose failure exceeded the restart intensity.
+        actor: ActorUid,
+        /// How many times that child had been restarted.
+        restarts: u32,
+        /// Its last failure.
+        last: Box<Error>,
+    },
     /// The channel to an actor closed while a call was in flight.
     #[error(
         "the channel to actor {actor} closed before it answered (the actor exited or the \
@@ -199,6 +215,7 @@ impl Error {
             Error::StreamClosed { .. } => "tractor::Error::StreamClosed",
             Error::Misuse(_) => "tractor::Error::Misuse",
             Error::ActorDied { .. } => "tractor::Error::ActorDied",
+            Error::RestartsExhausted { .. } => "tractor::Error::RestartsExhausted",
             Error::Disconnected { .. } => "tractor::Error::Disconnected",
             Error::Unreachable { .. } => "tractor::Error::Unreachable",
             Error::Spawn { .. } => "tractor::Error::Spawn",
@@ -239,6 +256,18 @@ impl PartialEq for Error {
                     status: t,
                 },
             ) => a == b && s == t,
+            (
+                RestartsExhausted {
+                    actor: a,
+                    restarts: r,
+                    last: l,
+                },
+                RestartsExhausted {
+                    actor: b,
+                    restarts: s,
+                    last: m,
+                },
+            ) => a == b && r == s && l == m,
             (Disconnected { actor: a }, Disconnected { actor: b })
             | (ResultTaken { actor: a }, ResultTaken { actor: b }) => a == b,
             (Spawn { name: a, reason: r }, Spawn { name: b, reason: s })

@@ -9,23 +9,19 @@
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::ActorNursery;
+use super::launch::{self, MainCall, Options, Recipe};
+use super::{ActorNursery, Restart};
 use crate::call::{Call, Request, StreamCall};
-use crate::children::ChildHandle;
 use crate::error::{Error, Result};
-use crate::ipc::Channel;
+use crate::ipc::credit::Window;
 use crate::portal::{Portal, ResultSlot, RunPortal};
-use crate::spawn::{SpawnSpec, StartMethod};
+use crate::spawn::StartMethod;
 use crate::stream::RemoteStream;
 use crate::uid::ActorUid;
-
-/// How long a new child has to connect back.
-const SPAWN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Options for a new actor, then `.await` to spawn it.
 ///
@@ -36,6 +32,9 @@ pub struct SpawnBuilder<'n, K> {
     nursery: &'n ActorNursery,
     name: String,
     options: Options,
+    restart: Option<Restart>,
+    /// The first option that could not be applied, reported on `.await`.
+    error: Option<Error>,
     kind: K,
 }
 
@@ -61,24 +60,14 @@ mod sealed {
     impl<T> Sealed for crate::call::StreamCall<T> {}
 }
 
-#[derive(Default)]
-struct Options {
-    enable_modules: Vec<String>,
-    statespace: Vec<(String, Vec<u8>)>,
-    loglevel: Option<String>,
-    start_method: Option<StartMethod>,
-    worker_threads: Option<usize>,
-    max_concurrent_calls: Option<usize>,
-    /// The first option that could not be applied, reported on `.await`.
-    error: Option<Error>,
-}
-
 impl<'n, K> SpawnBuilder<'n, K> {
     pub(crate) fn new(nursery: &'n ActorNursery, name: String, kind: K) -> Self {
         SpawnBuilder {
             nursery,
             name,
             options: Options::default(),
+            restart: None,
+            error: None,
             kind,
         }
     }
@@ -105,7 +94,7 @@ impl<'n, K> SpawnBuilder<'n, K> {
             Ok(bytes) => self.options.statespace.push((key, bytes)),
             Err(err) => {
                 let error = Error::codec(format!("statespace value {key:?}"), err);
-                self.options.error.get_or_insert(error);
+                self.error.get_or_insert(error);
             }
         }
         self
@@ -144,97 +133,129 @@ impl<'n, K> SpawnBuilder<'n, K> {
         self.options.loglevel = Some(level.into());
         self
     }
+
+    /// Whether a supervisor restarts this child after it ends (see
+    /// [`Restart`]); by default `Permanent` for `start_actor` and
+    /// `Temporary` for `run_in_actor`. Only a nursery opened with
+    /// [`open_nursery_with`](crate::open_nursery_with) restarts; in a
+    /// plain one every failure cancels the nursery whatever this says.
+    ///
+    /// ```
+    /// #[tractor::rpc]
+    /// async fn flaky_job() -> u32 {
+    ///     7
+    /// }
+    ///
+    /// # async fn example() -> tractor::Result<()> {
+    /// let supervisor = tractor::Supervisor::one_for_one();
+    /// let seven = tractor::open_nursery_with(supervisor, async |n: &tractor::ActorNursery| {
+    ///     // Run again, in a new process, until it succeeds (within the
+    ///     // supervisor's restart intensity).
+    ///     let job = n
+    ///         .run_in_actor("job", flaky_job::call())
+    ///         .restart(tractor::Restart::Transient)
+    ///         .await?;
+    ///     job.result().await
+    /// })
+    /// .await?;
+    /// # let _ = seven;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = Some(restart);
+        self
+    }
 }
 
-/// Spawns the actor `name`; `main` names the call a `run_in_actor` child
-/// will run (its module gets enabled).
-async fn spawn(
-    nursery: &ActorNursery,
+/// A spawned child, up and adopted by its nursery.
+struct Spawned<'n> {
+    nursery: &'n ActorNursery,
+    child: Arc<crate::children::ChildHandle>,
+    recipe: Arc<Recipe>,
+    portal: Portal,
+    slot: Arc<ResultSlot>,
+}
+
+/// A builder's options, apart from what kind of child it spawns.
+struct Parts<'n> {
+    nursery: &'n ActorNursery,
     name: String,
-    mut options: Options,
-    main: Option<&str>,
-) -> Result<(Arc<ChildHandle>, Channel, Arc<ResultSlot>)> {
-    let fail = |reason: String| Error::Spawn {
-        name: name.clone(),
-        reason,
-    };
-    if let Some(error) = options.error.take() {
-        return Err(error);
-    }
-    if name.trim().is_empty() {
-        return Err(fail("an actor needs a name".into()));
-    }
-    let inner = nursery.inner();
-    let actor = inner.actor();
-    let uid = ActorUid::new(&name);
-    if let Some(main) = main {
-        options
-            .enable_modules
-            .push(crate::registry::module_of(main).to_owned());
-    }
-    let start_method = options
-        .start_method
-        .unwrap_or(actor.settings().start_method);
-    let children = actor.children();
-    let mut expected = children.expect(uid.uuid())?;
-    let settings = actor.settings();
-    let connections = actor.connections();
-    let spec = SpawnSpec {
-        challenge: expected.challenge,
-        workers: options.worker_threads.unwrap_or(settings.child_workers),
-        child_workers: settings.child_workers,
-        start_method,
-        secret: connections.secret().clone(),
-        uid,
-        parent: actor.uid().clone(),
-        parent_addr: connections.listen_addr().map(str::to_owned),
-        parent_pid: std::process::id(),
-        registrar_addr: actor.registrar_addr().to_owned(),
-        parent_is_registrar: actor.is_registrar(),
-        enable_modules: options.enable_modules,
-        statespace: options.statespace,
-        loglevel: options.loglevel.or_else(crate::log::inherited_level),
-        max_concurrent_calls: options
-            .max_concurrent_calls
-            .unwrap_or(settings.max_concurrent_calls),
-        exec_args: settings.exec_args.clone(),
-    };
-    let child = children.start(&spec, start_method).await.map_err(|err| {
-        fail(format!(
-            "could not start the process ({start_method}): {err}"
-        ))
-    })?;
-    let slot = Arc::new(ResultSlot::new(child.uid().clone()));
-    inner.adopt(child.clone(), main.map(|_| slot.clone()));
-
-    // Until the child is connected, dropping this future or failing kills
-    // it (its exit is then expected, not an error).
-    let mut abandon = KillOnDrop(Some(child.clone()));
-    let channel = tokio::select! {
-        channel = &mut expected.channel => channel.map_err(|_| fail("this actor is shutting down".into()))?,
-        status = child.exited() => {
-            return Err(fail(format!(
-                "the process exited ({status}) before connecting back; if this is a test, \
-                 is it a #[tractor::test]?"
-            )));
-        }
-        () = tokio::time::sleep(SPAWN_TIMEOUT) => {
-            return Err(fail(format!("no connection back within {SPAWN_TIMEOUT:?}")));
-        }
-    };
-    abandon.0 = None;
-    tracing::info!(actor = %child.uid(), pid = child.pid(), "spawned");
-    child.set_channel(channel.clone());
-    Ok((child, channel, slot))
+    options: Options,
+    restart: Option<Restart>,
+    error: Option<Error>,
 }
 
-struct KillOnDrop(Option<Arc<ChildHandle>>);
+impl<'n, K> SpawnBuilder<'n, K> {
+    fn split(self) -> (Parts<'n>, K) {
+        let SpawnBuilder {
+            nursery,
+            name,
+            options,
+            restart,
+            error,
+            kind,
+        } = self;
+        let parts = Parts {
+            nursery,
+            name,
+            options,
+            restart,
+            error,
+        };
+        (parts, kind)
+    }
+}
 
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.take() {
-            child.kill();
+impl<'n> Parts<'n> {
+    /// Spawns the actor; `main` is what a `run_in_actor` child runs.
+    async fn spawn(self, main: Option<MainCall>, default: Restart) -> Result<Spawned<'n>> {
+        let Parts {
+            nursery,
+            name,
+            options,
+            restart,
+            error,
+        } = self;
+        if let Some(error) = error {
+            return Err(error);
         }
+        if name.trim().is_empty() {
+            return Err(Error::Spawn {
+                name,
+                reason: "an actor needs a name".into(),
+            });
+        }
+        let recipe = Arc::new(Recipe {
+            uid: ActorUid::new(&name),
+            options,
+            main,
+        });
+        let inner = nursery.inner();
+        let starting = launch::start(inner, &recipe).await?;
+        let child = starting.child.clone();
+        let slot = Arc::new(ResultSlot::new(child.uid().clone()));
+        let result = recipe.main.as_ref().map(|_| slot.clone());
+        // Adopted before it connects: whatever happens next, the nursery
+        // waits for it.
+        let restart = restart.unwrap_or(default);
+        let lineage = inner.adopt(child.clone(), recipe.clone(), restart, result);
+        let channel = launch::connected(&recipe, starting).await?;
+        let actor = inner.actor().clone();
+        let portal = match lineage {
+            Some(lineage) => {
+                lineage.up(channel);
+                Portal::following(actor, lineage)
+            }
+            None => Portal::new(actor, channel),
+        };
+        Ok(Spawned {
+            nursery,
+            child,
+            recipe,
+            portal,
+            slot,
+        })
     }
 }
 
@@ -243,57 +264,43 @@ impl<'n> IntoFuture for SpawnBuilder<'n, Daemon> {
     type IntoFuture = Pin<Box<dyn Future<Output = Result<Portal>> + Send + 'n>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let SpawnBuilder {
-            nursery,
-            name,
-            options,
-            ..
-        } = self;
+        let (parts, Daemon) = self.split();
         Box::pin(async move {
-            let (_, channel, _) = spawn(nursery, name, options, None).await?;
-            Ok(Portal::new(nursery.inner().actor().clone(), channel))
+            let spawned = parts.spawn(None, Restart::Permanent).await?;
+            Ok(spawned.portal)
         })
     }
 }
 
-/// A `run_in_actor` child, up and ready for its main call.
-struct Main<'n> {
-    nursery: &'n ActorNursery,
-    child: Arc<ChildHandle>,
-    channel: Channel,
-    slot: Arc<ResultSlot>,
-    func: std::borrow::Cow<'static, str>,
-    args: Vec<u8>,
-    /// When the main call must have answered (its first item, for a
-    /// stream); taken when the call was made.
-    deadline: Option<tokio::time::Instant>,
-}
-
-impl Main<'_> {
-    fn portal<O>(self) -> RunPortal<O> {
-        let actor = self.nursery.inner().actor().clone();
-        RunPortal::new(Portal::new(actor, self.channel), self.slot)
+impl<'n> Spawned<'n> {
+    /// Sends the main call and hands out the portal with its result.
+    async fn run<O>(self) -> RunPortal<O> {
+        let Spawned {
+            nursery,
+            child,
+            recipe,
+            portal,
+            slot,
+        } = self;
+        if let Some(main) = &recipe.main {
+            nursery
+                .inner()
+                .run_main(&child, 0, main, slot.clone())
+                .await;
+        }
+        RunPortal::new(portal, slot)
     }
 }
 
-async fn spawn_main<'n>(
-    nursery: &'n ActorNursery,
-    name: String,
-    options: Options,
-    request: Request,
-) -> Result<Main<'n>> {
+/// The main call a `run_in_actor` child runs, from its request.
+fn main_call(request: Request, stream: Option<Window>) -> Result<MainCall> {
     // Arguments that cannot be sent fail before any process starts.
-    let args = request.args?;
-    let timeout = request.timeout;
-    let (child, channel, slot) = spawn(nursery, name, options, Some(&request.name)).await?;
-    Ok(Main {
-        nursery,
-        child,
-        channel,
-        slot,
+    Ok(MainCall {
+        args: request.args?,
         func: request.name,
-        args,
-        deadline: crate::deadline::for_call(timeout),
+        timeout: request.timeout,
+        inherited: crate::deadline::inherited(),
+        stream,
     })
 }
 
@@ -305,25 +312,14 @@ where
     type IntoFuture = Pin<Box<dyn Future<Output = Result<RunPortal<T>>> + Send + 'n>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let SpawnBuilder {
-            nursery,
-            name,
-            options,
-            kind: RunIn(call),
-        } = self;
+        let (parts, RunIn(call)) = self.split();
         Box::pin(async move {
-            let main = spawn_main(nursery, name, options, call.into_request()).await?;
-            let inner = nursery.inner();
-            inner
-                .run_main(
-                    &main.child,
-                    &main.func,
-                    &main.args,
-                    main.deadline,
-                    main.slot.clone(),
-                )
-                .await;
-            Ok(main.portal())
+            let main = main_call(call.into_request(), None)?;
+            Ok(parts
+                .spawn(Some(main), Restart::Temporary)
+                .await?
+                .run()
+                .await)
         })
     }
 }
@@ -336,27 +332,15 @@ where
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'n>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let SpawnBuilder {
-            nursery,
-            name,
-            options,
-            kind: RunIn(call),
-        } = self;
+        let (parts, RunIn(call)) = self.split();
         Box::pin(async move {
             let (request, window) = call.into_request();
-            let main = spawn_main(nursery, name, options, request).await?;
-            let inner = nursery.inner();
-            inner
-                .run_main_stream(
-                    &main.child,
-                    &main.func,
-                    &main.args,
-                    window,
-                    main.deadline,
-                    main.slot.clone(),
-                )
-                .await;
-            Ok(main.portal())
+            let main = main_call(request, Some(window))?;
+            Ok(parts
+                .spawn(Some(main), Restart::Temporary)
+                .await?
+                .run()
+                .await)
         })
     }
 }

@@ -19,6 +19,14 @@
 //! (`start_actor`) to be cancelled by someone (`portal.cancel_actor()`,
 //! `n.cancel()`).
 //!
+//! [`open_nursery_with`] opens a nursery with a [`Supervisor`] instead:
+//! a failed child is restarted (with those its strategy takes down with
+//! it) as a new process under the same uid, and only a child that is not
+//! to be restarted, or a supervisor that has given up, fails the nursery
+//! as above. The policy is in `supervisor`; how a child is started (and
+//! started again) in `launch`; the handle that follows a child across its
+//! processes in the crate's `lineage`.
+//!
 //! Supervision runs inside the `open_nursery` future, fed by events from
 //! small tasks: one per child waiting for its exit, one per `run_in_actor`
 //! child waiting for its answer. Dropping the future hands every live child
@@ -26,21 +34,28 @@
 //! it exits).
 
 mod builder;
+mod launch;
+mod supervisor;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub use builder::{Daemon, RunIn, RunTarget, SpawnBuilder};
+pub use supervisor::{Restart, Supervisor};
 
 use crate::actor::Actor;
 use crate::budget::DEFAULT_GRACE;
 use crate::children::ChildHandle;
 use crate::error::{Error, Result};
+use crate::lineage::Lineage;
 use crate::portal::ResultSlot;
 use crate::stream::RawStream;
+use launch::{MainCall, Recipe};
+use supervisor::{End, Supervising, Takes, Verdict};
 
 /// Opens a nursery, runs `body` with it, and returns once every actor it
 /// spawned is gone.
@@ -68,16 +83,78 @@ pub async fn open_nursery<X, F>(body: F) -> Result<X>
 where
     F: AsyncFnOnce(&ActorNursery) -> Result<X>,
 {
+    supervise(None, body).await
+}
+
+/// Opens a nursery whose failed children are restarted by `supervisor`,
+/// runs `body` with it, and returns once every actor it spawned is gone.
+///
+/// Portals from its spawns follow their child across restarts: the
+/// restarted process keeps the child's [`ActorUid`](crate::ActorUid),
+/// calls made while it restarts wait for it, calls in flight when it
+/// failed fail with an error naming it, and `find_actor` finds the new
+/// process. A `run_in_actor` child that restarts runs its call again, and
+/// `result()` gives the last run's outcome. `n.cancel()` stops every
+/// child, restarting none.
+///
+/// When the supervisor gives up (more restarts than its
+/// [`max_restarts`](Supervisor::max_restarts) allows), it cancels every
+/// child, the body is cancelled at its next await, and this returns
+/// [`Error::RestartsExhausted`] with the last failure. In an actor other
+/// than the root, that failure also ends the actor (with a non-zero exit
+/// status once it has answered its calls), so that its own parent's
+/// supervisor, or nursery, handles it in turn.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[tractor::rpc]
+/// async fn work(n: u64) -> u64 {
+///     n * n
+/// }
+///
+/// # async fn example() -> tractor::Result<()> {
+/// let supervisor = tractor::Supervisor::one_for_one().max_restarts(3, Duration::from_secs(5));
+/// let squared = tractor::open_nursery_with(supervisor, async |n: &tractor::ActorNursery| {
+///     let worker = n.start_actor("worker").enable_modules([module_path!()]).await?;
+///     let squared = worker.run(work::call(7)).await?;
+///     n.cancel().await?;
+///     Ok(squared)
+/// })
+/// .await?;
+/// assert_eq!(squared, 49);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open_nursery_with<X, F>(supervisor: Supervisor, body: F) -> Result<X>
+where
+    F: AsyncFnOnce(&ActorNursery) -> Result<X>,
+{
+    let outcome = supervise(Some(supervisor), body).await;
+    if let Err(error @ Error::RestartsExhausted { .. }) = &outcome {
+        Actor::current()?.escalate(error);
+    }
+    outcome
+}
+
+async fn supervise<X, F>(supervisor: Option<Supervisor>, body: F) -> Result<X>
+where
+    F: AsyncFnOnce(&ActorNursery) -> Result<X>,
+{
     let actor = Actor::current()?;
-    let (events, mut inbox) = mpsc::unbounded_channel();
+    let (events, inbox) = mpsc::unbounded_channel();
     let nursery = ActorNursery {
         inner: Arc::new(Inner {
             actor,
             children: Mutex::default(),
+            supervisor: supervisor.map(|policy| Mutex::new(Supervising::new(policy))),
             events,
         }),
     };
-    let mut guard = CancelOnDrop(Some(nursery.inner.clone()));
+    let mut guard = Guard {
+        inner: Some(nursery.inner.clone()),
+        inbox,
+    };
     let mut errors = Errors::default();
 
     // Phase 1: the body runs while children report.
@@ -88,7 +165,7 @@ where
             tokio::select! {
                 biased;
                 outcome = &mut body => break Some(outcome),
-                Some(event) = inbox.recv() => {
+                Some(event) = guard.inbox.recv() => {
                     nursery.inner.handle(event, &mut errors);
                     if errors.failing {
                         // Let a pending `result()` of the failed child see
@@ -118,7 +195,7 @@ where
         if nursery.inner.all_done() {
             break;
         }
-        let Some(event) = inbox.recv().await else {
+        let Some(event) = guard.inbox.recv().await else {
             break;
         };
         nursery.inner.handle(event, &mut errors);
@@ -127,14 +204,18 @@ where
             nursery.inner.cancel_all();
         }
     }
-    guard.0 = None;
+    guard.inner = None;
 
     let mut errors = errors.list;
     match outcome {
         Some(Ok(value)) if errors.is_empty() => return Ok(value),
         Some(Err(error)) => {
             let self_inflicted = error.is_cancelled() && !errors.is_empty();
-            if !self_inflicted && !errors.contains(&error) {
+            // The body's call into a child whose end is reported already
+            // is that same failure, seen from the body.
+            let echoed = matches!(&error, Error::Disconnected { actor }
+                if errors.iter().any(|reported| ends(reported, actor)));
+            if !self_inflicted && !echoed && !errors.contains(&error) {
                 errors.push(error);
             }
         }
@@ -144,6 +225,16 @@ where
         0 => Err(Error::Cancelled),
         1 => Err(errors.remove(0)),
         _ => Err(Error::Multi(errors)),
+    }
+}
+
+/// Whether `error` reports the end of child `actor`.
+fn ends(error: &Error, actor: &crate::ActorUid) -> bool {
+    match error {
+        Error::ActorDied { actor: died, .. } | Error::RestartsExhausted { actor: died, .. } => {
+            died == actor
+        }
+        _ => false,
     }
 }
 
@@ -164,13 +255,23 @@ pub struct ActorNursery {
 
 pub(crate) struct Inner {
     actor: Actor,
+    /// In start order.
     children: Mutex<Vec<Record>>,
+    /// `None` for a plain, one-cancels-all nursery.
+    supervisor: Option<Mutex<Supervising>>,
     events: mpsc::UnboundedSender<Event>,
 }
 
-/// A child as the nursery tracks it.
+/// A child as the nursery tracks it, across its incarnations.
 struct Record {
+    /// The current (or last) process.
     child: Arc<ChildHandle>,
+    /// Counts the child's processes; events of an earlier one are stale.
+    generation: u64,
+    recipe: Arc<Recipe>,
+    restart: Restart,
+    /// Under a supervisor: what the child's portal follows.
+    lineage: Option<Arc<Lineage>>,
     /// `run_in_actor` children's answer.
     result: Option<Arc<ResultSlot>>,
     /// The main call went out, so an answer (or failure) will come.
@@ -179,17 +280,94 @@ struct Record {
     answered: bool,
     /// An error was already reported for this child.
     reported: bool,
+    /// A restart is under way: the nursery waits for it.
+    restarting: bool,
+    /// How often the child was restarted.
+    restarts: u32,
 }
 
 pub(crate) enum Event {
-    Exited(Uuid),
-    Answered(Uuid),
+    Exited {
+        uuid: Uuid,
+        generation: u64,
+    },
+    Answered {
+        uuid: Uuid,
+        generation: u64,
+        answer: Answer,
+    },
+    /// A restart ended: the new process serves (and runs its main call),
+    /// or it could not be started, or the child was retired meanwhile.
+    Restarted {
+        uuid: Uuid,
+        outcome: Result<()>,
+    },
+}
+
+/// How a `run_in_actor` child's main call ended.
+pub(crate) enum Answer {
+    Value(Result<Bytes>),
+    /// A stream call; its stream already waits in the result slot.
+    Stream(Result<()>),
+}
+
+impl Answer {
+    fn outcome(&self) -> Result<()> {
+        match self {
+            Answer::Value(answer) => answer.as_ref().map(|_| ()).map_err(Clone::clone),
+            Answer::Stream(outcome) => outcome.clone(),
+        }
+    }
+
+    fn deliver(self, slot: &ResultSlot) {
+        match self {
+            Answer::Value(answer) => slot.fill(answer),
+            Answer::Stream(outcome) => slot.finish(outcome),
+        }
+    }
 }
 
 #[derive(Default)]
 struct Errors {
     list: Vec<Error>,
     failing: bool,
+}
+
+impl Errors {
+    fn report(&mut self, error: Error) {
+        self.list.push(error);
+        self.failing = true;
+    }
+}
+
+impl Record {
+    fn uuid(&self) -> Uuid {
+        self.child.uid().uuid()
+    }
+
+    fn is_retired(&self) -> bool {
+        self.lineage.as_ref().is_some_and(|l| l.is_retired())
+    }
+
+    /// No restart for this child any more.
+    fn retire(&self) {
+        if let Some(lineage) = &self.lineage {
+            lineage.retire();
+        }
+    }
+
+    /// The child is down for good: calls through its portal fail.
+    fn end(&self) {
+        if let Some(lineage) = &self.lineage {
+            lineage.end();
+        }
+    }
+
+    /// Still doing its part: a live daemon, or a `run_in_actor` child
+    /// that has not answered.
+    fn is_running(&self) -> bool {
+        !self.exited && (self.recipe.main.is_none() || !self.answered)
+    }
 }
 
 impl ActorNursery {
@@ -235,15 +413,18 @@ impl ActorNursery {
 
     /// Cancels every child of this nursery, gracefully and then hard, and
     /// returns once they have all been reaped. The body goes on; the
-    /// cancelled children are not reported as errors.
+    /// cancelled children are not reported as errors, and under a
+    /// supervisor none of them is restarted (a restart under way stops).
     pub async fn cancel(&self) -> Result<()> {
-        let children: Vec<_> = self
-            .inner
-            .children()
-            .iter()
-            .filter(|record| !record.exited)
-            .map(|record| record.child.clone())
-            .collect();
+        let children: Vec<_> = {
+            let records = self.inner.children();
+            records.iter().for_each(Record::retire);
+            records
+                .iter()
+                .filter(|record| !record.exited)
+                .map(|record| record.child.clone())
+                .collect()
+        };
         futures::future::join_all(children.iter().map(|child| child.cancel(DEFAULT_GRACE))).await;
         Ok(())
     }
@@ -270,100 +451,157 @@ impl Inner {
         self.children.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts supervising a freshly spawned child.
-    pub(crate) fn adopt(&self, child: Arc<ChildHandle>, result: Option<Arc<ResultSlot>>) {
-        let events = self.events.clone();
-        let uuid = child.uid().uuid();
-        let exited = child.exited();
-        tokio::spawn(async move {
-            exited.await;
-            let _ = events.send(Event::Exited(uuid));
-        });
+    fn is_supervised(&self) -> bool {
+        self.supervisor.is_some()
+    }
+
+    /// Starts supervising a freshly started child; under a supervisor,
+    /// returns the lineage its portal follows.
+    fn adopt(
+        &self,
+        child: Arc<ChildHandle>,
+        recipe: Arc<Recipe>,
+        restart: Restart,
+        result: Option<Arc<ResultSlot>>,
+    ) -> Option<Arc<Lineage>> {
+        let lineage = self
+            .is_supervised()
+            .then(|| Arc::new(Lineage::new(child.uid().clone())));
+        self.watch_exit(&child, 0);
         self.children().push(Record {
             child,
+            generation: 0,
+            recipe,
+            restart,
+            lineage: lineage.clone(),
             result,
             main_sent: false,
             exited: false,
             answered: false,
             reported: false,
+            restarting: false,
+            restarts: 0,
+        });
+        lineage
+    }
+
+    fn watch_exit(&self, child: &ChildHandle, generation: u64) {
+        let events = self.events.clone();
+        let uuid = child.uid().uuid();
+        let exited = child.exited();
+        tokio::spawn(async move {
+            exited.await;
+            let _ = events.send(Event::Exited { uuid, generation });
         });
     }
 
-    fn mark_main_sent(&self, child: &ChildHandle) {
+    /// A restart's new process exists: it is the child from now on. A
+    /// child retired meanwhile is killed at once instead.
+    fn reincarnate(&self, child: &Arc<ChildHandle>) -> Option<u64> {
+        let mut children = self.children();
+        let record = children
+            .iter_mut()
+            .find(|r| r.uuid() == child.uid().uuid())?;
+        if record.is_retired() {
+            child.kill();
+        }
+        record.child = child.clone();
+        record.generation += 1;
+        record.exited = false;
+        record.answered = false;
+        record.main_sent = false;
+        record.reported = false;
+        if let Some(slot) = &record.result {
+            slot.rerun();
+        }
+        self.watch_exit(child, record.generation);
+        Some(record.generation)
+    }
+
+    fn mark_main_sent(&self, child: &ChildHandle, generation: u64) {
         let uuid = child.uid().uuid();
         if let Some(record) = self
             .children()
             .iter_mut()
-            .find(|r| r.child.uid().uuid() == uuid)
+            .find(|r| r.uuid() == uuid && r.generation == generation)
         {
             record.main_sent = true;
         }
     }
 
-    /// Sends `func(args)` as the main call of a `run_in_actor` child; its
-    /// answer lands in `slot` and the nursery hears of it.
-    pub(crate) async fn run_main(
+    /// Sends the main call of a `run_in_actor` child (incarnation
+    /// `generation`); its answer goes to the nursery, which delivers it to
+    /// `slot` unless it restarts the child instead. A stream call's stream
+    /// waits in `slot` for the body meanwhile.
+    async fn run_main(
         &self,
         child: &Arc<ChildHandle>,
-        func: &str,
-        args: &[u8],
-        deadline: Option<tokio::time::Instant>,
+        generation: u64,
+        main: &MainCall,
         slot: Arc<ResultSlot>,
     ) {
-        let pending = match child.channel() {
-            Some(channel) => channel.call(func, args, deadline).await,
-            None => Err(Error::Protocol("the child is not connected".into())),
-        };
-        self.mark_main_sent(child);
+        let deadline = main.deadline();
+        let uuid = child.uid().uuid();
         let events = self.events.clone();
-        let child = child.clone();
-        self.actor.tasks().spawn(async move {
-            let answer = match pending {
-                Ok(pending) => pending.within(deadline).await,
-                Err(err) => Err(err),
-            };
-            slot.fill(settle(&child, answer).await);
-            let _ = events.send(Event::Answered(child.uid().uuid()));
-        });
-    }
-
-    /// Opens stream `func(args)` as the main call of a `run_in_actor`
-    /// child; the stream waits in `slot` for the body, and the nursery hears
-    /// when it ends (or the child does).
-    pub(crate) async fn run_main_stream(
-        &self,
-        child: &Arc<ChildHandle>,
-        func: &str,
-        args: &[u8],
-        window: crate::ipc::credit::Window,
-        first_by: Option<tokio::time::Instant>,
-        slot: Arc<ResultSlot>,
-    ) {
-        let (on_end, ended) = tokio::sync::oneshot::channel();
-        let opened = match child.channel() {
-            Some(channel) => RawStream::open(channel, func, args, window, first_by).await,
-            None => Err(Error::Protocol("the child is not connected".into())),
+        let held = slot.clone();
+        let report = move |answer: Answer| {
+            // A nursery that is gone cannot restart anything: the answer
+            // is final.
+            if let Err(mpsc::error::SendError(Event::Answered { answer, .. })) =
+                events.send(Event::Answered {
+                    uuid,
+                    generation,
+                    answer,
+                })
+            {
+                answer.deliver(&slot);
+            }
         };
-        let opened = opened.map(|mut stream| {
-            stream.on_end(on_end);
-            slot.hold(stream);
-        });
-        self.mark_main_sent(child);
-        let events = self.events.clone();
-        let child = child.clone();
-        self.actor.tasks().spawn(async move {
-            let outcome = match opened {
-                // A stream dropped before its end was stopped by its
-                // consumer: done, not failed.
-                Ok(()) => tokio::select! {
-                    ended = ended => ended.unwrap_or(Ok(())),
-                    _ = child.exited() => Err(Error::Disconnected { actor: child.uid().clone() }),
-                },
-                Err(err) => Err(err),
-            };
-            slot.finish(settle(&child, outcome).await);
-            let _ = events.send(Event::Answered(child.uid().uuid()));
-        });
+        let not_connected = || Error::Protocol("the child is not connected".into());
+        match main.stream {
+            None => {
+                let pending = match child.channel() {
+                    Some(channel) => channel.call(&main.func, &main.args, deadline).await,
+                    None => Err(not_connected()),
+                };
+                self.mark_main_sent(child, generation);
+                let child = child.clone();
+                self.actor.tasks().spawn(async move {
+                    let answer = match pending {
+                        Ok(pending) => pending.within(deadline).await,
+                        Err(err) => Err(err),
+                    };
+                    report(Answer::Value(settle(&child, answer).await));
+                });
+            }
+            Some(window) => {
+                let (on_end, ended) = tokio::sync::oneshot::channel();
+                let opened = match child.channel() {
+                    Some(channel) => {
+                        RawStream::open(channel, &main.func, &main.args, window, deadline).await
+                    }
+                    None => Err(not_connected()),
+                };
+                let opened = opened.map(|mut stream| {
+                    stream.on_end(on_end);
+                    held.hold(stream);
+                });
+                self.mark_main_sent(child, generation);
+                let child = child.clone();
+                self.actor.tasks().spawn(async move {
+                    let outcome = match opened {
+                        // A stream dropped before its end was stopped by
+                        // its consumer: done, not failed.
+                        Ok(()) => tokio::select! {
+                            ended = ended => ended.unwrap_or(Ok(())),
+                            _ = child.exited() => Err(Error::Disconnected { actor: child.uid().clone() }),
+                        },
+                        Err(err) => Err(err),
+                    };
+                    report(Answer::Stream(settle(&child, outcome).await));
+                });
+            }
+        }
     }
 
     /// After a normal body exit: streams the body never took are read to
@@ -380,56 +618,284 @@ impl Inner {
         }
     }
 
-    fn handle(&self, event: Event, errors: &mut Errors) {
+    fn handle(self: &Arc<Self>, event: Event, errors: &mut Errors) {
         let mut children = self.children();
-        let uuid = match &event {
-            Event::Exited(uuid) | Event::Answered(uuid) => *uuid,
-        };
-        let Some(record) = children.iter_mut().find(|r| r.child.uid().uuid() == uuid) else {
-            return;
-        };
-        let failure = match event {
-            Event::Exited(_) => {
-                record.exited = true;
-                let expected = record.child.cancel_requested();
-                // A run_in_actor child that has not answered reports how it
-                // ended through its answer.
-                let answered_ok = match &record.result {
-                    None => true,
-                    Some(slot) => matches!(slot.outcome(), Some(Ok(()))),
+        match event {
+            Event::Exited { uuid, generation } => {
+                let Some(at) = children
+                    .iter()
+                    .position(|r| r.uuid() == uuid && r.generation == generation)
+                else {
+                    return;
                 };
-                let status = record.child.status();
-                status
-                    .filter(|_| !expected && answered_ok)
-                    .map(|status| Error::ActorDied {
-                        actor: record.child.uid().clone(),
-                        status,
-                    })
-            }
-            Event::Answered(_) => {
-                record.answered = true;
-                match record.result.as_ref().and_then(|slot| slot.outcome()) {
-                    Some(Err(Error::Cancelled)) if record.child.cancel_requested() => None,
-                    Some(Err(error)) => Some(error),
-                    _ => None,
+                // During a restart, the restart reports how it went.
+                if !children[at].restarting {
+                    self.exited(&mut children, at, errors);
                 }
             }
-        };
-        if let Some(error) = failure {
-            if !record.reported {
-                record.reported = true;
-                tracing::debug!(child = %record.child.uid(), "child failed: {error}");
-                errors.list.push(error);
-                errors.failing = true;
+            Event::Answered {
+                uuid,
+                generation,
+                answer,
+            } => {
+                let Some(at) = children
+                    .iter()
+                    .position(|r| r.uuid() == uuid && r.generation == generation)
+                else {
+                    return;
+                };
+                let record = &mut children[at];
+                if record.restarting {
+                    // Its run is being repeated anyway.
+                    return;
+                }
+                record.answered = true;
+                let failure = match answer.outcome() {
+                    Err(Error::Cancelled) if record.child.cancel_requested() => None,
+                    Err(error) => Some(error),
+                    Ok(()) => None,
+                };
+                let restarts = failure.is_some()
+                    && self.is_supervised()
+                    && !record.is_retired()
+                    && record.restart.restarts_after(End::Failed);
+                match failure {
+                    Some(error) if restarts => {
+                        // The answer of a run that is to be repeated is
+                        // nobody's: result() waits for the next run's.
+                        drop(answer);
+                        self.ended(&mut children, at, End::Failed, error, errors);
+                    }
+                    failure => {
+                        if let Some(slot) = &record.result {
+                            answer.deliver(slot);
+                        }
+                        if let Some(error) = failure {
+                            self.ended(&mut children, at, End::Failed, error, errors);
+                        }
+                    }
+                }
+            }
+            Event::Restarted { uuid, outcome } => {
+                let Some(at) = children.iter().position(|r| r.uuid() == uuid) else {
+                    return;
+                };
+                let record = &mut children[at];
+                record.restarting = false;
+                match outcome {
+                    // Its exit, if it came during the restart, counts now.
+                    Ok(()) if record.child.has_exited() => self.exited(&mut children, at, errors),
+                    Ok(()) => {}
+                    Err(_) if record.is_retired() => {
+                        record.end();
+                        // A run that will not come again ends as cancelled.
+                        if let (Some(slot), true) = (&record.result, !record.answered) {
+                            slot.fill(Err(Error::Cancelled));
+                            record.answered = true;
+                        }
+                    }
+                    Err(error) => self.ended(&mut children, at, End::Failed, error, errors),
+                }
             }
         }
     }
 
+    /// Child `at`'s process has exited.
+    fn exited(self: &Arc<Self>, children: &mut [Record], at: usize, errors: &mut Errors) {
+        let record = &mut children[at];
+        if record.exited {
+            return;
+        }
+        record.exited = true;
+        if record.child.cancel_requested() {
+            record.end();
+            return;
+        }
+        // A run_in_actor child whose call is out reports how it ended
+        // through its answer.
+        if record.main_sent && !record.answered {
+            return;
+        }
+        let Some(status) = record.child.status() else {
+            return;
+        };
+        let end = if status.success() {
+            End::Clean
+        } else {
+            End::Failed
+        };
+        let error = Error::ActorDied {
+            actor: record.child.uid().clone(),
+            status,
+        };
+        self.ended(children, at, end, error, errors);
+    }
+
+    /// Child `at` ended unasked (`end`, described by `error`): restart it
+    /// (with whatever the strategy takes down with it), give up, or, where
+    /// nothing restarts it, report a failure as a plain nursery does.
+    fn ended(
+        self: &Arc<Self>,
+        children: &mut [Record],
+        at: usize,
+        end: End,
+        error: Error,
+        errors: &mut Errors,
+    ) {
+        let record = &mut children[at];
+        let Some(supervisor) = &self.supervisor else {
+            // One-cancels-all: any unasked end is a failure.
+            if !record.reported {
+                record.reported = true;
+                tracing::debug!(child = %record.child.uid(), "child failed: {error}");
+                errors.report(error);
+            }
+            return;
+        };
+        if record.is_retired() || !record.restart.restarts_after(end) {
+            record.end();
+            if end == End::Failed && !record.reported {
+                record.reported = true;
+                tracing::debug!(child = %record.child.uid(), "child failed: {error}");
+                errors.report(error);
+            }
+            return;
+        }
+        let mut supervisor = supervisor.lock().unwrap_or_else(|p| p.into_inner());
+        let backoff = match supervisor.decide(tokio::time::Instant::now()) {
+            Verdict::Restart { backoff } => backoff,
+            Verdict::GiveUp => {
+                record.end();
+                record.reported = true;
+                tracing::error!(
+                    child = %record.child.uid(),
+                    restarts = record.restarts,
+                    "too many restarts: the supervisor gives up ({error})"
+                );
+                errors.report(Error::RestartsExhausted {
+                    actor: record.child.uid().clone(),
+                    restarts: record.restarts,
+                    last: Box::new(error),
+                });
+                return;
+            }
+        };
+        record.restarts += 1;
+        tracing::warn!(
+            child = %record.child.uid(),
+            status = ?record.child.status(),
+            restart = record.restarts,
+            ?backoff,
+            "restarting: {error}"
+        );
+        // Those the failure takes down with it, in start order.
+        let failed = record.child.uid().clone();
+        let takes = supervisor.takes();
+        drop(supervisor);
+        let mut members = Vec::new();
+        for (i, other) in children.iter_mut().enumerate() {
+            let taken = i == at
+                || match takes {
+                    Takes::Itself => false,
+                    Takes::All => other.is_running() && !other.restarting,
+                    Takes::Later => i > at && other.is_running() && !other.restarting,
+                };
+            if !taken {
+                continue;
+            }
+            if i != at && !other.restart.restarts_after(End::Failed) {
+                // Taken down but never restarted (Temporary).
+                other.retire();
+                other
+                    .child
+                    .cancel_in_background(self.actor.children(), self.actor.child_grace());
+                continue;
+            }
+            if i != at {
+                other.restarts += 1;
+                tracing::warn!(
+                    child = %other.child.uid(),
+                    restart = other.restarts,
+                    "restarting with {failed}"
+                );
+            }
+            other.restarting = true;
+            if let Some(lineage) = &other.lineage {
+                lineage.restarting();
+            }
+            members.push(Member {
+                old: other.child.clone(),
+                recipe: other.recipe.clone(),
+                lineage: other.lineage.clone(),
+                result: other.result.clone(),
+            });
+        }
+        let inner = self.clone();
+        self.actor
+            .tasks()
+            .spawn(async move { inner.restart(members, backoff).await });
+    }
+
+    /// Takes `members` down (gracefully where they still run), waits
+    /// `backoff`, and starts each again in order, reporting each restart's
+    /// end to the nursery.
+    async fn restart(self: Arc<Self>, members: Vec<Member>, backoff: std::time::Duration) {
+        let grace = self.actor.child_grace();
+        futures::future::join_all(members.iter().map(|member| async move {
+            tokio::select! {
+                _ = member.old.cancel(grace) => {}
+                // Retired: someone else takes it down.
+                () = retired(&member.lineage) => {}
+            }
+            member.old.exited().await;
+        }))
+        .await;
+        tokio::time::sleep(backoff).await;
+        for member in members {
+            let uuid = member.old.uid().uuid();
+            let relaunched = tokio::select! {
+                relaunched = self.relaunch(&member) => relaunched,
+                () = retired(&member.lineage) => Err(Error::Cancelled),
+            };
+            let (outcome, main) = match relaunched {
+                Ok(up) => (Ok(()), Some(up)),
+                Err(err) => (Err(err), None),
+            };
+            // Reported before the main call goes out, so that its answer
+            // reaches the nursery after the restart has.
+            let _ = self.events.send(Event::Restarted { uuid, outcome });
+            if let (Some((child, generation)), Some(main), Some(slot)) =
+                (main, &member.recipe.main, &member.result)
+            {
+                self.run_main(&child, generation, main, slot.clone()).await;
+            }
+        }
+    }
+
+    /// Starts a member's new process and waits for it to connect back;
+    /// returns it with its generation.
+    async fn relaunch(&self, member: &Member) -> Result<(Arc<ChildHandle>, u64)> {
+        let starting = launch::start(self, &member.recipe).await?;
+        let child = starting.child.clone();
+        let Some(generation) = self.reincarnate(&child) else {
+            child.kill();
+            return Err(Error::Cancelled);
+        };
+        let channel = launch::connected(&member.recipe, starting).await?;
+        if let Some(lineage) = &member.lineage {
+            lineage.up(channel);
+        }
+        Ok((child, generation))
+    }
+
     fn cancel_all(&self) {
-        for record in self.children().iter().filter(|r| !r.exited) {
-            record
-                .child
-                .cancel_in_background(self.actor.children(), self.actor.child_grace());
+        for record in self.children().iter() {
+            record.retire();
+            if !record.exited {
+                record
+                    .child
+                    .cancel_in_background(self.actor.children(), self.actor.child_grace());
+            }
         }
     }
 
@@ -437,7 +903,7 @@ impl Inner {
     /// done.
     fn cancel_finished_runs(&self) {
         for record in self.children().iter() {
-            if record.answered && !record.exited {
+            if record.answered && !record.exited && !record.restarting {
                 record
                     .child
                     .cancel_in_background(self.actor.children(), self.actor.child_grace());
@@ -448,7 +914,22 @@ impl Inner {
     fn all_done(&self) -> bool {
         self.children()
             .iter()
-            .all(|r| r.exited && (!r.main_sent || r.answered))
+            .all(|r| !r.restarting && r.exited && (!r.main_sent || r.answered))
+    }
+}
+
+/// A child going round again in a restart.
+struct Member {
+    old: Arc<ChildHandle>,
+    recipe: Arc<Recipe>,
+    lineage: Option<Arc<Lineage>>,
+    result: Option<Arc<ResultSlot>>,
+}
+
+async fn retired(lineage: &Option<Arc<Lineage>>) {
+    match lineage {
+        Some(lineage) => lineage.retired().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -489,13 +970,21 @@ async fn settle<T>(child: &ChildHandle, answer: Result<T>) -> Result<T> {
 }
 
 /// Armed while the nursery runs: if its future is dropped, every live child
-/// is cancelled in the background.
-struct CancelOnDrop(Option<Arc<Inner>>);
+/// is cancelled in the background, and answers already in are delivered.
+struct Guard {
+    inner: Option<Arc<Inner>>,
+    inbox: mpsc::UnboundedReceiver<Event>,
+}
 
-impl Drop for CancelOnDrop {
+impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(inner) = self.0.take() {
+        if let Some(inner) = self.inner.take() {
             inner.cancel_all();
+            self.inbox.close();
+            let mut ignored = Errors::default();
+            while let Ok(event) = self.inbox.try_recv() {
+                inner.handle(event, &mut ignored);
+            }
         }
     }
 }

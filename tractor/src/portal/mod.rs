@@ -5,6 +5,11 @@
 //! so it reads like calling `f` locally. Any number of calls may be in
 //! flight through one portal (or its clones) at once; dropping a call's
 //! future cancels it in the remote actor.
+//!
+//! A portal from a spawn under a supervisor follows the child across its
+//! restarts (see `lineage`): each call asks for the current process's
+//! channel, waiting while a restart is under way. Any other portal holds
+//! its one channel.
 
 mod result_slot;
 
@@ -19,10 +24,12 @@ pub(crate) use result_slot::ResultSlot;
 use crate::actor::Actor;
 use crate::budget::{Budget, DEFAULT_GRACE};
 use crate::call::{Call, ContextCall, StreamCall, decode};
+use crate::children::SPAWN_TIMEOUT;
 use crate::context::ContextHandle;
 use crate::deadline;
 use crate::error::{Error, Result};
 use crate::ipc::Channel;
+use crate::lineage::Lineage;
 use crate::stream::{RawStream, RemoteStream};
 use crate::uid::ActorUid;
 
@@ -45,23 +52,65 @@ use crate::uid::ActorUid;
 #[derive(Clone)]
 pub struct Portal {
     actor: Actor,
-    channel: Channel,
+    uid: ActorUid,
+    route: Route,
+}
+
+/// How a portal reaches its actor.
+#[derive(Clone)]
+enum Route {
+    /// Always through this channel.
+    Fixed(Channel),
+    /// Through the current process of a supervised child.
+    Follow(Arc<Lineage>),
 }
 
 impl Portal {
     pub(crate) fn new(actor: Actor, channel: Channel) -> Self {
-        Portal { actor, channel }
+        Portal {
+            actor,
+            uid: channel.peer().clone(),
+            route: Route::Fixed(channel),
+        }
     }
 
-    /// The actor on the other side.
+    /// A portal that follows a supervised child across its restarts.
+    pub(crate) fn following(actor: Actor, lineage: Arc<Lineage>) -> Self {
+        Portal {
+            actor,
+            uid: lineage.uid().clone(),
+            route: Route::Follow(lineage),
+        }
+    }
+
+    /// The channel to use now; for a supervised child, that of its
+    /// current process, waiting for a restart under way.
+    async fn channel(&self) -> Result<Channel> {
+        // A call into a channel that is gone fails without waiting for
+        // anything; a loop retrying it must still yield to the runtime
+        // (and to its nursery, which may be cancelling it).
+        tokio::task::coop::consume_budget().await;
+        match &self.route {
+            Route::Fixed(channel) => Ok(channel.clone()),
+            Route::Follow(lineage) => lineage.current(SPAWN_TIMEOUT).await,
+        }
+    }
+
+    /// The actor on the other side. A supervised child keeps its uid
+    /// across restarts.
     pub fn uid(&self) -> &ActorUid {
-        self.channel.peer()
+        &self.uid
     }
 
     /// Where the actor on the other side accepts connections (`host:port`),
-    /// as it announced when the channel opened.
-    pub fn addr(&self) -> Option<&str> {
-        self.channel.peer_addr()
+    /// as it announced when the channel opened (for a supervised child,
+    /// its current or last process).
+    pub fn addr(&self) -> Option<String> {
+        let channel = match &self.route {
+            Route::Fixed(channel) => Some(channel.clone()),
+            Route::Follow(lineage) => lineage.latest(),
+        };
+        channel.and_then(|channel| channel.peer_addr().map(str::to_owned))
     }
 
     /// The Unix socket the actor on the other side listens on, if it is
@@ -84,7 +133,8 @@ impl Portal {
         let request = call.into_request();
         let args = request.args?;
         let deadline = deadline::for_call(request.timeout);
-        let sending = self.channel.call(&request.name, &args, deadline);
+        let channel = self.channel().await?;
+        let sending = channel.call(&request.name, &args, deadline);
         let pending = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, sending)
                 .await
@@ -108,7 +158,7 @@ impl Portal {
         let (request, window) = call.into_request();
         let first_by = deadline::for_call(request.timeout);
         let raw = RawStream::open(
-            &self.channel,
+            &self.channel().await?,
             &request.name,
             &request.args?,
             window,
@@ -164,7 +214,8 @@ impl Portal {
         let (request, window) = call.into_request();
         let args = request.args?;
         let deadline = deadline::for_call(request.timeout);
-        let registering = self.channel.open_context(&request.name, &args, window);
+        let channel = self.channel().await?;
+        let registering = channel.open_context(&request.name, &args, window);
         let (opened, started) = match deadline {
             None => registering.await?,
             Some(deadline) => tokio::time::timeout_at(deadline, registering)
@@ -173,7 +224,7 @@ impl Portal {
         };
         // From here on, dropping this future drops the handle, which
         // cancels the function.
-        let handle = ContextHandle::new(self.channel.clone(), window, opened);
+        let handle = ContextHandle::new(channel, window, opened);
         let started = match deadline {
             None => started.await,
             Some(deadline) => match tokio::time::timeout_at(deadline, started).await {
@@ -202,14 +253,27 @@ impl Portal {
     /// was already gone or did not answer within the grace period (if it is
     /// this actor's child, it is then killed). Either way, for a child of
     /// this actor, the process has been reaped when this returns.
+    ///
+    /// A supervised child cancelled this way stays down: no restart
+    /// follows, and one under way stops.
     pub async fn cancel_actor(&self) -> Result<bool> {
+        let channel = match &self.route {
+            Route::Fixed(channel) => channel.clone(),
+            Route::Follow(lineage) => {
+                lineage.retire();
+                match lineage.latest() {
+                    Some(channel) => channel,
+                    None => return Ok(false),
+                }
+            }
+        };
         if let Some(child) = self.actor.child(self.uid().uuid()) {
             return Ok(child.cancel(DEFAULT_GRACE).await);
         }
         // Not our child: we cannot kill it, only wait for its answer, which
         // its budget makes come before the deadline.
         let budget = Budget::new(DEFAULT_GRACE);
-        let ack = match self.channel.cancel_actor(budget.grace()) {
+        let ack = match channel.cancel_actor(budget.grace()) {
             Ok(ack) => ack,
             Err(Error::Disconnected { .. }) => return Ok(false),
             Err(err) => return Err(err),

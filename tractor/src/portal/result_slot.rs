@@ -56,9 +56,14 @@ impl ResultSlot {
         self.outcome.send_replace(Some(outcome));
     }
 
-    /// `None` until the run ended; then how.
-    pub(crate) fn outcome(&self) -> Option<Result<()>> {
-        self.outcome.borrow().clone()
+    /// The child restarts and runs its call again: what the last run left
+    /// goes, and the next run's outcome is the one `result()` gives (even
+    /// to a caller that took the last run's).
+    pub(crate) fn rerun(&self) {
+        *lock(&self.value) = None;
+        *lock(&self.stream) = None;
+        self.taken.store(false, Ordering::Release);
+        self.outcome.send_replace(None);
     }
 
     fn claim(&self) -> Result<()> {

@@ -17,6 +17,9 @@ use crate::{log, platform, registry, signals};
 /// to its parent anyway.
 const REGISTER_FIRST: Duration = Duration::from_secs(1);
 
+/// The exit status of a child whose supervised nursery gave up.
+const ESCALATED: i32 = 3;
+
 /// A spawned child's whole life; never returns.
 pub(crate) fn child_main(spec: SpawnSpec) -> ! {
     platform::die_with_parent(spec.parent_pid);
@@ -56,6 +59,8 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
     Actor::set_current(Some(actor.clone()));
     let code = runtime.block_on(async {
         match serve_child(&actor, &spec).await {
+            // A supervisor in this actor gave up: fail, for the parent.
+            Ok(()) if actor.has_escalated() => ESCALATED,
             Ok(()) => 0,
             Err(err) => {
                 eprintln!("tractor: actor {} failed to start: {err}", spec.uid);

@@ -1,0 +1,163 @@
+//! Launching a child: from its recipe to a process connected back.
+//!
+//! A [`Recipe`] is everything a spawn was given (name, uid, options, the
+//! main call of a `run_in_actor` child), kept so that a supervisor can
+//! start the same child again. Launching goes in two steps, so that the
+//! nursery adopts the process the moment it exists and tears it down
+//! whatever happens next: [`start`] starts the process, [`connected`]
+//! waits for it to connect back and prove itself over its challenge.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Inner;
+use crate::children::{ChildHandle, Expected, SPAWN_TIMEOUT};
+use crate::error::{Error, Result};
+use crate::ipc::Channel;
+use crate::ipc::credit::Window;
+use crate::spawn::{SpawnSpec, StartMethod};
+use crate::uid::ActorUid;
+
+/// Spawn options, as the builders collect them.
+#[derive(Default, Clone)]
+pub(super) struct Options {
+    pub(super) enable_modules: Vec<String>,
+    pub(super) statespace: Vec<(String, Vec<u8>)>,
+    pub(super) loglevel: Option<String>,
+    pub(super) start_method: Option<StartMethod>,
+    pub(super) worker_threads: Option<usize>,
+    pub(super) max_concurrent_calls: Option<usize>,
+}
+
+/// What a `run_in_actor` child runs, kept to run again after a restart.
+pub(crate) struct MainCall {
+    pub(crate) func: Cow<'static, str>,
+    pub(crate) args: Vec<u8>,
+    /// The call's own timeout, counted from each run's start.
+    pub(crate) timeout: Option<Duration>,
+    /// The deadline the spawn inherited from the call it was made in.
+    pub(crate) inherited: Option<Instant>,
+    /// `Some` for a stream call: its window.
+    pub(crate) stream: Option<Window>,
+}
+
+impl MainCall {
+    /// When a run starting now must have answered (its first item, for a
+    /// stream).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self.timeout {
+            // A timeout too large to add is no deadline at all.
+            Some(timeout) => Instant::now().checked_add(timeout),
+            None => self.inherited,
+        }
+    }
+}
+
+/// Everything needed to start a child, again if need be.
+pub(crate) struct Recipe {
+    pub(crate) uid: ActorUid,
+    pub(super) options: Options,
+    pub(crate) main: Option<MainCall>,
+}
+
+impl Recipe {
+    fn fail(&self, reason: String) -> Error {
+        Error::Spawn {
+            name: self.uid.name().to_owned(),
+            reason,
+        }
+    }
+}
+
+/// A started process waiting to connect back.
+pub(crate) struct Starting {
+    pub(crate) child: Arc<ChildHandle>,
+    expected: Expected,
+}
+
+/// Starts the process `recipe` describes (not yet adopted by anyone).
+pub(crate) async fn start(inner: &Inner, recipe: &Recipe) -> Result<Starting> {
+    let actor = inner.actor();
+    let options = &recipe.options;
+    let start_method = options
+        .start_method
+        .unwrap_or(actor.settings().start_method);
+    let children = actor.children();
+    let expected = children.expect(recipe.uid.uuid())?;
+    let settings = actor.settings();
+    let connections = actor.connections();
+    let mut enable_modules = options.enable_modules.clone();
+    if let Some(main) = &recipe.main {
+        enable_modules.push(crate::registry::module_of(&main.func).to_owned());
+    }
+    let spec = SpawnSpec {
+        challenge: expected.challenge,
+        workers: options.worker_threads.unwrap_or(settings.child_workers),
+        child_workers: settings.child_workers,
+        start_method,
+        secret: connections.secret().clone(),
+        uid: recipe.uid.clone(),
+        parent: actor.uid().clone(),
+        parent_addr: connections.listen_addr().map(str::to_owned),
+        parent_pid: std::process::id(),
+        registrar_addr: actor.registrar_addr().to_owned(),
+        parent_is_registrar: actor.is_registrar(),
+        enable_modules,
+        statespace: options.statespace.clone(),
+        loglevel: options
+            .loglevel
+            .clone()
+            .or_else(crate::log::inherited_level),
+        max_concurrent_calls: options
+            .max_concurrent_calls
+            .unwrap_or(settings.max_concurrent_calls),
+        exec_args: settings.exec_args.clone(),
+    };
+    let child = children.start(&spec, start_method).await.map_err(|err| {
+        recipe.fail(format!(
+            "could not start the process ({start_method}): {err}"
+        ))
+    })?;
+    Ok(Starting { child, expected })
+}
+
+/// Waits for a started child to connect back. Until it has, dropping this
+/// future or failing kills it (its exit is then expected, not an error).
+pub(crate) async fn connected(recipe: &Recipe, starting: Starting) -> Result<Channel> {
+    let Starting {
+        child,
+        mut expected,
+    } = starting;
+    let mut abandon = KillOnDrop(Some(child.clone()));
+    let channel = tokio::select! {
+        channel = &mut expected.channel => {
+            channel.map_err(|_| recipe.fail("this actor is shutting down".into()))?
+        }
+        status = child.exited() => {
+            return Err(recipe.fail(format!(
+                "the process exited ({status}) before connecting back; if this is a test, \
+                 is it a #[tractor::test]?"
+            )));
+        }
+        () = tokio::time::sleep(SPAWN_TIMEOUT) => {
+            return Err(recipe.fail(format!("no connection back within {SPAWN_TIMEOUT:?}")));
+        }
+    };
+    abandon.0 = None;
+    tracing::info!(actor = %child.uid(), pid = child.pid(), "spawned");
+    child.set_channel(channel.clone());
+    Ok(channel)
+}
+
+struct KillOnDrop(Option<Arc<ChildHandle>>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            child.kill();
+        }
+    }
+}
