@@ -373,6 +373,41 @@ async fn a_transient_run_in_actor_runs_again_after_failing() {
     assert_eq!(seven, 2, "the second run's value");
 }
 
+#[tractor::rpc]
+async fn always_fail() -> tractor::Result<u32> {
+    Err(Error::other("never works"))
+}
+
+#[tractor::test(enable_modules = [module_path!()])]
+async fn a_run_that_keeps_failing_gives_its_result_the_supervisors_verdict() {
+    let supervisor = Supervisor::one_for_one().max_restarts(1, MINUTE);
+    let mut seen = None;
+    let outcome = tractor::open_nursery_with(supervisor, async |n: &ActorNursery| {
+        let job = n
+            .run_in_actor("hopeless", always_fail::call())
+            .restart(Restart::Transient)
+            .await?;
+        let result = job.result().await;
+        seen = Some(result.clone());
+        result
+    })
+    .await;
+    let exhausted = |outcome: &tractor::Result<u32>| match outcome {
+        Err(Error::RestartsExhausted {
+            actor,
+            restarts,
+            last,
+        }) => {
+            assert_eq!(actor.name(), "hopeless");
+            assert_eq!(*restarts, 1);
+            assert!(last.to_string().contains("never works"), "{last:?}");
+        }
+        other => panic!("expected RestartsExhausted, got {other:?}"),
+    };
+    exhausted(&seen.expect("result() returned"));
+    exhausted(&outcome);
+}
+
 #[tractor::test(enable_modules = [module_path!()])]
 async fn a_crashed_run_in_actor_runs_again_in_a_new_process() {
     let attempt =

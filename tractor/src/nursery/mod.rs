@@ -689,10 +689,10 @@ impl Inner {
                     Err(_) if record.is_retired() => {
                         record.end();
                         // A run that will not come again ends as cancelled.
-                        if let (Some(slot), true) = (&record.result, !record.answered) {
-                            slot.fill(Err(Error::Cancelled));
-                            record.answered = true;
+                        if let Some(slot) = &record.result {
+                            slot.fail_if_pending(Error::Cancelled);
                         }
+                        record.answered = true;
                     }
                     Err(error) => self.ended(&mut children, at, End::Failed, error, errors),
                 }
@@ -772,11 +772,16 @@ impl Inner {
                     restarts = record.restarts,
                     "too many restarts: the supervisor gives up ({error})"
                 );
-                errors.report(Error::RestartsExhausted {
+                let exhausted = Error::RestartsExhausted {
                     actor: record.child.uid().clone(),
                     restarts: record.restarts,
                     last: Box::new(error),
-                });
+                };
+                // A pending result() of that child hears it first.
+                if let Some(slot) = &record.result {
+                    slot.fail_if_pending(exhausted.clone());
+                }
+                errors.report(exhausted);
                 return;
             }
         };

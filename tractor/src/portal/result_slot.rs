@@ -56,6 +56,16 @@ impl ResultSlot {
         self.outcome.send_replace(Some(outcome));
     }
 
+    /// Ends a run that has not ended with `error` (its child will not run
+    /// it again).
+    pub(crate) fn fail_if_pending(&self, error: Error) {
+        if self.outcome.borrow().is_some() {
+            return;
+        }
+        *lock(&self.value) = Some(Err(error.clone()));
+        self.outcome.send_replace(Some(Err(error)));
+    }
+
     /// The child restarts and runs its call again: what the last run left
     /// goes, and the next run's outcome is the one `result()` gives (even
     /// to a caller that took the last run's).
