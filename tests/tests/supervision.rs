@@ -37,6 +37,14 @@ async fn sleep_forever() {
     tokio::time::sleep(HOUR).await;
 }
 
+/// Starts, then waits to be cancelled.
+#[tractor::context]
+async fn hold(ctx: tractor::Context<(), (), ()>) -> tractor::Result<()> {
+    ctx.started(()).await?;
+    tokio::time::sleep(HOUR).await;
+    Ok(())
+}
+
 #[tractor::stream]
 fn count() -> impl Stream<Item = u64> {
     async_stream::stream! {
@@ -485,13 +493,14 @@ async fn a_restart_waits_for_the_backoff() {
 // --- what follows a failure -------------------------------------------------
 
 #[tractor::test(enable_modules = [module_path!()])]
-async fn calls_and_streams_in_flight_fail_naming_the_child() {
+async fn calls_streams_and_contexts_in_flight_fail_naming_the_child() {
     let mut seen = Vec::new();
     tractor::open_nursery_with(Supervisor::one_for_one(), async |n: &ActorNursery| {
         let d = daemon(n, "busy").await?;
         let old = pid_through(&d).await;
         let mut items = d.open_stream(count::call()).await?;
         assert_eq!(items.next().await.transpose()?, Some(0));
+        let (context, ()) = d.open_context(hold::call()).await?;
         let call = d.run(sleep_forever::call());
         tokio::pin!(call);
         // The call is out before the kill.
@@ -513,6 +522,10 @@ async fn calls_and_streams_in_flight_fail_naming_the_child() {
         match ended {
             Some(Error::Disconnected { actor }) => assert_eq!(&actor, d.uid()),
             other => panic!("the stream ends with the child's disconnection: {other:?}"),
+        }
+        match within("the context's result", context.result()).await {
+            Err(Error::Disconnected { actor }) => assert_eq!(&actor, d.uid()),
+            other => panic!("the context ends with the child's disconnection: {other:?}"),
         }
         seen.extend([old, pid_through(&d).await]);
         n.cancel().await
@@ -557,6 +570,43 @@ async fn cancel_stops_every_child_and_restarts_none() {
     })
     .await
     .unwrap();
+}
+
+/// Dropping a supervised nursery's future while a restart waits out its
+/// backoff stops everything: the restart never happens.
+#[tractor::test(enable_modules = [module_path!()])]
+async fn dropping_the_nursery_stops_a_restart_under_way() {
+    let backoff = Duration::from_millis(300);
+    let (killed, on_killed) = tokio::sync::oneshot::channel();
+    let supervisor = Supervisor::one_for_one().backoff(backoff);
+    let nursery = tractor::open_nursery_with(supervisor, async |n: &ActorNursery| {
+        let d = daemon(n, "dropped").await?;
+        let pid = pid_through(&d).await;
+        kill_and_wait(pid).await;
+        let _ = killed.send(pid);
+        // Waits for the restart, which never comes: the nursery is
+        // dropped first.
+        d.run(pid::call()).await
+    });
+    let pid = tokio::select! {
+        outcome = nursery => panic!("the nursery returned {outcome:?}"),
+        pid = on_killed => pid.unwrap(),
+    };
+    assert!(exits_within(pid, Duration::from_secs(5)).await);
+    // Absence can only be seen by waiting: past the backoff, no new
+    // process may have started.
+    tokio::time::sleep(backoff * 2).await;
+    assert!(
+        tractor::find_actor("dropped").await.unwrap().is_none(),
+        "a restarted process registered after the drop"
+    );
+    // A fork server, if this backend uses one, is the only process left.
+    let forkserver = std::env::var(tractor::START_METHOD_ENV).is_ok_and(|m| m == "forkserver");
+    let left = tractor_tests::descendants(std::process::id());
+    assert!(
+        left.len() <= usize::from(forkserver),
+        "a restart raced the drop: {left:?}"
+    );
 }
 
 #[tractor::test(enable_modules = [module_path!()])]
