@@ -35,15 +35,15 @@ async fn with_registrar<T>(f: impl AsyncFnOnce(&Registrar) -> T) -> Result<T> {
 }
 
 /// Registrar side of [`find_actor`]: the most recent actor called `name`
-/// but those in `skip`.
+/// but the registrations in `skip`.
 #[crate::rpc]
-async fn find(name: String, skip: Vec<uuid::Uuid>) -> Result<Option<Found>> {
+async fn find(name: String, skip: Vec<u64>) -> Result<Option<Found>> {
     with_registrar(async |registrar| registrar.find(&name, &skip)).await
 }
 
 /// Registrar side of [`wait_for_actor`].
 #[crate::rpc]
-async fn wait(name: String, skip: Vec<uuid::Uuid>) -> Result<Found> {
+async fn wait(name: String, skip: Vec<u64>) -> Result<Found> {
     with_registrar(async |registrar| registrar.wait(&name, &skip).await).await
 }
 
@@ -85,7 +85,7 @@ pub async fn find_actor(name: &str) -> Result<Option<Portal>> {
             return Ok(None);
         };
         match portal_to(&found).await {
-            Err(Error::Unreachable { .. }) => skip.push(found.uid.uuid()),
+            Err(Error::Unreachable { .. }) => skip.push(found.registration),
             reached => return reached.map(Some),
         }
     }
@@ -117,7 +117,7 @@ pub async fn wait_for_actor(name: &str) -> Result<Portal> {
                 if skip.len() == MAX_SKIPPED {
                     skip.remove(0);
                 }
-                skip.push(found.uid.uuid());
+                skip.push(found.registration);
             }
             reached => return reached,
         }

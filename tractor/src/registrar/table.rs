@@ -37,6 +37,9 @@ pub(crate) struct Found {
     /// Its TCP address, if it has one; on this host it is reached through
     /// the socket its uuid names.
     pub(crate) addr: Option<String>,
+    /// Which registration this is: a lookup that found it dead skips this
+    /// one, not the uuid, which a restarted child registers again.
+    pub(crate) registration: u64,
 }
 
 impl Default for Registrar {
@@ -87,23 +90,24 @@ impl Registrar {
         }
     }
 
-    /// The most recently registered actor called `name`, other than those
-    /// in `skip`.
-    pub(crate) fn find(&self, name: &str, skip: &[Uuid]) -> Option<Found> {
+    /// The most recently registered actor called `name`, other than the
+    /// registrations in `skip`.
+    pub(crate) fn find(&self, name: &str, skip: &[u64]) -> Option<Found> {
         self.entries()
             .by_uuid
             .values()
-            .filter(|entry| entry.uid.name() == name && !skip.contains(&entry.uid.uuid()))
+            .filter(|entry| entry.uid.name() == name && !skip.contains(&entry.seq))
             .max_by_key(|entry| entry.seq)
             .map(|entry| Found {
                 uid: entry.uid.clone(),
                 addr: entry.addr.clone(),
+                registration: entry.seq,
             })
     }
 
-    /// Waits until an actor called `name`, other than those in `skip`, is
-    /// registered.
-    pub(crate) async fn wait(&self, name: &str, skip: &[Uuid]) -> Found {
+    /// Waits until an actor called `name`, other than the registrations in
+    /// `skip`, is registered.
+    pub(crate) async fn wait(&self, name: &str, skip: &[u64]) -> Found {
         let mut version = self.version.subscribe();
         loop {
             version.borrow_and_update();
@@ -116,5 +120,27 @@ impl Registrar {
                 std::future::pending::<()>().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skipped_registration_does_not_hide_the_same_uid_registered_again() {
+        let registrar = Registrar::default();
+        let uid = ActorUid::new("worker");
+        registrar.register(uid.clone(), None);
+        let first = registrar.find("worker", &[]).expect("registered");
+        // A lookup found it dead and skips that registration...
+        assert!(registrar.find("worker", &[first.registration]).is_none());
+        // ...but the restarted process, same uid, is found.
+        registrar.register(uid.clone(), None);
+        let again = registrar
+            .find("worker", &[first.registration])
+            .expect("registered again");
+        assert_eq!(again.uid, uid);
+        assert_ne!(again.registration, first.registration);
     }
 }
