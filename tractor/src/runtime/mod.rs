@@ -39,6 +39,7 @@ fn serve_fork_server_if_asked() {
         // What the Rust runtime would have done by now: a write to a
         // closed socket is an error, not a fatal signal.
         signals::ignore_broken_pipes();
+        warm_up_fork_server();
         forkserver::serve_if_asked(child_main);
     }
 }
@@ -47,7 +48,22 @@ fn serve_fork_server_if_asked() {
 /// pre-main hook did not run; keeps the hook linked in.
 fn fork_server_fallback() {
     std::hint::black_box(&FORK_SERVER_BEFORE_MAIN);
+    if std::env::var_os(forkserver::SERVER_ENV).is_some() {
+        warm_up_fork_server();
+    }
     forkserver::serve_if_asked(child_main);
+}
+
+/// What every child would work out the same way, worked out once in the
+/// fork server so that each fork starts with it: the remote-function
+/// table, the socket directory, the transport policy (certificates
+/// included, over TLS) and the panic hook. Each is kept for the life of
+/// the process once made, and none starts a thread.
+fn warm_up_fork_server() {
+    let _ = crate::registry::check();
+    let _ = crate::ipc::local::dir();
+    let _ = crate::ipc::tls::transport();
+    crate::invoke::install_hook();
 }
 
 /// The actor's runtime: every thread of it knows its actor, and panics in

@@ -72,7 +72,6 @@ impl SpawnSpec {
     /// `None` for a root process; an error if the variable is there but
     /// the spec is unreadable (a parent from a different build).
     pub(crate) fn take_from_env() -> Option<Result<Self, String>> {
-        use std::io::Read;
         use std::os::fd::{AsRawFd, FromRawFd};
         let fd = std::env::var_os(SPEC_FD_ENV)?;
         // SAFETY: called first thing when the process starts, before the
@@ -89,11 +88,7 @@ impl SpawnSpec {
             return Some(Err(format!("{SPEC_FD_ENV} names no open descriptor")));
         }
         let mut bytes = Vec::new();
-        let read = rustix::io::dup(fd)
-            .map_err(std::io::Error::from)
-            .map(std::fs::File::from)
-            .and_then(|file| file.take(MAX_SPEC).read_to_end(&mut bytes).map(drop));
-        if let Err(err) = read {
+        if let Err(err) = read_all(fd, &mut bytes) {
             return Some(Err(format!("the spawn spec could not be read: {err}")));
         }
         // Done with it: standard input becomes /dev/null, as for any child
@@ -108,4 +103,28 @@ impl SpawnSpec {
         }
         Some(postcard::from_bytes(&bytes).map_err(|err| err.to_string()))
     }
+}
+
+/// Reads what `fd` holds, up to [`MAX_SPEC`]: a memfd's size is known, so
+/// one read takes it all (the child's start waits on this), else until the
+/// end.
+fn read_all(fd: std::os::fd::BorrowedFd<'_>, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    let size = rustix::fs::fstat(fd).map_or(0, |stat| stat.st_size.max(0) as u64);
+    if size > 0 && size <= MAX_SPEC {
+        bytes.resize(size as usize, 0);
+        let mut filled = 0;
+        while filled < bytes.len() {
+            match rustix::io::read(fd, &mut bytes[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        bytes.truncate(filled);
+        return Ok(());
+    }
+    let file = std::fs::File::from(rustix::io::dup(fd)?);
+    file.take(MAX_SPEC).read_to_end(bytes).map(drop)
 }
