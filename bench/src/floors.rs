@@ -49,20 +49,42 @@ pub fn run_helper() -> bool {
     true
 }
 
-/// Spawn floor: start this executable again and wait for it to connect
-/// back (and exit, and be reaped).
-pub async fn reexec(runs: usize) -> std::io::Result<Vec<Duration>> {
+/// Spawn floors: start this executable again and wait for it to connect
+/// back (the first samples), and on until it has exited and been reaped
+/// (the second: what a whole spawn cycle compares with).
+pub async fn reexec(runs: usize) -> std::io::Result<(Vec<Duration>, Vec<Duration>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
-    let mut samples = Vec::with_capacity(runs);
+    let mut connected = Vec::with_capacity(runs);
+    let mut reaped = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = Instant::now();
         let mut child = helper("reexec", &addr)?;
         let _ = listener.accept().await?;
-        samples.push(start.elapsed());
+        connected.push(start.elapsed());
         child.wait().await?;
+        reaped.push(start.elapsed());
     }
-    Ok(samples)
+    Ok((connected, reaped))
+}
+
+/// The peer's figure: procspawn (re-exec of this executable, its own
+/// IPC) spawning a closure and joining it, on a blocking thread as its
+/// API is blocking.
+pub async fn procspawn_join(runs: usize) -> std::io::Result<Vec<Duration>> {
+    tokio::task::spawn_blocking(move || {
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let start = Instant::now();
+            let handle = procspawn::spawn((), |()| 1u64);
+            let one = handle.join().map_err(std::io::Error::other)?;
+            assert_eq!(one, 1);
+            samples.push(start.elapsed());
+        }
+        Ok(samples)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Round-trip floor: 8-byte ping-pong between two processes' tokio tasks.

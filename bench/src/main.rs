@@ -22,6 +22,8 @@ use stats::{Rate, median, median_rate, percentile};
 use tractor::StartMethod;
 
 fn main() -> tractor::Result<()> {
+    // procspawn's children run their closure from here and exit.
+    procspawn::init();
     // A floor's far end runs before tractor starts, so that the re-exec
     // floor is a bare re-exec.
     if floors::run_helper() {
@@ -77,8 +79,9 @@ async fn bench() -> tractor::Result<()> {
     println!("| --- | --- | --- | --- | --- |");
 
     if wanted("spawn") {
-        let mut floor = floors::reexec(200).await?;
+        let (mut floor, mut floor_reaped) = floors::reexec(200).await?;
         let floor_med = median(&mut floor);
+        let reaped_med = median(&mut floor_reaped);
         for (method, target) in [
             (StartMethod::Exec, "<= 2x floor"),
             (StartMethod::ForkServer, "<= 1 ms"),
@@ -93,6 +96,15 @@ async fn bench() -> tractor::Result<()> {
                 target,
             );
         }
+        let mut peer = floors::procspawn_join(200).await?;
+        let peer_med = median(&mut peer);
+        row(
+            "procspawn 1.0: spawn + join of a trivial closure, child reaped (200 runs; p99)",
+            format!("{} (p99 {})", ms(peer_med), ms(percentile(&mut peer, 0.99))),
+            format!("{} (bare re-exec, connect back)", ms(floor_med)),
+            ratio(peer_med.as_secs_f64(), floor_med.as_secs_f64()),
+            "-",
+        );
         for method in [StartMethod::Exec, StartMethod::ForkServer] {
             let mut cycle = measures::spawn_whole_cycle(200, method).await?;
             let cycle_med = median(&mut cycle);
@@ -106,9 +118,17 @@ async fn bench() -> tractor::Result<()> {
                     ms(cycle_med),
                     ms(percentile(&mut cycle, 0.99))
                 ),
-                format!("{} (bare re-exec, connect back)", ms(floor_med)),
+                format!(
+                    "{} (bare re-exec, connect back; {} to reaped, ratio {})",
+                    ms(floor_med),
+                    ms(reaped_med),
+                    ratio(cycle_med.as_secs_f64(), reaped_med.as_secs_f64())
+                ),
                 ratio(cycle_med.as_secs_f64(), floor_med.as_secs_f64()),
-                "-",
+                match method {
+                    StartMethod::Exec => "<= 1.3x floor",
+                    _ => "<= 0.6x floor",
+                },
             );
         }
         for method in [StartMethod::Exec, StartMethod::ForkServer] {
