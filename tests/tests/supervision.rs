@@ -78,6 +78,14 @@ async fn abort_first(key: String) -> tractor::Result<u32> {
     Ok(attempt)
 }
 
+/// Tells the root its pid, then fails.
+#[tractor::rpc]
+async fn report_then_fail(name: String) -> tractor::Result<u32> {
+    let root = tractor::get_registrar().await?;
+    root.run(report::call(name, std::process::id())).await?;
+    Err(Error::other("failed after reporting"))
+}
+
 /// Supervises a leaf that it makes exit until its supervisor gives up;
 /// returns what the nursery returned.
 #[tractor::rpc]
@@ -116,6 +124,13 @@ async fn restart_a_leaf(leaf: String) -> tractor::Result<(u32, u32, u32)> {
 }
 
 // --- hosted by the test's root actor (tests enable this module) -----------
+
+static PIDS: LazyLock<tractor_tests::PidBoard> = LazyLock::new(Default::default);
+
+#[tractor::rpc]
+async fn report(name: String, pid: u32) {
+    PIDS.report(name, pid);
+}
 
 static ATTEMPTS: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Mutex::default);
 
@@ -568,6 +583,62 @@ async fn cancel_stops_every_child_and_restarts_none() {
         }
         Ok(())
     })
+    .await
+    .unwrap();
+}
+
+/// `n.cancel()` while a restart waits out its backoff: the restart stops,
+/// and the nursery returns.
+#[tractor::test(enable_modules = [module_path!()])]
+async fn cancel_stops_a_restart_under_way() {
+    let supervisor = Supervisor::one_for_one().backoff(Duration::from_secs(2));
+    let mut seen = Vec::new();
+    within(
+        "the nursery's return",
+        tractor::open_nursery_with(supervisor, async |n: &ActorNursery| {
+            let d = daemon(n, "waiting").await?;
+            let pid = pid_through(&d).await;
+            seen.push(pid);
+            kill_and_wait(pid).await;
+            n.cancel().await?;
+            match d.run(pid::call()).await {
+                Err(Error::Disconnected { actor }) => assert_eq!(&actor, d.uid()),
+                other => panic!("no restart after cancel: {other:?}"),
+            }
+            Ok(())
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(tractor::find_actor("waiting").await.unwrap().is_none());
+    assert_gone(&seen).await;
+}
+
+/// The same for a run whose call failed: the supervisor takes its
+/// (live) process down, and `n.cancel()` comes during the backoff.
+#[tractor::test(enable_modules = [module_path!()])]
+async fn cancel_stops_the_rerun_of_a_failed_call() {
+    let supervisor = Supervisor::one_for_one().backoff(Duration::from_secs(2));
+    within(
+        "the nursery's return",
+        tractor::open_nursery_with(supervisor, async |n: &ActorNursery| {
+            let job = n
+                .run_in_actor("reporter", report_then_fail::call("reporter".into()))
+                .restart(Restart::Transient)
+                .await?;
+            let pid = PIDS.pid_of("reporter").await;
+            assert!(
+                exits_within(pid, Duration::from_secs(5)).await,
+                "the failed run's process is taken down before the restart"
+            );
+            n.cancel().await?;
+            match job.result().await {
+                Err(Error::Cancelled) => {}
+                other => panic!("a run that will not come again is cancelled: {other:?}"),
+            }
+            Ok(())
+        }),
+    )
     .await
     .unwrap();
 }

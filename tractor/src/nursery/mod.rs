@@ -682,9 +682,14 @@ impl Inner {
                 };
                 let record = &mut children[at];
                 record.restarting = false;
+                // An exit that came during the restart was not looked at.
+                let exited_meanwhile = record.child.has_exited();
+                if outcome.is_err() && exited_meanwhile {
+                    record.exited = true;
+                }
                 match outcome {
-                    // Its exit, if it came during the restart, counts now.
-                    Ok(()) if record.child.has_exited() => self.exited(&mut children, at, errors),
+                    // Its exit counts now.
+                    Ok(()) if exited_meanwhile => self.exited(&mut children, at, errors),
                     Ok(()) => {}
                     Err(_) if record.is_retired() => {
                         record.end();
@@ -855,7 +860,13 @@ impl Inner {
             member.old.exited().await;
         }))
         .await;
-        tokio::time::sleep(backoff).await;
+        // Cut short once every member is retired: nothing is to follow.
+        let all_retired =
+            futures::future::join_all(members.iter().map(|member| retired(&member.lineage)));
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = all_retired => {}
+        }
         for member in members {
             let uuid = member.old.uid().uuid();
             let relaunched = tokio::select! {
