@@ -12,6 +12,8 @@
 //!   actors through a typed stub, `f::call(args)`;
 //! - [`open_nursery`] spawns actors ([`ActorNursery::run_in_actor`] for one
 //!   call, [`ActorNursery::start_actor`] for a daemon) and supervises them;
+//!   [`open_nursery_with`] restarts failed children under a [`Supervisor`]
+//!   (one_for_one, one_for_all, rest_for_one) behind the same portals;
 //! - a [`Portal`] calls into another actor: `portal.run(f::call(..))`;
 //! - [`#[tractor::stream]`](stream) streams items to another actor, and
 //!   [`#[tractor::context]`](context) opens a typed two-way dialog with one
