@@ -654,15 +654,25 @@ async fn dropping_the_nursery_stops_a_restart_under_way() {
         let d = daemon(n, "dropped").await?;
         let pid = pid_through(&d).await;
         kill_and_wait(pid).await;
-        let _ = killed.send(pid);
+        let _ = killed.send((pid, d.clone()));
         // Waits for the restart, which never comes: the nursery is
         // dropped first.
         d.run(pid::call()).await
     });
-    let pid = tokio::select! {
+    let (pid, portal) = tokio::select! {
         outcome = nursery => panic!("the nursery returned {outcome:?}"),
-        pid = on_killed => pid.unwrap(),
+        killed = on_killed => killed.unwrap(),
     };
+    // A portal kept past the drop fails at once: nothing will restart it.
+    match within(
+        "a call through a dropped nursery's portal",
+        portal.run(pid::call()),
+    )
+    .await
+    {
+        Err(Error::Disconnected { actor }) => assert_eq!(&actor, portal.uid()),
+        other => panic!("expected the child's disconnection, got {other:?}"),
+    }
     assert!(exits_within(pid, Duration::from_secs(5)).await);
     // Absence can only be seen by waiting: past the backoff, no new
     // process may have started.

@@ -1001,6 +1001,9 @@ impl Drop for Guard {
             while let Ok(event) = self.inbox.try_recv() {
                 inner.handle(event, &mut ignored);
             }
+            // Nobody will move a lineage on: a portal kept past the drop
+            // fails its calls at once instead of waiting for a restart.
+            inner.children().iter().for_each(Record::end);
         }
     }
 }
