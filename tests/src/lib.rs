@@ -349,3 +349,35 @@ pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>)
         .await
         .unwrap_or_else(|_| panic!("{what} did not happen within 10 s"))
 }
+
+/// Cuts every connection of this process to other actors, as a broken
+/// network would (sockets with a named peer: TCP, or another actor's Unix
+/// socket; the runtime's own unnamed socket pairs are left alone): its
+/// channels close, the process stays.
+pub fn sever_actor_connections() {
+    use rustix::net::{AddressFamily, SocketAddrUnix};
+    use std::os::fd::BorrowedFd;
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for fd in fds.flatten() {
+        let Ok(fd) = fd.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // SAFETY: the descriptor stays open for this loop iteration.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Ok(Some(peer)) = rustix::net::getpeername(borrowed) else {
+            continue;
+        };
+        let to_an_actor = match peer.address_family() {
+            AddressFamily::INET | AddressFamily::INET6 => true,
+            AddressFamily::UNIX => {
+                SocketAddrUnix::try_from(peer).is_ok_and(|unix| unix.path().is_some())
+            }
+            _ => false,
+        };
+        if to_an_actor {
+            let _ = rustix::net::shutdown(borrowed, rustix::net::Shutdown::Both);
+        }
+    }
+}

@@ -83,31 +83,7 @@ async fn relay(ctx: StreamContext<u64>, leaf: String) -> tractor::Result<()> {
 /// socket; the runtime's own unnamed socket pairs are left alone).
 #[tractor::rpc]
 fn sever() {
-    use rustix::net::{AddressFamily, SocketAddrUnix};
-    use std::os::fd::BorrowedFd;
-    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    for fd in fds.flatten() {
-        let Ok(fd) = fd.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        // SAFETY: the descriptor stays open for this loop iteration.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        let Ok(Some(peer)) = rustix::net::getpeername(borrowed) else {
-            continue;
-        };
-        let to_an_actor = match peer.address_family() {
-            AddressFamily::INET | AddressFamily::INET6 => true,
-            AddressFamily::UNIX => {
-                SocketAddrUnix::try_from(peer).is_ok_and(|unix| unix.path().is_some())
-            }
-            _ => false,
-        };
-        if to_an_actor {
-            let _ = rustix::net::shutdown(borrowed, rustix::net::Shutdown::Both);
-        }
-    }
+    tractor_tests::sever_actor_connections();
 }
 
 // --- the rounds -------------------------------------------------------------

@@ -27,6 +27,12 @@ async fn exit_now(code: i32) {
     std::process::exit(code);
 }
 
+/// Cuts this actor's connections, its parent's channel among them.
+#[tractor::rpc]
+fn sever() {
+    tractor_tests::sever_actor_connections();
+}
+
 #[tractor::rpc]
 async fn refuse() -> Result<u32, String> {
     Err("no, thank you".into())
@@ -474,6 +480,34 @@ async fn a_permanent_daemon_that_exits_cleanly_restarts_a_transient_one_does_not
             Err(Error::Disconnected { actor }) => assert_eq!(&actor, transient.uid()),
             other => panic!("a transient child stays down after a clean exit: {other:?}"),
         }
+        n.cancel().await
+    })
+    .await
+    .unwrap();
+    assert_gone(&seen).await;
+}
+
+/// A lost parent channel is a failure (the semantics' list), so even a
+/// Transient child that then winds down on its own is restarted.
+#[tractor::test(enable_modules = [module_path!()])]
+async fn a_transient_child_that_lost_its_parent_channel_is_restarted() {
+    let mut seen = Vec::new();
+    tractor::open_nursery_with(Supervisor::one_for_one(), async |n: &ActorNursery| {
+        let d = n
+            .start_actor("cut_off")
+            .enable_modules([module_path!()])
+            .restart(Restart::Transient)
+            .await?;
+        let old = pid_through(&d).await;
+        // The call itself may or may not answer before the cut.
+        let _ = d.run(sever::call()).await;
+        assert!(
+            exits_within(old, Duration::from_secs(5)).await,
+            "a child without its parent's channel winds down"
+        );
+        let new = pid_through(&d).await;
+        assert_ne!(new, old, "restarted after losing its parent channel");
+        seen.extend([old, new]);
         n.cancel().await
     })
     .await

@@ -104,6 +104,9 @@ struct ActorInner {
     /// A supervised nursery of this actor gave up: the actor ends as a
     /// failure (see [`Actor::escalate`]).
     escalated: std::sync::atomic::AtomicBool,
+    /// The channel to the parent closed without the parent asking this
+    /// actor to go: it ends as a failure.
+    parent_lost: std::sync::atomic::AtomicBool,
 }
 
 /// What an actor is told when it starts.
@@ -174,6 +177,7 @@ impl Actor {
             parent_uuid: OnceLock::new(),
             cancelled_by_parent: std::sync::atomic::AtomicBool::new(false),
             escalated: std::sync::atomic::AtomicBool::new(false),
+            parent_lost: std::sync::atomic::AtomicBool::new(false),
             settings,
         }))
     }
@@ -316,6 +320,13 @@ impl Actor {
     /// Whether the actor ends as a failure (see [`escalate`](Self::escalate)).
     pub(crate) fn has_escalated(&self) -> bool {
         self.0.escalated.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether the channel to the parent closed unasked.
+    pub(crate) fn lost_its_parent(&self) -> bool {
+        self.0
+            .parent_lost
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The grace to give a child being cancelled now: while this actor is
@@ -667,6 +678,17 @@ impl Inbound for Actor {
         self.end_registration(channel);
         if self.is_parent(channel) {
             tracing::debug!("parent channel closed: cancelling");
+            if !self
+                .0
+                .cancelled_by_parent
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                // Unasked: a failure, for a supervisor to see in the exit
+                // status.
+                self.0
+                    .parent_lost
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
             self.cancel(DEFAULT_GRACE / 2);
         }
     }

@@ -20,6 +20,10 @@ const REGISTER_FIRST: Duration = Duration::from_secs(1);
 /// The exit status of a child whose supervised nursery gave up.
 const ESCALATED: i32 = 3;
 
+/// The exit status of a child whose channel to its parent closed without
+/// the parent asking it to go.
+const LOST_PARENT: i32 = 4;
+
 /// A spawned child's whole life; never returns.
 pub(crate) fn child_main(spec: SpawnSpec) -> ! {
     platform::die_with_parent(spec.parent_pid);
@@ -61,6 +65,9 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
         match serve_child(&actor, &spec).await {
             // A supervisor in this actor gave up: fail, for the parent.
             Ok(()) if actor.has_escalated() => ESCALATED,
+            // Its parent is alive (or it would have been killed with it)
+            // but its channel is gone: a failure, not a clean end.
+            Ok(()) if actor.lost_its_parent() => LOST_PARENT,
             Ok(()) => 0,
             Err(err) => {
                 eprintln!("tractor: actor {} failed to start: {err}", spec.uid);
