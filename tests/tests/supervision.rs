@@ -161,6 +161,15 @@ async fn pid_through(portal: &Portal) -> u32 {
         .unwrap_or_else(|err| panic!("{} did not answer: {err:?}", portal.uid()))
 }
 
+/// The pid behind each portal, in order.
+async fn pids(portals: &[Portal]) -> Vec<u32> {
+    let mut pids = Vec::with_capacity(portals.len());
+    for portal in portals {
+        pids.push(pid_through(portal).await);
+    }
+    pids
+}
+
 /// SIGKILLs `pid` and waits until it has exited (so that its sockets are
 /// closed: the next call waits for the restart rather than racing it).
 async fn kill_and_wait(pid: u32) {
@@ -253,10 +262,7 @@ async fn one_for_all_restarts_every_child() {
             daemon(n, "y").await?,
             daemon(n, "z").await?,
         ];
-        let mut before = Vec::new();
-        for portal in &portals {
-            before.push(pid_through(portal).await);
-        }
+        let before = pids(&portals).await;
         kill_and_wait(before[1]).await;
         // The others are cancelled gracefully, then all restart.
         for old in &before {
@@ -287,20 +293,13 @@ async fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
             daemon(n, "second").await?,
             daemon(n, "third").await?,
         ];
-        let mut before = Vec::new();
-        for portal in &portals {
-            before.push(pid_through(portal).await);
-        }
+        let before = pids(&portals).await;
         kill_and_wait(before[1]).await;
         assert!(
             exits_within(before[2], Duration::from_secs(5)).await,
             "the third child was taken down"
         );
-        let after = [
-            pid_through(&portals[0]).await,
-            pid_through(&portals[1]).await,
-            pid_through(&portals[2]).await,
-        ];
+        let after = pids(&portals).await;
         assert_eq!(
             after[0], before[0],
             "the child started before the failed one stays"

@@ -363,6 +363,15 @@ impl Record {
         }
     }
 
+    /// Reports the child's failure, once.
+    fn fail(&mut self, error: Error, errors: &mut Errors) {
+        if !self.reported {
+            self.reported = true;
+            tracing::debug!(child = %self.child.uid(), "child failed: {error}");
+            errors.report(error);
+        }
+    }
+
     /// Still doing its part: a live daemon, or a `run_in_actor` child
     /// that has not answered.
     fn is_running(&self) -> bool {
@@ -750,19 +759,13 @@ impl Inner {
         let record = &mut children[at];
         let Some(supervisor) = &self.supervisor else {
             // One-cancels-all: any unasked end is a failure.
-            if !record.reported {
-                record.reported = true;
-                tracing::debug!(child = %record.child.uid(), "child failed: {error}");
-                errors.report(error);
-            }
+            record.fail(error, errors);
             return;
         };
         if record.is_retired() || !record.restart.restarts_after(end) {
             record.end();
-            if end == End::Failed && !record.reported {
-                record.reported = true;
-                tracing::debug!(child = %record.child.uid(), "child failed: {error}");
-                errors.report(error);
+            if end == End::Failed {
+                record.fail(error, errors);
             }
             return;
         }
