@@ -143,6 +143,10 @@ pub enum Msg<'a> {
     },
 }
 
+/// First bytes no [`Msg`] starts with: postcard writes the variant as a
+/// varint, so a byte below 0x80 is the whole tag, and `Msg` has 15 variants.
+pub const UNKNOWN_MSG_TAGS: std::ops::Range<u8> = 15..0x80;
+
 /// `body` with its length prefix.
 pub fn frame(body: &[u8]) -> Vec<u8> {
     let mut frame = (body.len() as u32).to_le_bytes().to_vec();
@@ -394,5 +398,19 @@ pub fn open(stream: &mut UnixStream, key: &[u8], me: &Handshake) -> Result<Hands
         }
         Opening::Refused(refusal) => Err(refusal),
         _ => panic!("expected a welcome or a refusal"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_msg_tags_start_past_the_last_variant() {
+        let last = postcard::to_allocvec(&Msg::Leave { id: 0 }).unwrap();
+        assert_eq!(last[0] + 1, UNKNOWN_MSG_TAGS.start);
+        for tag in [UNKNOWN_MSG_TAGS.start, UNKNOWN_MSG_TAGS.end - 1] {
+            assert!(postcard::from_bytes::<Msg<'_>>(&[tag, 0, 0, 0]).is_err());
+        }
     }
 }

@@ -10,7 +10,8 @@ use std::io::Write;
 
 use tractor_tests::wire::{
     ActorUid, Handshake, MAX_FRAME, Msg, Opening, PROTOCOL, Proven, Refusal, SECRET, Sink,
-    closed_by_peer, frame, hello_and_challenge, mac, message, open, read_frame, vm_data_kib,
+    UNKNOWN_MSG_TAGS, closed_by_peer, frame, hello_and_challenge, mac, message, open, read_frame,
+    vm_data_kib,
 };
 
 #[test]
@@ -196,7 +197,14 @@ fn hostile_input_is_dropped_and_the_actor_keeps_serving() {
     }
     let wrong: Vec<Vec<u8>> = vec![
         (MAX_FRAME + 1).to_le_bytes().to_vec(),
-        frame(&(0..200).map(|_| fastrand::u8(..)).collect::<Vec<_>>()),
+        // Random bytes behind a tag no message has: wholly random bytes
+        // would now and then spell a well-formed message, which is answered
+        // or ignored, not refused.
+        frame(
+            &std::iter::once(fastrand::u8(UNKNOWN_MSG_TAGS))
+                .chain((0..199).map(|_| fastrand::u8(..)))
+                .collect::<Vec<_>>(),
+        ),
         frame(&[]),
         message(&Msg::Error { id: 3 }, &[0xff; 16]),
         message(&Msg::Error { id: 3 }, &[1, 1, 0]),
