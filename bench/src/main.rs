@@ -7,6 +7,9 @@
 //! cargo run --release -p tractor-bench -- stream  # one section:
 //!                                                 # spawn, call, stream, context,
 //!                                                 # teardown, panic, memory
+//! cargo run --release -p tractor-bench -- cycles-forkserver
+//!                                                 # 2000 whole spawn cycles
+//!                                                 # alone, for a profiler
 //! ```
 //!
 //! The floors run their far ends in this executable started again (see
@@ -78,6 +81,19 @@ async fn bench() -> tractor::Result<()> {
     println!("| measure | tractor (median) | floor (median, same run) | ratio | target |");
     println!("| --- | --- | --- | --- | --- |");
 
+    if let Some(method) = std::env::args().nth(1).and_then(|arg| {
+        arg.strip_prefix("cycles-")
+            .and_then(|method| method.parse::<StartMethod>().ok())
+    }) {
+        // For a profiler: whole spawn cycles and nothing else.
+        let cycles = measures::spawn_whole_cycle(2000, method, Duration::ZERO).await?;
+        let mut reaped: Vec<Duration> = cycles.iter().map(|cycle| cycle.reaped).collect();
+        println!(
+            "| {method}: 2000 whole cycles | {} | - | - | - |",
+            ms(median(&mut reaped))
+        );
+    }
+
     if wanted("spawn") {
         let (mut floor, mut floor_reaped) = floors::reexec(200).await?;
         let floor_med = median(&mut floor);
@@ -105,13 +121,26 @@ async fn bench() -> tractor::Result<()> {
             ratio(peer_med.as_secs_f64(), floor_med.as_secs_f64()),
             "-",
         );
-        for method in [StartMethod::Exec, StartMethod::ForkServer] {
-            let mut cycle = measures::spawn_whole_cycle(200, method).await?;
+        for (method, apart) in [
+            (StartMethod::Exec, Duration::ZERO),
+            (StartMethod::ForkServer, Duration::ZERO),
+            (StartMethod::Exec, Duration::from_millis(10)),
+            (StartMethod::ForkServer, Duration::from_millis(10)),
+        ] {
+            let cycles = measures::spawn_whole_cycle(200, method, apart).await?;
+            let phase = |pick: fn(&measures::Cycle) -> Duration| {
+                median(&mut cycles.iter().map(pick).collect::<Vec<_>>())
+            };
+            let mut cycle: Vec<Duration> = cycles.iter().map(|cycle| cycle.reaped).collect();
             let cycle_med = median(&mut cycle);
             row(
                 &format!(
                     "spawn ({method}): whole cycle, open_nursery to nursery returned, child \
-                     reaped (200 runs; p99)"
+                     reaped (200 runs{}; p99)",
+                    match apart.is_zero() {
+                        true => String::new(),
+                        false => format!(", {} ms apart", apart.as_millis()),
+                    }
                 ),
                 format!(
                     "{} (p99 {})",
@@ -130,10 +159,27 @@ async fn bench() -> tractor::Result<()> {
                     _ => "<= 0.6x floor",
                 },
             );
+            let (connected, answered) = (phase(|c| c.connected), phase(|c| c.answered));
+            row(
+                &format!(
+                    "spawn ({method}): where the whole cycle goes, medians from its start \
+                     (same runs)"
+                ),
+                format!(
+                    "connected {}, answered {}, reaped {}",
+                    ms(connected),
+                    ms(answered),
+                    ms(cycle_med)
+                ),
+                format!("{} (bare re-exec, connect back)", ms(floor_med)),
+                format!("teardown {}", ms(cycle_med.saturating_sub(answered))),
+                "-",
+            );
         }
         for method in [StartMethod::Exec, StartMethod::ForkServer] {
-            let mut cycle = measures::spawn_whole_cycle(200, method).await?;
-            let cycle_med = median(&mut cycle);
+            let cycles = measures::spawn_whole_cycle(200, method, Duration::ZERO).await?;
+            let cycle_med =
+                median(&mut cycles.iter().map(|cycle| cycle.reaped).collect::<Vec<_>>());
             let mut restart = measures::restart_latency(200, method).await?;
             let restart_med = median(&mut restart);
             row(

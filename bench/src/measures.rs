@@ -100,22 +100,49 @@ pub async fn spawn_to_result(runs: usize, method: StartMethod) -> tractor::Resul
 
 /// The whole cycle a user pays for "run this in a process": from
 /// `open_nursery` through `run_in_actor` and `result()` to the nursery
-/// returned, the child reaped.
-pub async fn spawn_whole_cycle(runs: usize, method: StartMethod) -> tractor::Result<Vec<Duration>> {
+/// returned, the child reaped. Each sample also says where the cycle was
+/// when the spawn returned (the child connected back) and when the result
+/// came, so the rest is the teardown.
+/// `apart`: an idle pause between cycles (not timed), as between the
+/// spawns of a program that does other work in between.
+pub async fn spawn_whole_cycle(
+    runs: usize,
+    method: StartMethod,
+    apart: Duration,
+) -> tractor::Result<Vec<Cycle>> {
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
+        if !apart.is_zero() {
+            tokio::time::sleep(apart).await;
+        }
         let start = Instant::now();
-        tractor::open_nursery(async |n: &ActorNursery| {
+        let (connected, answered) = tractor::open_nursery(async |n: &ActorNursery| {
             let portal = n
                 .run_in_actor("noop", noop::call())
                 .start_method(method)
                 .await?;
-            portal.result().await
+            let connected = start.elapsed();
+            portal.result().await?;
+            Ok((connected, start.elapsed()))
         })
         .await?;
-        samples.push(start.elapsed());
+        samples.push(Cycle {
+            connected,
+            answered,
+            reaped: start.elapsed(),
+        });
     }
     Ok(samples)
+}
+
+/// One whole spawn cycle, each time from its start.
+pub struct Cycle {
+    /// The spawn returned: the child connected back.
+    pub connected: Duration,
+    /// `result()` returned.
+    pub answered: Duration,
+    /// The nursery returned, the child reaped.
+    pub reaped: Duration,
 }
 
 /// Restart latency under a one_for_one supervisor: from the SIGKILL of a

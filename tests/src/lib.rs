@@ -110,6 +110,20 @@ pub fn descendants(root: u32) -> Vec<u32> {
     found
 }
 
+/// [`descendants`] of `root` except spares still waiting for a spawn (a
+/// spawning actor keeps one ready; it waits with a pipe as its standard
+/// input, which an actor never has): the processes that are actors, or
+/// fork servers.
+pub fn descendants_but_spares(root: u32) -> Vec<u32> {
+    descendants(root)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/fd/0"))
+                .map_or(true, |stdin| !stdin.to_string_lossy().starts_with("pipe:"))
+        })
+        .collect()
+}
+
 /// [`exits_within`] for code outside a runtime.
 pub fn exits_within_blocking(pid: u32, within: Duration) -> bool {
     tokio::runtime::Builder::new_current_thread()

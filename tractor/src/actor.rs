@@ -49,12 +49,18 @@ thread_local! {
     static CURRENT: RefCell<Option<Actor>> = const { RefCell::new(None) };
 }
 
+/// The actor of a child process: a child is one actor for its whole life,
+/// so every thread of it belongs to that actor (a spare's runtime threads
+/// start before it knows which actor it will be).
+static PROCESS_ACTOR: std::sync::OnceLock<Actor> = std::sync::OnceLock::new();
+
 /// The actor this code runs in.
 ///
 /// Works in every task and blocking thread of an actor (remote functions,
-/// the body of `#[tractor::main]`, `spawn_blocking` closures). Threads you
-/// start yourself with `std::thread::spawn` are not part of the actor: pass
-/// them the [`Actor`] handle instead.
+/// the body of `#[tractor::main]`, `spawn_blocking` closures), and in a
+/// spawned child, whose process is that one actor, on every thread. In the
+/// root's process, threads you start yourself with `std::thread::spawn`
+/// are not part of the actor: pass them the [`Actor`] handle instead.
 ///
 /// # Panics
 ///
@@ -188,7 +194,16 @@ impl Actor {
     /// assert!(tractor::Actor::try_current().is_none());
     /// ```
     pub fn try_current() -> Option<Actor> {
-        CURRENT.with(|current| current.borrow().clone())
+        CURRENT
+            .with(|current| current.borrow().clone())
+            .or_else(|| PROCESS_ACTOR.get().cloned())
+    }
+
+    /// Makes `actor` the actor of every thread of this process (a child's
+    /// one actor), and labels their log lines with it.
+    pub(crate) fn set_process_actor(actor: Actor) {
+        crate::log::set_process_label(actor.uid().to_string().into());
+        let _ = PROCESS_ACTOR.set(actor);
     }
 
     /// Makes `actor` the calling thread's actor (and labels the thread's

@@ -30,6 +30,23 @@ thread_local! {
     static LABEL: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
 }
 
+/// The label of lines logged from threads without one of their own: a
+/// child process's actor.
+static PROCESS_LABEL: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+
+/// Labels every line logged in this process with `label` (a child's
+/// actor), unless the thread has a label of its own.
+pub(crate) fn set_process_label(label: Arc<str>) {
+    let _ = PROCESS_LABEL.set(label);
+}
+
+/// The calling thread's label (its own, else its process's), if any.
+pub(crate) fn label() -> Option<Arc<str>> {
+    LABEL
+        .with(|label| label.borrow().clone())
+        .or_else(|| PROCESS_LABEL.get().cloned())
+}
+
 /// Labels every line logged from the calling thread with `label` (the
 /// actor's uid), or stops labelling with `None`.
 pub(crate) fn set_thread_label(label: Option<Arc<str>>) {
@@ -82,11 +99,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        let labelled = LABEL.with(|label| match &*label.borrow() {
-            Some(label) => write!(writer, "[{label}] "),
-            None => Ok(()),
-        });
-        labelled?;
+        if let Some(label) = label() {
+            write!(writer, "[{label}] ")?;
+        }
         self.0.format_event(ctx, writer, event)
     }
 }

@@ -29,8 +29,8 @@ pub(crate) use handle::ChildHandle;
 use crate::auth::NONCE;
 use crate::budget::Budget;
 use crate::ipc::Channel;
-use crate::spawn::exec::Exec;
 use crate::spawn::forkserver::ForkServer;
+use crate::spawn::spare::ExecSpares;
 use crate::spawn::{SpawnBackend, SpawnSpec, StartMethod};
 use crate::uid::ActorUid;
 
@@ -53,6 +53,8 @@ struct Shared {
     expected: Mutex<HashMap<Uuid, Expecting>>,
     /// Started on the first spawn that uses it.
     forkserver: tokio::sync::OnceCell<Arc<ForkServer>>,
+    /// The `exec` backend's spare process, once it has been used.
+    exec_spares: ExecSpares,
     /// What makes this executable reach its entry point (see
     /// `Settings::exec_args`).
     exec_args: Vec<String>,
@@ -70,6 +72,7 @@ impl Children {
             live: Mutex::default(),
             expected: Mutex::default(),
             forkserver: tokio::sync::OnceCell::new(),
+            exec_spares: ExecSpares::new(),
             exec_args,
             on_gone,
         }))
@@ -122,7 +125,7 @@ impl Children {
         method: StartMethod,
     ) -> std::io::Result<Arc<ChildHandle>> {
         let started = match method {
-            StartMethod::Exec => Exec.spawn(spec).await?,
+            StartMethod::Exec => self.0.exec_spares.spawn(spec, &self.0.tasks).await?,
             StartMethod::ForkServer => self.forkserver().await?.spawn(spec).await?,
         };
         Ok(ChildHandle::start(spec.uid.clone(), started, self))
@@ -157,11 +160,12 @@ impl Children {
         if let Some(server) = self.0.forkserver.get() {
             server.kill_now();
         }
+        self.0.exec_spares.kill_now();
     }
 
     /// The last step of the actor's shutdown: children still there at the
     /// budget's `children_by` are killed and reaped (until `answer_by`),
-    /// then the fork server goes.
+    /// then the spare and the fork server go.
     pub(crate) async fn finish(&self, budget: &Budget) {
         let children = self.live();
         for child in &children {
@@ -174,6 +178,7 @@ impl Children {
         {
             tracing::warn!("children still unreaped after SIGKILL; answering anyway");
         }
+        let _ = tokio::time::timeout_at(budget.answer_by(), self.0.exec_spares.close()).await;
         if let Some(server) = self.0.forkserver.get() {
             let _ = tokio::time::timeout_at(budget.answer_by(), server.shut_down()).await;
         }

@@ -58,8 +58,10 @@ fn record(info: &PanicHookInfo<'_>) {
         .copied()
         .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a panic with a non-string payload");
+    // Which actor: every child's threads have the same name.
+    let actor = crate::log::label().map_or(String::new(), |label| format!(" of actor {label}"));
     eprintln!(
-        "thread '{}' panicked at {}:\n{message}",
+        "thread '{}'{actor} panicked at {}:\n{message}",
         thread.name().unwrap_or("<unnamed>"),
         location.as_deref().unwrap_or("an unknown place"),
     );

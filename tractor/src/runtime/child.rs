@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::build_runtime;
+use super::{build_child_runtime, warm_up};
 use crate::actor::{Actor, Settings};
 use crate::error::{Error, Result};
 use crate::ipc::tls;
 use crate::ipc::transport::{self, Target};
 use crate::spawn::SpawnSpec;
+use crate::spawn::spec::{Begin, Spare};
 use crate::{log, platform, registry, signals};
 
 /// How long a new child waits for the registrar before it connects back
@@ -25,9 +26,15 @@ const ESCALATED: i32 = 3;
 const LOST_PARENT: i32 = 4;
 
 /// A spawned child's whole life; never returns.
-pub(crate) fn child_main(spec: SpawnSpec) -> ! {
-    platform::die_with_parent(spec.parent_pid);
-    platform::raise_fd_limit();
+pub(crate) fn child_main(begin: Begin) -> ! {
+    let (spec, runtime) = match begin {
+        Begin::Spec(spec) => {
+            platform::die_with_parent(spec.parent_pid);
+            platform::raise_fd_limit();
+            (*spec, None)
+        }
+        Begin::Spare(spare) => ready_spare(spare),
+    };
     if let Some(level) = &spec.loglevel {
         log::console(level);
     }
@@ -50,7 +57,12 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
         statespace: spec.statespace.iter().cloned().collect(),
         exec_args: spec.exec_args.clone(),
     });
-    let runtime = match build_runtime(&actor) {
+    Actor::set_process_actor(actor.clone());
+    let runtime = match runtime {
+        Some((runtime, workers)) if workers == actor.settings().workers => Ok(runtime),
+        _ => build_child_runtime(actor.settings().workers),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!(
@@ -60,7 +72,6 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
             std::process::exit(1);
         }
     };
-    Actor::set_current(Some(actor.clone()));
     let code = runtime.block_on(async {
         match serve_child(&actor, &spec).await {
             // A supervisor in this actor gave up: fail, for the parent.
@@ -78,6 +89,27 @@ pub(crate) fn child_main(spec: SpawnSpec) -> ! {
     // Blocking threads may still run user code that cannot be interrupted;
     // exiting ends them.
     std::process::exit(code)
+}
+
+/// A spare makes ready everything its spec does not decide, its runtime
+/// included, then waits for the spec; it exits if its spawner closes the
+/// pipe without one.
+fn ready_spare(spare: Spare) -> (SpawnSpec, Option<(tokio::runtime::Runtime, usize)>) {
+    platform::die_with_parent(spare.parent_pid);
+    platform::raise_fd_limit();
+    warm_up();
+    let runtime = build_child_runtime(spare.workers.max(1))
+        .ok()
+        .map(|runtime| (runtime, spare.workers.max(1)));
+    match SpawnSpec::read_stdin() {
+        Ok(Some(spec)) => (spec, runtime),
+        // Not needed after all.
+        Ok(None) => std::process::exit(0),
+        Err(err) => {
+            eprintln!("tractor: a spare actor got no usable spec: {err}");
+            std::process::exit(1);
+        }
+    }
 }
 
 async fn serve_child(actor: &Actor, spec: &SpawnSpec) -> Result<()> {

@@ -39,7 +39,7 @@ fn serve_fork_server_if_asked() {
         // What the Rust runtime would have done by now: a write to a
         // closed socket is an error, not a fatal signal.
         signals::ignore_broken_pipes();
-        warm_up_fork_server();
+        warm_up();
         forkserver::serve_if_asked(child_main);
     }
 }
@@ -49,24 +49,26 @@ fn serve_fork_server_if_asked() {
 fn fork_server_fallback() {
     std::hint::black_box(&FORK_SERVER_BEFORE_MAIN);
     if std::env::var_os(forkserver::SERVER_ENV).is_some() {
-        warm_up_fork_server();
+        warm_up();
     }
     forkserver::serve_if_asked(child_main);
 }
 
-/// What every child would work out the same way, worked out once in the
-/// fork server so that each fork starts with it: the remote-function
-/// table, the socket directory, the transport policy (certificates
-/// included, over TLS) and the panic hook. Each is kept for the life of
-/// the process once made, and none starts a thread.
-fn warm_up_fork_server() {
+/// What every child would work out the same way, worked out before its
+/// spec is known: once in the fork server, so that each fork starts with
+/// it, or by a spare: the remote-function table, the socket directory, the
+/// transport policy (certificates included, over TLS) and the panic hook.
+/// Each is kept for the life of the process once made, and none starts a
+/// thread.
+fn warm_up() {
     let _ = crate::registry::check();
     let _ = crate::ipc::local::dir();
     let _ = crate::ipc::tls::transport();
     crate::invoke::install_hook();
 }
 
-/// The actor's runtime: every thread of it knows its actor, and panics in
+/// The root actor's runtime: every thread of it knows its actor (a process
+/// may run several roots one after another, tests do), and panics in
 /// remote functions are caught without delay (see `invoke::panic`).
 fn build_runtime(actor: &Actor) -> std::io::Result<tokio::runtime::Runtime> {
     crate::invoke::install_hook();
@@ -78,5 +80,17 @@ fn build_runtime(actor: &Actor) -> std::io::Result<tokio::runtime::Runtime> {
         .on_thread_start(move || {
             Actor::set_current(Some(on_start.clone()));
         })
+        .build()
+}
+
+/// A child's runtime, which may be built before the child knows which
+/// actor it is (a spare's): its threads find their actor as the process's
+/// (see `Actor::set_process_actor`).
+fn build_child_runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    crate::invoke::install_hook();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .thread_name("tractor-actor")
         .build()
 }

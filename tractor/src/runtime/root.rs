@@ -225,9 +225,9 @@ impl RootBuilder {
 
     fn start<T>(self, body: impl Future<Output = std::thread::Result<T>>) -> T {
         fork_server_fallback();
-        if let Some(spec) = SpawnSpec::take_from_env() {
-            match spec {
-                Ok(spec) => child_main(spec),
+        if let Some(begin) = SpawnSpec::take_from_env() {
+            match begin {
+                Ok(begin) => child_main(begin),
                 Err(err) => self.fail(format!("unreadable spawn spec: {err}")),
             }
         }

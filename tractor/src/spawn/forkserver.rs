@@ -20,6 +20,11 @@
 //! whether a pid is still its unreaped child). Its own parent-death signal
 //! ties it to the actor that started it, and every child's to the server,
 //! so killing an actor, or its fork server, takes those children with it.
+//!
+//! After the first request the server keeps one fork ready, a *spare*
+//! (see `spawn::spare`): forked when the server is idle, it builds its
+//! runtime and waits for its spec on a pipe; the next request only writes
+//! the spec to it.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -37,11 +42,18 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::oneshot;
 
 use super::exec::{self, Execd};
+use super::spec::{Begin, Spare};
 use super::{KillNow, Process, SpawnBackend, SpawnSpec, Spawning, Started};
 use crate::platform::{self, Forked, Pidfd};
 
 /// Set (to `"<fd> <parent pid>"`) in the environment of a fork server.
 pub(crate) const SERVER_ENV: &str = "TRACTOR_FORKSERVER";
+
+/// How long the server waits with nothing to do before it makes a spare.
+const SPARE_AFTER: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 0,
+    tv_nsec: 1_000_000,
+};
 
 /// Largest control message: a spawn spec is a few hundred bytes.
 const MAX_MESSAGE: usize = 1 << 20;
@@ -331,7 +343,7 @@ where
 ///
 /// Meant to run before `main` (see the module docs); under `main` it still
 /// works, but refuses to fork while other threads exist.
-pub(crate) fn serve_if_asked(child_main: fn(SpawnSpec) -> !) {
+pub(crate) fn serve_if_asked(child_main: fn(Begin) -> !) {
     let Some(setting) = std::env::var_os(SERVER_ENV) else {
         return;
     };
@@ -365,15 +377,31 @@ struct Server {
     control: StdUnixStream,
     inbox: Vec<u8>,
     children: Vec<(u32, Pidfd)>,
-    child_main: fn(SpawnSpec) -> !,
+    /// A fork made ready ahead of the next request (see `spawn::spare`).
+    spare: Option<ForkedSpare>,
+    /// The worker threads the last spawn asked for: what a spare is made
+    /// with (none before the first request).
+    spare_workers: Option<usize>,
+    child_main: fn(Begin) -> !,
+}
+
+/// A spare forked by the server, waiting for its spec on its stdin.
+struct ForkedSpare {
+    pid: u32,
+    pidfd: Pidfd,
+    workers: usize,
+    /// The write end of the pipe it reads its spec from.
+    spec: std::fs::File,
 }
 
 impl Server {
-    fn new(control: OwnedFd, child_main: fn(SpawnSpec) -> !) -> Self {
+    fn new(control: OwnedFd, child_main: fn(Begin) -> !) -> Self {
         Server {
             control: StdUnixStream::from(control),
             inbox: Vec::new(),
             children: Vec::new(),
+            spare: None,
+            spare_workers: None,
             child_main,
         }
     }
@@ -381,35 +409,62 @@ impl Server {
     fn run(mut self) -> io::Result<()> {
         use rustix::event::{PollFd, PollFlags, poll};
         loop {
-            let (control_ready, exited) = {
-                let mut fds = Vec::with_capacity(1 + self.children.len());
+            let (control_ready, exited, spare_died) = {
+                let mut fds = Vec::with_capacity(2 + self.children.len());
                 fds.push(PollFd::new(&self.control, PollFlags::IN));
                 for (_, pidfd) in &self.children {
                     fds.push(PollFd::new(pidfd, PollFlags::IN));
                 }
-                match poll(&mut fds, None) {
+                if let Some(spare) = &self.spare {
+                    fds.push(PollFd::new(&spare.pidfd, PollFlags::IN));
+                }
+                // A spare is made once nothing else is going on: right after
+                // a child ends, or after a moment with nothing to do, rather
+                // than while a new child is starting (they would compete for
+                // the cores).
+                let idle = match self.wants_spare() {
+                    true => Some(&SPARE_AFTER),
+                    false => None,
+                };
+                match poll(&mut fds, idle) {
+                    Ok(0) => {
+                        drop(fds);
+                        self.make_spare();
+                        continue;
+                    }
                     Ok(_) => {}
                     Err(rustix::io::Errno::INTR) => continue,
                     Err(err) => return Err(err.into()),
                 }
-                let exited: Vec<usize> = fds[1..]
+                let children = 1 + self.children.len();
+                let exited: Vec<usize> = fds[1..children]
                     .iter()
                     .enumerate()
                     .filter(|(_, fd)| !fd.revents().is_empty())
                     .map(|(i, _)| i)
                     .collect();
-                (!fds[0].revents().is_empty(), exited)
+                let spare_died = fds[children..].iter().any(|fd| !fd.revents().is_empty());
+                (!fds[0].revents().is_empty(), exited, spare_died)
             };
+            if spare_died {
+                // Killed while it waited: the next request forks afresh.
+                self.drop_spare();
+            }
+            let any_exited = !exited.is_empty();
             for index in exited.into_iter().rev() {
                 let (pid, _pidfd) = self.children.swap_remove(index);
                 let status = platform::reap(pid);
                 self.reply(&Reply::Exited { pid, status })?;
+            }
+            if any_exited {
+                self.make_spare();
             }
             if control_ready && !self.read_requests()? {
                 // Our actor is gone: so are we, and whatever we forked.
                 for (_, pidfd) in &self.children {
                     pidfd.kill();
                 }
+                self.drop_spare();
                 return Ok(());
             }
         }
@@ -469,7 +524,41 @@ impl Server {
             }
         }
         spec.parent_pid = std::process::id();
-        // SAFETY: single-threaded, checked just above.
+        let workers = spec.workers;
+        let spare = self.spare.take();
+        match spare {
+            Some(spare) if spare.workers == workers => self.hand_to(spare, &spec)?,
+            other => {
+                if let Some(spare) = other {
+                    kill_spare(spare);
+                }
+                self.fork_child(spec)?;
+            }
+        }
+        self.spare_workers = Some(workers);
+        Ok(())
+    }
+
+    fn wants_spare(&self) -> bool {
+        self.spare.is_none() && self.spare_workers.is_some()
+    }
+
+    /// Gives `spec` to `spare`, which becomes that child; forks one if the
+    /// spare is gone.
+    fn hand_to(&mut self, mut spare: ForkedSpare, spec: &SpawnSpec) -> io::Result<()> {
+        let handed = spec.encode().and_then(|bytes| spare.spec.write_all(&bytes));
+        drop(spare.spec);
+        if handed.is_err() {
+            spare.pidfd.kill();
+            platform::reap(spare.pid);
+            return self.fork_child(spec.clone());
+        }
+        self.children.push((spare.pid, spare.pidfd));
+        self.reply(&Reply::Spawned(spare.pid))
+    }
+
+    fn fork_child(&mut self, spec: SpawnSpec) -> io::Result<()> {
+        // SAFETY: single-threaded (checked by the caller).
         match unsafe { platform::fork() } {
             Ok(Forked::Child) => {
                 // A process group of its own, as an exec'd child has (see
@@ -481,7 +570,7 @@ impl Server {
                     eprintln!("tractor: a forked actor could not close inherited files: {err}");
                     std::process::exit(1);
                 }
-                (self.child_main)(spec)
+                (self.child_main)(Begin::Spec(Box::new(spec)))
             }
             Ok(Forked::Parent(pid)) => match Pidfd::open(pid) {
                 // Our unreaped child: the pid is still its own.
@@ -501,9 +590,76 @@ impl Server {
         }
     }
 
+    /// Forks a spare for the next request, unless there is one (or no
+    /// request came yet, or this process is not single-threaded). It waits
+    /// for its spec on its stdin, with nothing else open but stdio; if it
+    /// cannot be made, the next request forks as before.
+    fn make_spare(&mut self) {
+        let Some(workers) = self.spare_workers else {
+            return;
+        };
+        if self.spare.is_some() || !matches!(platform::thread_count(), Ok(1)) {
+            return;
+        }
+        let Ok((read, write)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
+            return;
+        };
+        let server = std::process::id();
+        // SAFETY: single-threaded, checked just above.
+        match unsafe { platform::fork() } {
+            Ok(Forked::Child) => {
+                drop(write);
+                let _ = rustix::process::setpgid(None, None);
+                if rustix::stdio::dup2_stdin(&read).is_err() {
+                    std::process::exit(1);
+                }
+                drop(read);
+                if let Err(err) = platform::close_inherited_fds() {
+                    eprintln!("tractor: a forked actor could not close inherited files: {err}");
+                    std::process::exit(1);
+                }
+                (self.child_main)(Begin::Spare(Spare {
+                    parent_pid: server,
+                    workers,
+                }))
+            }
+            Ok(Forked::Parent(pid)) => {
+                drop(read);
+                match Pidfd::open(pid) {
+                    Ok(pidfd) => {
+                        self.spare = Some(ForkedSpare {
+                            pid,
+                            pidfd,
+                            workers,
+                            spec: std::fs::File::from(write),
+                        });
+                    }
+                    Err(_) => {
+                        // SAFETY: plain kill(2) of our own unreaped child.
+                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                        platform::reap(pid);
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Kills and reaps the spare, if any.
+    fn drop_spare(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            kill_spare(spare);
+        }
+    }
+
     fn reply(&mut self, reply: &Reply) -> io::Result<()> {
         self.control.write_all(&frame(reply)?)
     }
+}
+
+fn kill_spare(spare: ForkedSpare) {
+    spare.pidfd.kill();
+    platform::reap(spare.pid);
 }
 
 /// `value` as a length-prefixed postcard frame.

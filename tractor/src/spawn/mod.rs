@@ -13,6 +13,7 @@
 
 pub(crate) mod exec;
 pub(crate) mod forkserver;
+pub(crate) mod spare;
 pub(crate) mod spec;
 
 use std::future::Future;

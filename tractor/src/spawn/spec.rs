@@ -7,6 +7,12 @@
 //! its environment says only which descriptor to read. The child reads it
 //! and points its standard input at `/dev/null` before anything else runs.
 //! A forked child gets it from the fork server's control socket.
+//!
+//! A *spare* is a child started before anyone asked for it (see
+//! `spawn::spare`): it does every step of its start that does not depend
+//! on its spec (exec and linking, the function table, its runtime), then
+//! waits for the spec on its standard input, a pipe only its spawner
+//! holds the other end of, which is closed once the spec is written.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +21,10 @@ use crate::uid::ActorUid;
 /// The environment variable that turns a process into a child actor: the
 /// number of the descriptor its spec is to be read from.
 pub(crate) const SPEC_FD_ENV: &str = "TRACTOR_SPAWN_FD";
+
+/// Set (to `"<spawner pid> <worker threads>"`) in the environment of an
+/// exec'd spare, beside [`SPEC_FD_ENV`]: read the spec once ready.
+pub(crate) const SPARE_ENV: &str = "TRACTOR_SPARE";
 
 /// A spec is a few hundred bytes plus the statespace; more than this is
 /// not one of ours.
@@ -53,12 +63,49 @@ pub(crate) struct SpawnSpec {
     pub challenge: [u8; crate::auth::NONCE],
 }
 
+/// How a child process begins: with its spec, or as a spare that gets it
+/// once ready.
+pub(crate) enum Begin {
+    Spec(Box<SpawnSpec>),
+    Spare(Spare),
+}
+
+/// What a spare knows before its spec comes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spare {
+    /// Its spawner: the spare dies with it.
+    pub parent_pid: u32,
+    /// Worker threads for its runtime, built before the spec comes; a spec
+    /// asking for another number gets a runtime of its own.
+    pub workers: usize,
+}
+
+impl Spare {
+    fn from_setting(setting: &str) -> Option<Spare> {
+        let (parent, workers) = setting.split_once(' ')?;
+        Some(Spare {
+            parent_pid: parent.parse().ok()?,
+            workers: workers.parse().ok()?,
+        })
+    }
+
+    /// The setting for [`SPARE_ENV`].
+    pub(crate) fn setting(&self) -> String {
+        format!("{} {}", self.parent_pid, self.workers)
+    }
+}
+
 impl SpawnSpec {
+    /// The spec as its spawner sends it.
+    pub(crate) fn encode(&self) -> std::io::Result<Vec<u8>> {
+        postcard::to_allocvec(self).map_err(std::io::Error::other)
+    }
+
     /// The spec in a fresh memfd, read from its start; close-on-exec (the
     /// spawner clears that flag in the one child meant to inherit it).
     pub(crate) fn to_memfd(&self) -> std::io::Result<std::fs::File> {
         use std::io::{Seek, Write};
-        let bytes = postcard::to_allocvec(self).map_err(std::io::Error::other)?;
+        let bytes = self.encode()?;
         let fd = rustix::fs::memfd_create("tractor-spawn-spec", rustix::fs::MemfdFlags::CLOEXEC)?;
         let mut file = std::fs::File::from(fd);
         file.write_all(&bytes)?;
@@ -66,43 +113,73 @@ impl SpawnSpec {
         Ok(file)
     }
 
-    /// Reads the spec this process was spawned with, and closes its
-    /// descriptor; removes the variable that named it.
-    ///
-    /// `None` for a root process; an error if the variable is there but
-    /// the spec is unreadable (a parent from a different build).
-    pub(crate) fn take_from_env() -> Option<Result<Self, String>> {
-        use std::os::fd::{AsRawFd, FromRawFd};
+    /// How this process was spawned, from its environment (whose
+    /// variables are removed): `None` for a root process; an error if the
+    /// variables are there but unusable (a parent from a different build).
+    /// A child with its spec reads it here; a spare reads it later, with
+    /// [`SpawnSpec::read_stdin`].
+    pub(crate) fn take_from_env() -> Option<Result<Begin, String>> {
         let fd = std::env::var_os(SPEC_FD_ENV)?;
+        let spare = std::env::var_os(SPARE_ENV);
         // SAFETY: called first thing when the process starts, before the
         // runtime or any thread of ours exists (under libtest, the harness'
         // other threads are idle waiting for this one test).
-        unsafe { std::env::remove_var(SPEC_FD_ENV) };
+        unsafe {
+            std::env::remove_var(SPEC_FD_ENV);
+            std::env::remove_var(SPARE_ENV);
+        }
         let Some(fd) = fd.to_str().and_then(|fd| fd.parse::<i32>().ok()) else {
             return Some(Err(format!("{SPEC_FD_ENV} is not a descriptor number")));
         };
-        // SAFETY: a descriptor the parent made for this process alone; no
-        // other code here uses it yet.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        if rustix::io::fcntl_getfd(fd).is_err() {
-            return Some(Err(format!("{SPEC_FD_ENV} names no open descriptor")));
+        if let Some(spare) = spare {
+            return Some(match spare.to_str().and_then(Spare::from_setting) {
+                Some(spare) if fd == 0 => Ok(Begin::Spare(spare)),
+                _ => Err(format!("bad {SPARE_ENV} setting")),
+            });
         }
-        let mut bytes = Vec::new();
-        if let Err(err) = read_all(fd, &mut bytes) {
-            return Some(Err(format!("the spawn spec could not be read: {err}")));
-        }
-        // Done with it: standard input becomes /dev/null, as for any child
-        // (a descriptor past stdio is just closed).
-        if fd.as_raw_fd() == 0 {
-            if let Ok(null) = std::fs::File::open("/dev/null") {
-                let _ = rustix::stdio::dup2_stdin(&null);
-            }
-        } else {
-            // SAFETY: ours alone, as above; closed once, here.
-            drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd.as_raw_fd()) });
-        }
-        Some(postcard::from_bytes(&bytes).map_err(|err| err.to_string()))
+        Some(match read_spec(fd) {
+            Ok(Some(spec)) => Ok(Begin::Spec(Box::new(spec))),
+            Ok(None) => Err("the spawn spec is empty".to_owned()),
+            Err(err) => Err(err),
+        })
     }
+
+    /// A spare's spec, from its standard input once its spawner closes it;
+    /// `None` if it closed it unused (the spare is not needed).
+    pub(crate) fn read_stdin() -> Result<Option<Self>, String> {
+        read_spec(0)
+    }
+}
+
+/// Reads the spec descriptor `fd` holds, then closes it (descriptor 0, the
+/// standard input, becomes `/dev/null` instead, as for any child).
+fn read_spec(fd: i32) -> Result<Option<SpawnSpec>, String> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: a descriptor the parent made for this process alone; no
+    // other code here uses it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    if rustix::io::fcntl_getfd(fd).is_err() {
+        return Err(format!("{SPEC_FD_ENV} names no open descriptor"));
+    }
+    let mut bytes = Vec::new();
+    let read = read_all(fd, &mut bytes);
+    if fd.as_raw_fd() == 0 {
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            let _ = rustix::stdio::dup2_stdin(&null);
+        }
+    } else {
+        // SAFETY: ours alone, as above; closed once, here.
+        drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd.as_raw_fd()) });
+    }
+    if let Err(err) = read {
+        return Err(format!("the spawn spec could not be read: {err}"));
+    }
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    postcard::from_bytes(&bytes)
+        .map(Some)
+        .map_err(|err| err.to_string())
 }
 
 /// Reads what `fd` holds, up to [`MAX_SPEC`]: a memfd's size is known, so
