@@ -380,7 +380,8 @@ struct Server {
     /// A fork made ready ahead of the next request (see `spawn::spare`).
     spare: Option<ForkedSpare>,
     /// The worker threads the last spawn asked for: what a spare is made
-    /// with (none before the first request).
+    /// with (none before the first request, or after a spare could not be
+    /// made, until the next).
     spare_workers: Option<usize>,
     child_main: fn(Begin) -> !,
 }
@@ -447,8 +448,11 @@ impl Server {
                 (!fds[0].revents().is_empty(), exited, spare_died)
             };
             if spare_died {
-                // Killed while it waited: the next request forks afresh.
+                // It died waiting: the next request forks afresh, and only
+                // then is a spare tried again (one that cannot live is not
+                // forked over and over).
                 self.drop_spare();
+                self.spare_workers = None;
             }
             let any_exited = !exited.is_empty();
             for index in exited.into_iter().rev() {
@@ -591,14 +595,17 @@ impl Server {
     }
 
     /// Forks a spare for the next request, unless there is one (or no
-    /// request came yet, or this process is not single-threaded). It waits
-    /// for its spec on its stdin, with nothing else open but stdio; if it
-    /// cannot be made, the next request forks as before.
+    /// request came yet). It waits for its spec on its stdin, with nothing
+    /// else open but stdio. If it cannot be made, the next request forks
+    /// as before, and no spare is tried again until then.
     fn make_spare(&mut self) {
-        let Some(workers) = self.spare_workers else {
+        if self.spare.is_some() {
+            return;
+        }
+        let Some(workers) = self.spare_workers.take() else {
             return;
         };
-        if self.spare.is_some() || !matches!(platform::thread_count(), Ok(1)) {
+        if !matches!(platform::thread_count(), Ok(1)) {
             return;
         }
         let Ok((read, write)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
@@ -633,6 +640,7 @@ impl Server {
                             workers,
                             spec: std::fs::File::from(write),
                         });
+                        self.spare_workers = Some(workers);
                     }
                     Err(_) => {
                         // SAFETY: plain kill(2) of our own unreaped child.

@@ -1,0 +1,142 @@
+//! Spares: after its first spawn, an actor keeps one process ready for the
+//! next, which becomes that child; a spawn it does not fit starts afresh;
+//! the spare goes with its actor. Under both backends (the suite runs
+//! again with `TRACTOR_START_METHOD=forkserver`).
+
+use std::time::{Duration, Instant};
+
+use tractor::ActorNursery;
+use tractor_tests::{descendants, descendants_but_spares, exits_within, pid};
+
+#[tractor::rpc]
+async fn own_pid() -> u32 {
+    pid()
+}
+
+#[tractor::rpc]
+async fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |tasks| tasks.count())
+}
+
+/// The spares waiting among `root`'s descendants, once there is one (a
+/// fork server makes its spare when idle; nothing announces it, so this
+/// looks until a deadline).
+async fn waiting_spares(root: u32) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let actors = descendants_but_spares(root);
+        let spares: Vec<u32> = descendants(root)
+            .into_iter()
+            .filter(|pid| !actors.contains(pid))
+            .collect();
+        if !spares.is_empty() || Instant::now() > deadline {
+            return spares;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn run_pid(n: &ActorNursery, name: &str) -> tractor::Result<u32> {
+    n.run_in_actor(name, own_pid::call())
+        .enable_modules([module_path!()])
+        .await?
+        .result()
+        .await
+}
+
+/// An actor of its own for a test's spawns: the tests of this file share
+/// a process, and so would their roots' spares.
+async fn middle(n: &ActorNursery) -> tractor::Result<tractor::Portal> {
+    n.start_actor("middle")
+        .enable_modules([module_path!()])
+        .await
+}
+
+/// The one spare waiting among this actor's descendants.
+async fn the_spare() -> tractor::Result<u32> {
+    match waiting_spares(pid()).await.as_slice() {
+        [spare] => Ok(*spare),
+        other => Err(tractor::Error::other(format!(
+            "expected one spare, found {other:?}"
+        ))),
+    }
+}
+
+/// Two spawns, and the spare seen between them.
+#[tractor::rpc]
+async fn two_spawns() -> tractor::Result<(u32, u32, u32)> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let first = run_pid(n, "first").await?;
+        let spare = the_spare().await?;
+        let second = run_pid(n, "second").await?;
+        Ok((first, spare, second))
+    })
+    .await
+}
+
+#[tractor::test(enable_modules = [module_path!()])]
+async fn the_next_spawn_becomes_the_waiting_spare() -> tractor::Result<()> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let middle = middle(n).await?;
+        let (first, spare, second) = middle.run(two_spawns::call()).await?;
+        assert_ne!(first, spare, "the spare is a process of its own");
+        assert_eq!(second, spare, "the spare became the second child");
+        n.cancel().await
+    })
+    .await
+}
+
+/// A spawn with another worker count than the spare's runtime: its pid,
+/// its thread count, and the spare's pid.
+#[tractor::rpc]
+async fn a_misfit_spawn() -> tractor::Result<(u32, usize, u32)> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        run_pid(n, "first").await?;
+        let spare = the_spare().await?;
+        let wide = n
+            .start_actor("wide")
+            .enable_modules([module_path!()])
+            .worker_threads(5)
+            .await?;
+        let wide_pid = wide.run(own_pid::call()).await?;
+        let threads = wide.run(threads::call()).await?;
+        n.cancel().await?;
+        Ok((wide_pid, threads, spare))
+    })
+    .await
+}
+
+#[tractor::test(enable_modules = [module_path!()])]
+async fn a_spawn_the_spare_does_not_fit_starts_afresh() -> tractor::Result<()> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let middle = middle(n).await?;
+        let (wide, threads, spare) = middle.run(a_misfit_spawn::call()).await?;
+        assert_ne!(wide, spare, "a misfit spare is not used");
+        assert!(threads >= 6, "five workers and the main thread: {threads}");
+        n.cancel().await
+    })
+    .await
+}
+
+#[tractor::rpc]
+async fn spawn_once_and_report_spare() -> tractor::Result<u32> {
+    tractor::open_nursery(async |n: &ActorNursery| run_pid(n, "leaf").await).await?;
+    the_spare().await
+}
+
+#[tractor::test(enable_modules = [module_path!()])]
+async fn a_spare_goes_with_its_actor() -> tractor::Result<()> {
+    let spare = tractor::open_nursery(async |n: &ActorNursery| {
+        let middle = middle(n).await?;
+        let spare = middle.run(spawn_once_and_report_spare::call()).await?;
+        assert!(tractor_tests::is_alive(spare));
+        n.cancel().await?;
+        Ok(spare)
+    })
+    .await?;
+    assert!(
+        exits_within(spare, Duration::from_secs(5)).await,
+        "the spare of a cancelled actor outlived it"
+    );
+    Ok(())
+}
