@@ -593,6 +593,7 @@ impl Actor {
     /// cancellation is answered, before the asker's deadline.
     pub(crate) async fn finish(&self) {
         self.cancel(DEFAULT_GRACE);
+        self.0.children.stop_spares();
         let budget = *self.0.budget.get().unwrap_or(&Budget::new(DEFAULT_GRACE));
         self.0.tasks.close();
         // Leave the registrar (while the tasks wind down) before refusing

@@ -54,7 +54,7 @@ struct Shared {
     /// Started on the first spawn that uses it.
     forkserver: tokio::sync::OnceCell<Arc<ForkServer>>,
     /// The `exec` backend's spare process, once it has been used.
-    exec_spares: ExecSpares,
+    exec_spares: Arc<ExecSpares>,
     /// What makes this executable reach its entry point (see
     /// `Settings::exec_args`).
     exec_args: Vec<String>,
@@ -72,7 +72,7 @@ impl Children {
             live: Mutex::default(),
             expected: Mutex::default(),
             forkserver: tokio::sync::OnceCell::new(),
-            exec_spares: ExecSpares::new(),
+            exec_spares: Arc::new(ExecSpares::new()),
             exec_args,
             on_gone,
         }))
@@ -128,7 +128,13 @@ impl Children {
             StartMethod::Exec => self.0.exec_spares.spawn(spec, &self.0.tasks).await?,
             StartMethod::ForkServer => self.forkserver().await?.spawn(spec).await?,
         };
-        Ok(ChildHandle::start(spec.uid.clone(), started, self))
+        let child = ChildHandle::start(spec.uid.clone(), started, self);
+        if method == StartMethod::Exec {
+            self.0
+                .exec_spares
+                .refill_after(spec, &self.0.tasks, child.exited());
+        }
+        Ok(child)
     }
 
     async fn forkserver(&self) -> std::io::Result<Arc<ForkServer>> {
@@ -161,6 +167,12 @@ impl Children {
             server.kill_now();
         }
         self.0.exec_spares.kill_now();
+    }
+
+    /// The first step of the actor's shutdown: no spare is started any
+    /// more (one on its way would only be given up again).
+    pub(crate) fn stop_spares(&self) {
+        self.0.exec_spares.stop();
     }
 
     /// The last step of the actor's shutdown: children still there at the
