@@ -117,11 +117,15 @@ pub fn descendants(root: u32) -> Vec<u32> {
 pub fn descendants_but_spares(root: u32) -> Vec<u32> {
     descendants(root)
         .into_iter()
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/fd/0"))
-                .map_or(true, |stdin| !stdin.to_string_lossy().starts_with("pipe:"))
-        })
+        .filter(|&pid| !is_waiting_spare(pid))
         .collect()
+}
+
+/// Whether process `pid` is a spare still waiting for a spawn: its
+/// standard input is a pipe, which an actor's never is.
+pub fn is_waiting_spare(pid: u32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/fd/0"))
+        .is_ok_and(|stdin| stdin.to_string_lossy().starts_with("pipe:"))
 }
 
 /// [`exits_within`] for code outside a runtime.

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use tractor::ActorNursery;
-use tractor_tests::{descendants, descendants_but_spares, exits_within, pid};
+use tractor_tests::{descendants, exits_within, is_waiting_spare, pid};
 
 #[tractor::rpc]
 async fn own_pid() -> u32 {
@@ -24,10 +24,9 @@ async fn threads() -> usize {
 async fn waiting_spares(root: u32) -> Vec<u32> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let actors = descendants_but_spares(root);
         let spares: Vec<u32> = descendants(root)
             .into_iter()
-            .filter(|pid| !actors.contains(pid))
+            .filter(|&pid| is_waiting_spare(pid))
             .collect();
         if !spares.is_empty() || Instant::now() > deadline {
             return spares;

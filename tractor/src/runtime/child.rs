@@ -98,9 +98,10 @@ fn ready_spare(spare: Spare) -> (SpawnSpec, Option<(tokio::runtime::Runtime, usi
     platform::die_with_parent(spare.parent_pid);
     platform::raise_fd_limit();
     warm_up();
-    let runtime = build_child_runtime(spare.workers.max(1))
+    let workers = spare.workers.max(1);
+    let runtime = build_child_runtime(workers)
         .ok()
-        .map(|runtime| (runtime, spare.workers.max(1)));
+        .map(|runtime| (runtime, workers));
     match SpawnSpec::read_stdin() {
         Ok(Some(spec)) => (spec, runtime),
         // Not needed after all.

@@ -42,14 +42,7 @@ impl SpawnBackend for Exec {
     fn spawn(&self, spec: &SpawnSpec) -> Spawning {
         let mut command = this_executable(&spec.exec_args);
         let started = pass_spec(&mut command, spec).map(|()| start(command, None));
-        Box::pin(async move {
-            let execd = started?.await?;
-            let killer = execd.killer();
-            Ok(Started {
-                process: Box::new(execd),
-                killer,
-            })
-        })
+        Box::pin(async move { Ok(started?.await?.into_started()) })
     }
 }
 
@@ -58,6 +51,15 @@ impl Execd {
     /// process) for as long as it is held.
     pub(crate) fn killer(&self) -> Box<dyn KillNow> {
         Box::new(self.pidfd.clone())
+    }
+
+    /// The process as a backend hands it over.
+    pub(crate) fn into_started(self) -> Started {
+        let killer = self.killer();
+        Started {
+            process: Box::new(self),
+            killer,
+        }
     }
 }
 

@@ -562,34 +562,11 @@ impl Server {
     }
 
     fn fork_child(&mut self, spec: SpawnSpec) -> io::Result<()> {
-        // SAFETY: single-threaded (checked by the caller).
-        match unsafe { platform::fork() } {
-            Ok(Forked::Child) => {
-                // A process group of its own, as an exec'd child has (see
-                // `exec::this_executable`).
-                let _ = rustix::process::setpgid(None, None);
-                // The new actor keeps stdio only; one that cannot drop the
-                // rest must not run with descriptors it does not know of.
-                if let Err(err) = platform::close_inherited_fds() {
-                    eprintln!("tractor: a forked actor could not close inherited files: {err}");
-                    std::process::exit(1);
-                }
-                (self.child_main)(Begin::Spec(Box::new(spec)))
+        match self.fork_actor(None, Begin::Spec(Box::new(spec))) {
+            Ok((pid, pidfd)) => {
+                self.children.push((pid, pidfd));
+                self.reply(&Reply::Spawned(pid))
             }
-            Ok(Forked::Parent(pid)) => match Pidfd::open(pid) {
-                // Our unreaped child: the pid is still its own.
-                Ok(pidfd) => {
-                    self.children.push((pid, pidfd));
-                    self.reply(&Reply::Spawned(pid))
-                }
-                Err(err) => {
-                    // Cannot watch it: do not keep it either.
-                    // SAFETY: plain kill(2) of our own unreaped child.
-                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                    platform::reap(pid);
-                    self.reply(&Reply::SpawnFailed(err.raw_os_error().unwrap_or(0)))
-                }
-            },
             Err(err) => self.reply(&Reply::SpawnFailed(err.raw_os_error().unwrap_or(0))),
         }
     }
@@ -611,45 +588,57 @@ impl Server {
         let Ok((read, write)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
             return;
         };
-        let server = std::process::id();
-        // SAFETY: single-threaded, checked just above.
-        match unsafe { platform::fork() } {
-            Ok(Forked::Child) => {
-                drop(write);
+        let spare = Spare {
+            parent_pid: std::process::id(),
+            workers,
+        };
+        if let Ok((pid, pidfd)) = self.fork_actor(Some(read), Begin::Spare(spare)) {
+            self.spare = Some(ForkedSpare {
+                pid,
+                pidfd,
+                workers,
+                spec: std::fs::File::from(write),
+            });
+            self.spare_workers = Some(workers);
+        }
+    }
+
+    /// Forks a process that becomes an actor as `begin` says, with `stdin`
+    /// (if given) as its standard input and nothing else open but stdio;
+    /// the caller has checked that this process is single-threaded. Its
+    /// pid and a pidfd on it, or why there is none (a fork that could not
+    /// be watched is killed and reaped).
+    fn fork_actor(&mut self, stdin: Option<OwnedFd>, begin: Begin) -> io::Result<(u32, Pidfd)> {
+        // SAFETY: single-threaded (checked by the caller).
+        match unsafe { platform::fork() }? {
+            Forked::Child => {
+                // A process group of its own, as an exec'd child has (see
+                // `exec::this_executable`).
                 let _ = rustix::process::setpgid(None, None);
-                if rustix::stdio::dup2_stdin(&read).is_err() {
+                if let Some(stdin) = &stdin
+                    && rustix::stdio::dup2_stdin(stdin).is_err()
+                {
                     std::process::exit(1);
                 }
-                drop(read);
+                // The new actor keeps stdio only; one that cannot drop the
+                // rest must not run with descriptors it does not know of.
                 if let Err(err) = platform::close_inherited_fds() {
                     eprintln!("tractor: a forked actor could not close inherited files: {err}");
                     std::process::exit(1);
                 }
-                (self.child_main)(Begin::Spare(Spare {
-                    parent_pid: server,
-                    workers,
-                }))
+                (self.child_main)(begin)
             }
-            Ok(Forked::Parent(pid)) => {
-                drop(read);
-                match Pidfd::open(pid) {
-                    Ok(pidfd) => {
-                        self.spare = Some(ForkedSpare {
-                            pid,
-                            pidfd,
-                            workers,
-                            spec: std::fs::File::from(write),
-                        });
-                        self.spare_workers = Some(workers);
-                    }
-                    Err(_) => {
-                        // SAFETY: plain kill(2) of our own unreaped child.
-                        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                        platform::reap(pid);
-                    }
+            Forked::Parent(pid) => match Pidfd::open(pid) {
+                // Our unreaped child: the pid is still its own.
+                Ok(pidfd) => Ok((pid, pidfd)),
+                Err(err) => {
+                    // Cannot watch it: do not keep it either.
+                    // SAFETY: plain kill(2) of our own unreaped child.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    platform::reap(pid);
+                    Err(err)
                 }
-            }
-            Err(_) => {}
+            },
         }
     }
 

@@ -93,11 +93,7 @@ impl ExecSpare {
             close(self.execd).await;
             return None;
         }
-        let killer = self.execd.killer();
-        Some(Started {
-            process: Box::new(self.execd),
-            killer,
-        })
+        Some(self.execd.into_started())
     }
 
     async fn close(self) {
