@@ -135,8 +135,8 @@ impl RootBuilder {
     /// Worker threads of every actor of the tree: the root's runtime and,
     /// unless a spawn says otherwise (`.worker_threads(n)` on the spawn
     /// builders), each child's. Default: one per core for the root,
-    /// [`DEFAULT_CHILD_WORKERS`](crate::DEFAULT_CHILD_WORKERS) for children
-    /// (fewer on a host with fewer cores).
+    /// [`DEFAULT_CHILD_WORKERS`](crate::DEFAULT_CHILD_WORKERS) (one, the
+    /// child's main thread) for children.
     pub fn worker_threads(mut self, threads: usize) -> Self {
         self.worker_threads = Some(threads.max(1));
         self
@@ -318,9 +318,7 @@ impl RootBuilder {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let mut settings = Settings {
             workers: self.worker_threads.unwrap_or(cores),
-            child_workers: self
-                .worker_threads
-                .unwrap_or(DEFAULT_CHILD_WORKERS.min(cores)),
+            child_workers: self.worker_threads.unwrap_or(DEFAULT_CHILD_WORKERS),
             max_concurrent_calls: self
                 .max_concurrent_calls
                 .unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS),
