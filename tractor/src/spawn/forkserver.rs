@@ -496,7 +496,7 @@ impl Server {
                 postcard::from_bytes(&self.inbox[4..4 + len]).map_err(io::Error::other)?;
             self.inbox.drain(..4 + len);
             match request {
-                Request::Spawn(spec) => self.fork(*spec)?,
+                Request::Spawn(spec) => self.spawn(*spec)?,
                 Request::Kill(pid) => {
                     // Only a child not reaped yet, through its pidfd.
                     if let Some((_, pidfd)) = self.children.iter().find(|(child, _)| *child == pid)
@@ -509,38 +509,38 @@ impl Server {
         Ok(true)
     }
 
-    fn fork(&mut self, mut spec: SpawnSpec) -> io::Result<()> {
-        // Forking is only sound with no other thread: check it every time
-        // rather than trust how this process was started.
-        match platform::thread_count() {
-            Ok(1) => {}
-            Ok(threads) => {
-                let why = format!(
-                    "the fork server runs {threads} threads and will not fork; it must start \
-                     before main (is the pre-main hook linked in?)"
-                );
-                return self.reply(&Reply::Refused(why));
-            }
-            Err(err) => {
-                return self.reply(&Reply::Refused(format!(
-                    "the fork server cannot count its threads: {err}"
-                )));
-            }
-        }
+    /// Starts the child `spec` describes: the spare becomes it if it fits,
+    /// else a fork does.
+    fn spawn(&mut self, mut spec: SpawnSpec) -> io::Result<()> {
         spec.parent_pid = std::process::id();
         let workers = spec.workers;
-        let spare = self.spare.take();
-        match spare {
+        match self.spare.take() {
             Some(spare) if spare.workers == workers => self.hand_to(spare, &spec)?,
             other => {
                 if let Some(spare) = other {
                     kill_spare(spare);
                 }
-                self.fork_child(spec)?;
+                if !self.fork_child(spec)? {
+                    return Ok(());
+                }
             }
         }
         self.spare_workers = Some(workers);
         Ok(())
+    }
+
+    /// Why this process must not fork, if it must not: forking is only
+    /// sound with no other thread, so it is checked before every fork
+    /// rather than trusted from how this process was started.
+    fn unfit_to_fork() -> Option<String> {
+        match platform::thread_count() {
+            Ok(1) => None,
+            Ok(threads) => Some(format!(
+                "the fork server runs {threads} threads and will not fork; it must start before \
+                 main (is the pre-main hook linked in?)"
+            )),
+            Err(err) => Some(format!("the fork server cannot count its threads: {err}")),
+        }
     }
 
     fn wants_spare(&self) -> bool {
@@ -555,20 +555,27 @@ impl Server {
         if handed.is_err() {
             spare.pidfd.kill();
             platform::reap(spare.pid);
-            return self.fork_child(spec.clone());
+            return self.fork_child(spec.clone()).map(drop);
         }
         self.children.push((spare.pid, spare.pidfd));
         self.reply(&Reply::Spawned(spare.pid))
     }
 
-    fn fork_child(&mut self, spec: SpawnSpec) -> io::Result<()> {
+    /// Forks the child `spec` describes and tells the actor how that went;
+    /// `false` if this process refused to fork.
+    fn fork_child(&mut self, spec: SpawnSpec) -> io::Result<bool> {
+        if let Some(why) = Self::unfit_to_fork() {
+            self.reply(&Reply::Refused(why))?;
+            return Ok(false);
+        }
         match self.fork_actor(None, Begin::Spec(Box::new(spec))) {
             Ok((pid, pidfd)) => {
                 self.children.push((pid, pidfd));
-                self.reply(&Reply::Spawned(pid))
+                self.reply(&Reply::Spawned(pid))?;
             }
-            Err(err) => self.reply(&Reply::SpawnFailed(err.raw_os_error().unwrap_or(0))),
+            Err(err) => self.reply(&Reply::SpawnFailed(err.raw_os_error().unwrap_or(0)))?,
         }
+        Ok(true)
     }
 
     /// Forks a spare for the next request, unless there is one (or no
@@ -582,7 +589,7 @@ impl Server {
         let Some(workers) = self.spare_workers.take() else {
             return;
         };
-        if !matches!(platform::thread_count(), Ok(1)) {
+        if Self::unfit_to_fork().is_some() {
             return;
         }
         let Ok((read, write)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
