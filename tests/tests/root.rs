@@ -96,3 +96,63 @@ async fn the_roots_worker_threads_apply_to_the_whole_tree() -> tractor::Result<(
     })
     .await
 }
+
+/// Run by `the_worker_threads_come_from_the_environment` with
+/// `TRACTOR_WORKER_THREADS` set.
+#[tractor::test(enable_modules = [module_path!()])]
+#[ignore = "run by the_worker_threads_come_from_the_environment"]
+async fn a_tree_sized_by_the_environment() -> tractor::Result<()> {
+    let threads: usize = std::env::var("TRACTOR_WORKER_THREADS")
+        .expect("set by the test that runs this one")
+        .parse()
+        .expect("a number");
+    // One worker is the thread the root starts on: the test's own.
+    let here = std::thread::current().name().map(str::to_owned);
+    assert_eq!(
+        here.as_deref() == Some("a_tree_sized_by_the_environment"),
+        threads == 1,
+        "with {threads} workers the body runs on {here:?}"
+    );
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let default = n
+            .start_actor("default")
+            .enable_modules([module_path!()])
+            .await?;
+        let asked = n
+            .start_actor("asked")
+            .enable_modules([module_path!()])
+            .worker_threads(threads)
+            .await?;
+        assert_eq!(
+            threads_of(default.run(pid::call()).await?),
+            threads_of(asked.run(pid::call()).await?),
+            "a child gets the tree's {threads} workers"
+        );
+        n.cancel().await
+    })
+    .await
+}
+
+#[test]
+fn the_worker_threads_come_from_the_environment() {
+    let run = |threads: &str| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "a_tree_sized_by_the_environment"])
+            .env("TRACTOR_WORKER_THREADS", threads)
+            .output()
+            .unwrap()
+    };
+    for threads in ["1", "3"] {
+        let output = run(threads);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{threads}: {output:?}");
+        assert!(stdout.contains("1 passed"), "{threads}: {stdout}");
+    }
+    let refused = run("none");
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        stdout.contains("TRACTOR_WORKER_THREADS=\"none\" is not a number of threads"),
+        "{stdout}"
+    );
+}

@@ -78,12 +78,21 @@ fn warm_up() {
 
 /// The root actor's runtime: every thread of it knows its actor (a process
 /// may run several roots one after another, tests do), and panics in
-/// remote functions are caught without delay (see `invoke::panic`).
+/// remote functions are caught without delay (see `invoke::panic`). One
+/// worker is the thread the root runs on, as in a child.
 fn build_runtime(actor: &Actor) -> std::io::Result<tokio::runtime::Runtime> {
     crate::invoke::install_hook();
+    let workers = actor.settings().workers;
+    let mut builder = match workers {
+        0 | 1 => tokio::runtime::Builder::new_current_thread(),
+        _ => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers);
+            builder
+        }
+    };
     let on_start = actor.clone();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(actor.settings().workers)
+    builder
         .enable_all()
         .thread_name(format!("tractor-{}", actor.name()))
         .on_thread_start(move || {

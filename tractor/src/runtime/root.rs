@@ -33,6 +33,8 @@ pub const DEFAULT_REGISTRAR: &str = "127.0.0.1:1616";
 /// Overrides the default registrar address of program roots (code that
 /// sets one wins).
 pub const REGISTRAR_ENV: &str = "TRACTOR_REGISTRAR";
+/// Sets [`RootBuilder::worker_threads`] when code does not.
+const WORKER_THREADS_ENV: &str = "TRACTOR_WORKER_THREADS";
 
 /// The root actor of a tree, started from code.
 ///
@@ -134,9 +136,12 @@ impl RootBuilder {
 
     /// Worker threads of every actor of the tree: the root's runtime and,
     /// unless a spawn says otherwise (`.worker_threads(n)` on the spawn
-    /// builders), each child's. Default: one per core for the root,
-    /// [`DEFAULT_CHILD_WORKERS`](crate::DEFAULT_CHILD_WORKERS) (one, the
-    /// child's main thread) for children.
+    /// builders), each child's. One worker is the thread the actor runs
+    /// on (a current-thread runtime: no hand-over between threads, so a
+    /// tree of one-thread actors spawns and answers fastest). Default:
+    /// `TRACTOR_WORKER_THREADS`, else one per core for the root and
+    /// [`DEFAULT_CHILD_WORKERS`](crate::DEFAULT_CHILD_WORKERS) (one) for
+    /// children.
     pub fn worker_threads(mut self, threads: usize) -> Self {
         self.worker_threads = Some(threads.max(1));
         self
@@ -314,11 +319,16 @@ impl RootBuilder {
             (None, Ok(method)) => method.parse::<StartMethod>()?,
             (None, Err(_)) => StartMethod::default(),
         };
+        let worker_threads = match (self.worker_threads, std::env::var(WORKER_THREADS_ENV)) {
+            (Some(threads), _) => Some(threads),
+            (None, Ok(threads)) => Some(worker_threads_from(&threads)?),
+            (None, Err(_)) => None,
+        };
         // Read once here (it means reading cgroup files) and handed down.
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let mut settings = Settings {
-            workers: self.worker_threads.unwrap_or(cores),
-            child_workers: self.worker_threads.unwrap_or(DEFAULT_CHILD_WORKERS),
+            workers: worker_threads.unwrap_or(cores),
+            child_workers: worker_threads.unwrap_or(DEFAULT_CHILD_WORKERS),
             max_concurrent_calls: self
                 .max_concurrent_calls
                 .unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS),
@@ -428,6 +438,17 @@ struct Listeners {
     join: bool,
 }
 
+/// A `TRACTOR_WORKER_THREADS` value: a whole number, at least 1.
+fn worker_threads_from(value: &str) -> Result<usize> {
+    match value.trim().parse::<usize>() {
+        Ok(threads) if threads >= 1 => Ok(threads),
+        _ => Err(Error::other(format!(
+            "{WORKER_THREADS_ENV}={value:?} is not a number of threads; give a whole number, at \
+             least 1, or unset it"
+        ))),
+    }
+}
+
 /// Finds the registrar at TCP address `addr`, or becomes it: `(true, the
 /// listener on addr)` for the registrar, `(false, None)` to join.
 fn tcp_registrar(addr: &str) -> Result<(bool, Option<StdListener>)> {
@@ -467,4 +488,19 @@ fn resolve(addr: &str) -> Result<SocketAddr> {
         .map_err(|err| Error::other(format!("bad registrar address {addr:?}: {err}")))?
         .next()
         .ok_or_else(|| Error::other(format!("registrar address {addr:?} resolves to nothing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_threads_from_the_environment_are_a_whole_number_of_at_least_one() {
+        assert_eq!(worker_threads_from("3").unwrap(), 3);
+        assert_eq!(worker_threads_from(" 1\n").unwrap(), 1);
+        for bad in ["0", "-1", "two", ""] {
+            let err = worker_threads_from(bad).unwrap_err().to_string();
+            assert!(err.contains(WORKER_THREADS_ENV), "{bad:?}: {err}");
+        }
+    }
 }
