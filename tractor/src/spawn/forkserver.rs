@@ -616,17 +616,17 @@ impl Server {
     /// pid and a pidfd on it, or why there is none (a fork that could not
     /// be watched is killed and reaped).
     fn fork_actor(&mut self, stdin: Option<OwnedFd>, begin: Begin) -> io::Result<(u32, Pidfd)> {
+        // The server lends its own standard input for the fork, so that the
+        // new process has `stdin` from the instant it exists: whoever looks
+        // at it then (a spare is told from an actor by its stdin) sees what
+        // it is.
+        let _lent = stdin.as_ref().map(LentStdin::lend).transpose()?;
         // SAFETY: single-threaded (checked by the caller).
         match unsafe { platform::fork() }? {
             Forked::Child => {
                 // A process group of its own, as an exec'd child has (see
                 // `exec::this_executable`).
                 let _ = rustix::process::setpgid(None, None);
-                if let Some(stdin) = &stdin
-                    && rustix::stdio::dup2_stdin(stdin).is_err()
-                {
-                    std::process::exit(1);
-                }
                 // The new actor keeps stdio only; one that cannot drop the
                 // rest must not run with descriptors it does not know of.
                 if let Err(err) = platform::close_inherited_fds() {
@@ -658,6 +658,24 @@ impl Server {
 
     fn reply(&mut self, reply: &Reply) -> io::Result<()> {
         self.control.write_all(&frame(reply)?)
+    }
+}
+
+/// The server's standard input, replaced by another descriptor until
+/// this is dropped.
+struct LentStdin(OwnedFd);
+
+impl LentStdin {
+    fn lend(stdin: &OwnedFd) -> io::Result<Self> {
+        let own = rustix::io::dup(rustix::stdio::stdin())?;
+        rustix::stdio::dup2_stdin(stdin)?;
+        Ok(LentStdin(own))
+    }
+}
+
+impl Drop for LentStdin {
+    fn drop(&mut self) {
+        let _ = rustix::stdio::dup2_stdin(&self.0);
     }
 }
 
