@@ -110,8 +110,8 @@ impl<'n, K> SpawnBuilder<'n, K> {
     /// Worker threads of the new actor's runtime (at least 1). By default
     /// a child gets the tree's child default: 1 (its main thread, see
     /// [`DEFAULT_CHILD_WORKERS`](crate::DEFAULT_CHILD_WORKERS)), or what
-    /// the root was given with `worker_threads`. An actor's own children do not inherit this
-    /// setting; they get the tree's default too.
+    /// the root was given with `worker_threads`. An actor's own children
+    /// do not inherit this setting; they get the tree's default too.
     pub fn worker_threads(mut self, threads: usize) -> Self {
         self.options.worker_threads = Some(threads.max(1));
         self
