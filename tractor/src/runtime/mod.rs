@@ -31,12 +31,12 @@ use crate::{platform, signals};
 /// An actor is a unit of parallelism already (a process per core is the
 /// way to use them all), and one thread serves its channels with no
 /// hand-over between threads: a spawn's whole cycle is a fifth to a
-/// quarter shorter than with two workers (see BENCHMARKS.md). Plain (non-`async`) remote functions run
-/// on blocking threads, so they never stall the channels; an `async` one
-/// must not block its thread, as anywhere in tokio (a blocked actor cannot
-/// answer a cancel and is killed when its grace runs out). With
-/// `.worker_threads(n)`, n >= 2, an actor gets a multi-threaded runtime of
-/// n workers.
+/// quarter shorter than with two workers (see BENCHMARKS.md). Plain
+/// (non-`async`) remote functions run on blocking threads, so they never
+/// stall the channels; an `async` one must not block its thread, as
+/// anywhere in tokio (a blocked actor cannot answer a cancel and is killed
+/// when its grace runs out). With `.worker_threads(n)`, n >= 2, an actor
+/// gets a multi-threaded runtime of n workers.
 pub const DEFAULT_CHILD_WORKERS: usize = 1;
 
 // A fork server must be the only thread of its process when it forks, so
