@@ -155,7 +155,9 @@ pub(crate) fn probe(path: &Path) -> Probe {
     }
 }
 
-/// Removes sockets in the directory that nobody listens on any more.
+/// Removes what killed actors left in the directory: sockets nobody
+/// listens on any more, and the temporary names (see [`bind`]) of sockets
+/// whose binder died before it could rename them into place.
 pub(crate) fn sweep_stale() {
     let Ok(dir) = dir() else { return };
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -163,10 +165,37 @@ pub(crate) fn sweep_stale() {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|ext| ext == "sock") && probe(&path) == Probe::Stale {
+        let stale = match path.extension().and_then(|ext| ext.to_str()) {
+            Some("sock") => probe(&path) == Probe::Stale,
+            Some("new") => binder(&path).is_some_and(|pid| !is_running(pid)),
+            _ => false,
+        };
+        if stale {
             let _ = std::fs::remove_file(&path);
         }
     }
+}
+
+/// The pid of the process that binds a temporary socket name,
+/// `<name>.<pid>.new`.
+fn binder(path: &Path) -> Option<u32> {
+    let (_, pid) = path.file_stem()?.to_str()?.rsplit_once('.')?;
+    pid.parse().ok()
+}
+
+/// Whether process `pid` exists (a process of another user, or a zombie,
+/// counts: its file is left for a later sweep).
+fn is_running(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 /// An exclusive lock on the directory's `rendezvous.lock`, held while a
@@ -241,5 +270,27 @@ mod tests {
         assert_eq!(rendezvous("example.org:1616"), None);
         let path = rendezvous_socket("../../etc/x").unwrap();
         assert_eq!(path.parent(), Some(dir().unwrap()));
+    }
+
+    #[test]
+    fn a_sweep_removes_the_temporary_name_a_dead_binder_left_and_keeps_a_live_ones() {
+        let dead = {
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            child.wait().unwrap();
+            child.id()
+        };
+        let left = |pid: u32| {
+            let path = actor_socket(Uuid::new_v4())
+                .unwrap()
+                .with_extension(format!("{pid}.new"));
+            drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+            path
+        };
+        let (orphan, live) = (left(dead), left(std::process::id()));
+        assert_eq!(binder(&orphan), Some(dead));
+        sweep_stale();
+        assert!(!orphan.exists(), "left by a process that is gone");
+        assert!(live.exists(), "a live process may still be renaming it");
+        std::fs::remove_file(&live).unwrap();
     }
 }
