@@ -78,22 +78,11 @@ fn warm_up() {
 
 /// The root actor's runtime: every thread of it knows its actor (a process
 /// may run several roots one after another, tests do), and panics in
-/// remote functions are caught without delay (see `invoke::panic`). One
-/// worker is the thread the root runs on, as in a child.
+/// remote functions are caught without delay (see `invoke::panic`).
 fn build_runtime(actor: &Actor) -> std::io::Result<tokio::runtime::Runtime> {
     crate::invoke::install_hook();
-    let workers = actor.settings().workers;
-    let mut builder = match workers {
-        0 | 1 => tokio::runtime::Builder::new_current_thread(),
-        _ => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(workers);
-            builder
-        }
-    };
     let on_start = actor.clone();
-    builder
-        .enable_all()
+    runtime_builder(actor.settings().workers)
         .thread_name(format!("tractor-{}", actor.name()))
         .on_thread_start(move || {
             Actor::set_current(Some(on_start.clone()));
@@ -103,19 +92,26 @@ fn build_runtime(actor: &Actor) -> std::io::Result<tokio::runtime::Runtime> {
 
 /// A child's runtime, which may be built before the child knows which
 /// actor it is (a spare's): its threads find their actor as the process's
-/// (see `Actor::set_process_actor`). With one worker, that worker is the
-/// main thread (see [`DEFAULT_CHILD_WORKERS`]).
+/// (see `Actor::set_process_actor`).
 fn build_child_runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     crate::invoke::install_hook();
-    if workers <= 1 {
-        return tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name("tractor-actor")
-            .build();
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
+    runtime_builder(workers)
         .thread_name("tractor-actor")
         .build()
+}
+
+/// An actor's runtime with `workers` worker threads; one worker is the
+/// thread the actor runs on, a current-thread runtime (see
+/// [`DEFAULT_CHILD_WORKERS`]).
+fn runtime_builder(workers: usize) -> tokio::runtime::Builder {
+    let mut builder = match workers {
+        0 | 1 => tokio::runtime::Builder::new_current_thread(),
+        _ => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers);
+            builder
+        }
+    };
+    builder.enable_all();
+    builder
 }
