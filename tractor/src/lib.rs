@@ -73,6 +73,7 @@ mod error;
 mod invoke;
 mod ipc;
 mod lineage;
+mod lock;
 pub mod log;
 mod nursery;
 mod platform;

@@ -16,8 +16,9 @@
 mod expected;
 mod handle;
 
+use crate::lock::lock;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -59,10 +60,6 @@ struct Shared {
     /// `Settings::exec_args`).
     exec_args: Vec<String>,
     on_gone: OnGone,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Children {

@@ -5,8 +5,9 @@
 //! Either way the nursery reads the outcome from here to know whether the
 //! child is done, and whether it failed.
 
+use crate::lock::lock;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -22,10 +23,6 @@ pub(crate) struct ResultSlot {
     value: Mutex<Option<Result<Bytes>>>,
     stream: Mutex<Option<RawStream>>,
     taken: AtomicBool,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ResultSlot {

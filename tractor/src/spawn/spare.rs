@@ -24,6 +24,7 @@
 //! This module keeps the spares of the `exec` backend; the fork server
 //! keeps its own, forked in the same way (see `forkserver`).
 
+use crate::lock::lock;
 use std::future::Future;
 use std::io;
 use std::process::ExitStatus;
@@ -45,10 +46,6 @@ const REFILL_AFTER: Duration = Duration::from_millis(20);
 /// Spawns closer together than this are a burst: each starts the next
 /// spare at once, since no quiet moment comes before the next spawn.
 const BURST: Duration = Duration::from_millis(5);
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// An exec'd spare, ready or getting there.
 struct ExecSpare {
