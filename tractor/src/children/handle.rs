@@ -6,6 +6,11 @@
 //! holds a [`ChildHandle`]: it tells whether and how the process ended and
 //! routes kill requests to the reaper, which alone may signal the process
 //! while it is known to be unreaped.
+//!
+//! A process is *gone* once it has exited and *reaped* once its status is
+//! known. The two differ for a forked child, which the fork server reaps:
+//! whoever waits only for the end of a child it asked to go (a nursery
+//! closing) waits for [`ChildHandle::gone`], not for the server's report.
 
 use std::future::Future;
 use std::process::ExitStatus;
@@ -24,8 +29,8 @@ use crate::uid::ActorUid;
 pub(crate) struct ChildHandle {
     uid: ActorUid,
     pid: u32,
-    /// How the process ended, once reaped.
-    status: watch::Receiver<Option<ExitStatus>>,
+    /// How far the process is in its end.
+    life: watch::Receiver<Life>,
     kill: CancellationToken,
     /// Kills without the reaper, for an actor about to exit.
     killer: Box<dyn KillNow>,
@@ -47,11 +52,11 @@ impl ChildHandle {
             mut process,
             killer,
         } = started;
-        let (tx, status) = watch::channel(None);
+        let (tx, life) = watch::channel(Life::Running);
         let child = Arc::new(ChildHandle {
             uid,
             pid: process.pid(),
-            status,
+            life,
             kill: CancellationToken::new(),
             killer,
             cancel_requested: AtomicBool::new(false),
@@ -65,25 +70,26 @@ impl ChildHandle {
         let owner = children.clone();
         children.tasks().spawn(async move {
             let mut killed = false;
+            let mut gone = process.take_gone();
             let status = loop {
                 tokio::select! {
                     status = process.wait() => break status,
+                    () = async { gone.as_mut().expect("guarded").await }, if gone.is_some() => {
+                        gone = None;
+                        left(&uid, &owner, &tx);
+                    }
                     () = kill.cancelled(), if !killed => {
                         killed = true;
                         process.start_kill();
                     }
                 }
             };
-            tracing::info!(actor = %uid, %status, "reaped");
-            // A killed child cannot remove its own socket file; its path
-            // follows from its uuid, inside our own directory.
-            if let Ok(path) = crate::ipc::local::actor_socket(uid.uuid()) {
-                let _ = std::fs::remove_file(path);
+            if tx.borrow().is_running() {
+                left(&uid, &owner, &tx);
             }
-            // Reported before anyone can see the exit: a registrar parent
-            // drops the child's entry first.
+            tracing::info!(actor = %uid, %status, "reaped");
             owner.reaped(&uid);
-            let _ = tx.send(Some(status));
+            let _ = tx.send(Life::Reaped(status));
         });
         child
     }
@@ -105,25 +111,47 @@ impl ChildHandle {
         let _ = self.channel.set(channel);
     }
 
-    /// How the process ended, if it has.
+    /// How the process ended, if it has been reaped.
     pub(crate) fn status(&self) -> Option<ExitStatus> {
-        *self.status.borrow()
+        match *self.life.borrow() {
+            Life::Reaped(status) => Some(status),
+            _ => None,
+        }
     }
 
+    /// Whether the process has been reaped.
     pub(crate) fn has_exited(&self) -> bool {
-        self.status.borrow().is_some()
+        self.status().is_some()
     }
 
     /// Resolves once the process has been reaped, with how it ended.
     pub(crate) fn exited(&self) -> impl Future<Output = ExitStatus> + Send + 'static {
-        let mut status = self.status.clone();
+        let mut life = self.life.clone();
         async move {
-            match status.wait_for(Option::is_some).await {
-                Ok(status) => status.unwrap_or_else(killed),
+            match life.wait_for(|life| matches!(life, Life::Reaped(_))).await {
+                Ok(life) => match *life {
+                    Life::Reaped(status) => status,
+                    _ => killed(),
+                },
                 // The reaper is gone without a status: only at runtime
                 // shutdown, when the process goes down with us.
                 Err(_) => killed(),
             }
+        }
+    }
+
+    /// Whether the process has exited (it may not be reaped yet).
+    pub(crate) fn is_gone(&self) -> bool {
+        !self.life.borrow().is_running()
+    }
+
+    /// Resolves once the process has exited, which for a forked child
+    /// comes before the fork server has reaped it and said how it ended.
+    pub(crate) fn gone(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut life = self.life.clone();
+        async move {
+            // An error: the reaper is gone, at runtime shutdown.
+            let _ = life.wait_for(|life| !life.is_running()).await;
         }
     }
 
@@ -157,16 +185,17 @@ impl ChildHandle {
     }
 
     /// Graceful, then hard: asks the child to cancel within `grace`, kills
-    /// it if it has not exited by then, and resolves once it is reaped.
+    /// it if it has not exited by then, and resolves once it is gone (its
+    /// reaper still reaps it, and the actor waits for that before it ends).
     /// A zero grace kills at once. Returns whether the child acknowledged.
     pub(crate) async fn cancel(&self, grace: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + grace;
-        if self.expect_exit() || self.has_exited() {
+        if self.expect_exit() || self.is_gone() {
             // Someone else is already cancelling it: wait as long as we
             // were asked to, then make sure.
-            let _ = tokio::time::timeout_at(deadline, self.exited()).await;
+            let _ = tokio::time::timeout_at(deadline, self.gone()).await;
             self.kill.cancel();
-            self.exited().await;
+            self.gone().await;
             return self.acked.load(Ordering::Acquire);
         }
         let request = match (grace.is_zero(), self.channel()) {
@@ -179,7 +208,7 @@ impl ChildHandle {
                 let answered = tokio::time::timeout_at(deadline, async {
                     let acked = ack.await.is_ok();
                     // An acknowledging child exits right after answering.
-                    self.exited().await;
+                    self.gone().await;
                     acked
                 })
                 .await;
@@ -188,11 +217,11 @@ impl ChildHandle {
             None => false,
         };
         self.acked.store(acked, Ordering::Release);
-        if !self.has_exited() {
+        if !self.is_gone() {
             tracing::debug!(child = %self.uid, pid = self.pid, "no exit within {grace:?}: killing");
             self.kill.cancel();
         }
-        self.exited().await;
+        self.gone().await;
         acked
     }
 
@@ -214,6 +243,33 @@ impl ChildHandle {
             Err(_) => self.kill_now(),
         }
     }
+}
+
+/// How far a child process is in its end.
+#[derive(Clone, Copy)]
+enum Life {
+    Running,
+    /// Exited, not reaped yet.
+    Gone,
+    Reaped(ExitStatus),
+}
+
+impl Life {
+    fn is_running(&self) -> bool {
+        matches!(self, Life::Running)
+    }
+}
+
+/// What follows a child's exit before anyone can see it: its socket file
+/// goes (a killed child cannot remove its own; the path follows from its
+/// uuid, inside our own directory), and the hook hears of it (a registrar
+/// parent drops the child's entry).
+fn left(uid: &ActorUid, owner: &Children, life: &watch::Sender<Life>) {
+    if let Ok(path) = crate::ipc::local::actor_socket(uid.uuid()) {
+        let _ = std::fs::remove_file(path);
+    }
+    owner.gone(uid);
+    let _ = life.send(Life::Gone);
 }
 
 /// The status of a process that was killed (what a lost reaper leaves).

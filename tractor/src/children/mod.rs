@@ -6,7 +6,7 @@
 //! waits for each new child to connect back ([`Expected`]), keeps a
 //! [`ChildHandle`] per live child, and reaps. It knows nothing of nurseries
 //! or the registrar: it reports each child that is going (asked to cancel
-//! or killed by this actor, or reaped) to the hook it was made with, so
+//! or killed by this actor, or exited) to the hook it was made with, so
 //! whoever cares (discovery) is fed by that event rather than called from
 //! here.
 //!
@@ -41,7 +41,7 @@ use crate::uid::ActorUid;
 pub(crate) const SPAWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Called with a child's uid when this actor asks it to go (cancel, kill)
-/// and again once it has been reaped.
+/// and again once it has exited.
 pub(crate) type OnGone = Box<dyn Fn(&ActorUid) + Send + Sync>;
 
 /// The children of one actor; cheap to clone.
@@ -199,7 +199,6 @@ impl Children {
 
     fn reaped(&self, uid: &ActorUid) {
         lock(&self.0.live).remove(&uid.uuid());
-        self.gone(uid);
     }
 
     fn gone(&self, uid: &ActorUid) {

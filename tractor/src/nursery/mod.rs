@@ -1,8 +1,10 @@
 //! Actor nurseries: structured concurrency across processes.
 //!
 //! [`open_nursery`] runs a body that spawns child actors through an
-//! [`ActorNursery`], and returns only when every child process has been
-//! reaped. It supervises one-cancels-all:
+//! [`ActorNursery`], and returns only when every child process has
+//! exited (a forked child may be a zombie for a moment more, until its fork
+//! server reaps it; the actor itself never ends before every child of its
+//! is reaped). It supervises one-cancels-all:
 //!
 //! - an error in any child (whether or not anyone awaits its result), an
 //!   error returned by the body, or the body being dropped cancels every
@@ -434,7 +436,11 @@ impl ActorNursery {
                 .map(|record| record.child.clone())
                 .collect()
         };
-        futures::future::join_all(children.iter().map(|child| child.cancel(DEFAULT_GRACE))).await;
+        futures::future::join_all(children.iter().map(|child| async move {
+            child.cancel(DEFAULT_GRACE).await;
+            child.exited().await;
+        }))
+        .await;
         Ok(())
     }
 
@@ -494,12 +500,17 @@ impl Inner {
         lineage
     }
 
-    fn watch_exit(&self, child: &ChildHandle, generation: u64) {
+    fn watch_exit(&self, child: &Arc<ChildHandle>, generation: u64) {
         let events = self.events.clone();
         let uuid = child.uid().uuid();
-        let exited = child.exited();
+        let child = child.clone();
         tokio::spawn(async move {
-            exited.await;
+            // The end of a child we asked to go needs no exit status (see
+            // `exited`): its exit is enough, without waiting for its reap.
+            child.gone().await;
+            if !child.cancel_requested() {
+                child.exited().await;
+            }
             let _ = events.send(Event::Exited { uuid, generation });
         });
     }

@@ -1,7 +1,7 @@
 //! The Linux implementation of [`platform`](super).
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use rustix::process::{Pid, PidfdFlags, Signal};
 
@@ -41,6 +41,12 @@ impl Pidfd {
         )?))
     }
 
+    /// A handle another process opened and passed over a Unix socket (a
+    /// fork server sends its actor one for each child it forks).
+    pub(crate) fn received(fd: OwnedFd) -> Pidfd {
+        Pidfd(fd)
+    }
+
     /// Sends SIGKILL; a process that already exited is not an error.
     pub(crate) fn kill(&self) {
         match rustix::process::pidfd_send_signal(&self.0, Signal::KILL) {
@@ -53,6 +59,14 @@ impl Pidfd {
 impl AsFd for Pidfd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+/// For `tokio::io::unix::AsyncFd`: a pidfd polls readable once its
+/// process has exited.
+impl AsRawFd for Pidfd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
     }
 }
 

@@ -268,7 +268,10 @@ impl Portal {
             }
         };
         if let Some(child) = self.actor.child(self.uid().uuid()) {
-            return Ok(child.cancel(DEFAULT_GRACE).await);
+            let acked = child.cancel(DEFAULT_GRACE).await;
+            // Reaped, as promised, not merely gone.
+            child.exited().await;
+            return Ok(acked);
         }
         // Not our child: we cannot kill it, only wait for its answer, which
         // its budget makes come before the deadline.

@@ -17,7 +17,10 @@
 //!
 //! The server is the children's OS parent: it reaps them and reports each
 //! exit over its control socket, and it kills on request (it alone knows
-//! whether a pid is still its unreaped child). Its own parent-death signal
+//! whether a pid is still its unreaped child). With each new child's pid it
+//! passes the actor a pidfd on it, opened while the child was surely its
+//! own: the actor learns of the exit from the kernel at once, without
+//! waiting for the server to reap and report. Its own parent-death signal
 //! ties it to the actor that started it, and every child's to the server,
 //! so killing an actor, or its fork server, takes those children with it.
 //!
@@ -28,22 +31,24 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 
 use super::exec::{self, Execd};
 use super::spec::{Begin, Spare};
-use super::{KillNow, Process, SpawnBackend, SpawnSpec, Spawning, Started};
+use super::{Gone, KillNow, Process, SpawnBackend, SpawnSpec, Spawning, Started};
 use crate::platform::{self, Forked, Pidfd};
 
 /// Set (to `"<fd> <parent pid>"`) in the environment of a fork server.
@@ -58,6 +63,10 @@ const SPARE_AFTER: rustix::event::Timespec = rustix::event::Timespec {
 /// Largest control message: a spawn spec is a few hundred bytes.
 const MAX_MESSAGE: usize = 1 << 20;
 
+/// Pidfds received and not yet matched with their `Spawned` reply: each
+/// comes with its own reply, so more than this means the stream is wrong.
+const MAX_UNCLAIMED_FDS: usize = 16;
+
 #[derive(Serialize, Deserialize)]
 enum Request {
     Spawn(Box<SpawnSpec>),
@@ -66,6 +75,7 @@ enum Request {
 
 #[derive(Serialize, Deserialize)]
 enum Reply {
+    /// Sent with a pidfd on the child (`SCM_RIGHTS`).
     Spawned(u32),
     SpawnFailed(i32),
     Exited {
@@ -75,6 +85,9 @@ enum Reply {
     /// The server would not fork (it is not single-threaded).
     Refused(String),
 }
+
+/// A child the server forked: its pid, and the pidfd that came with it.
+type NewChild = (u32, Option<Pidfd>);
 
 /// An actor's connection to its fork server.
 pub(crate) struct ForkServer {
@@ -90,7 +103,7 @@ pub(crate) struct ForkServer {
 #[derive(Default)]
 struct State {
     /// Spawn requests in the order sent: replies come in the same order.
-    spawning: VecDeque<oneshot::Sender<io::Result<u32>>>,
+    spawning: VecDeque<oneshot::Sender<io::Result<NewChild>>>,
     waiting: HashMap<u32, oneshot::Sender<ExitStatus>>,
     /// Exits that came before anyone waited for them.
     exited: HashMap<u32, ExitStatus>,
@@ -128,7 +141,7 @@ impl ForkServer {
             reaped.cancel();
         });
         ours.set_nonblocking(true)?;
-        let (mut replies, requests) = UnixStream::from_std(ours)?.into_split();
+        let (replies, requests) = UnixStream::from_std(ours)?.into_split();
         let client = Arc::new(ForkServer {
             requests: tokio::sync::Mutex::new(requests),
             state: Mutex::default(),
@@ -137,9 +150,17 @@ impl ForkServer {
         });
         let reader = client.clone();
         tokio::spawn(async move {
-            let mut buf = Vec::new();
-            while let Ok(Some(reply)) = read_message::<Reply, _>(&mut replies, &mut buf).await {
-                reader.receive(reply);
+            let mut replies = Replies::new(replies);
+            loop {
+                match replies.next().await {
+                    Ok(Some((reply, pidfd))) => reader.receive(reply, pidfd),
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::error!("unreadable reply from the fork server: {err}");
+                        reader.kill_now();
+                        break;
+                    }
+                }
             }
             reader.lost();
         });
@@ -162,12 +183,12 @@ impl ForkServer {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn receive(&self, reply: Reply) {
+    fn receive(&self, reply: Reply, pidfd: Option<Pidfd>) {
         let mut state = self.state();
         match reply {
             Reply::Spawned(pid) => {
                 if let Some(waiter) = state.spawning.pop_front() {
-                    let _ = waiter.send(Ok(pid));
+                    let _ = waiter.send(Ok((pid, pidfd)));
                 }
             }
             Reply::SpawnFailed(errno) => {
@@ -229,9 +250,15 @@ impl ForkServer {
             }
             requests.write_all(&frame).await?;
         }
-        let pid = spawned
+        let (pid, pidfd) = spawned
             .await
             .map_err(|_| io::Error::other("the fork server is gone"))??;
+        // Without it (it could not be watched here) the server's report
+        // alone tells of the exit.
+        // SAFETY: a `Pidfd` owns its descriptor and always names that one.
+        let pidfd = pidfd.and_then(|pidfd| {
+            unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }.ok()
+        });
         let (tx, exit) = oneshot::channel();
         {
             let mut state = self.state();
@@ -250,6 +277,7 @@ impl ForkServer {
         Ok(Started {
             process: Box::new(ForkedChild {
                 pid,
+                pidfd,
                 exit,
                 server: self.clone(),
                 status: None,
@@ -279,6 +307,9 @@ impl SpawnBackend for Arc<ForkServer> {
 /// A child forked by the server.
 struct ForkedChild {
     pid: u32,
+    /// Readable once the child has exited (taken by `take_gone`).
+    pidfd: Option<AsyncFd<Pidfd>>,
+    /// How it ended, as the server reports once it has reaped it.
     exit: oneshot::Receiver<ExitStatus>,
     server: Arc<ForkServer>,
     status: Option<ExitStatus>,
@@ -311,28 +342,106 @@ impl Process for ForkedChild {
             status
         })
     }
+
+    fn take_gone(&mut self) -> Option<Gone> {
+        let pidfd = self.pidfd.take()?;
+        Some(Box::pin(async move {
+            if pidfd.readable().await.is_err() {
+                // Cannot tell: the server's report will.
+                std::future::pending::<()>().await;
+            }
+        }))
+    }
 }
 
-async fn read_message<T, R>(reader: &mut R, buf: &mut Vec<u8>) -> io::Result<Option<T>>
-where
-    T: for<'de> Deserialize<'de>,
-    R: tokio::io::AsyncRead + Unpin,
-{
-    let mut len = [0u8; 4];
-    match reader.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(err) => return Err(err),
+/// The actor's end of the control socket: replies, each `Spawned` with the
+/// pidfd sent along with it.
+struct Replies {
+    stream: OwnedReadHalf,
+    inbox: Vec<u8>,
+    fds: VecDeque<OwnedFd>,
+}
+
+impl Replies {
+    fn new(stream: OwnedReadHalf) -> Self {
+        Replies {
+            stream,
+            inbox: Vec::new(),
+            fds: VecDeque::new(),
+        }
     }
-    let len = u32::from_le_bytes(len) as usize;
+
+    /// The next reply, `None` at the end of the stream.
+    async fn next(&mut self) -> io::Result<Option<(Reply, Option<Pidfd>)>> {
+        loop {
+            if let Some(reply) = take_frame::<Reply>(&mut self.inbox)? {
+                // A pidfd arrives with the first byte of its reply, so it
+                // is here by the time the whole reply is.
+                let pidfd = match reply {
+                    Reply::Spawned(_) => self.fds.pop_front().map(Pidfd::received),
+                    _ => None,
+                };
+                return Ok(Some((reply, pidfd)));
+            }
+            if self.receive().await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads what the socket has, keeping any descriptors that came with it.
+    async fn receive(&mut self) -> io::Result<usize> {
+        let stream: &UnixStream = self.stream.as_ref();
+        let mut chunk = [0u8; 4096];
+        loop {
+            stream.readable().await?;
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+            let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+            let received = stream.try_io(Interest::READABLE, || {
+                let flags = rustix::net::RecvFlags::CMSG_CLOEXEC | rustix::net::RecvFlags::DONTWAIT;
+                rustix::net::recvmsg(
+                    stream,
+                    &mut [IoSliceMut::new(&mut chunk)],
+                    &mut control,
+                    flags,
+                )
+                .map_err(io::Error::from)
+            });
+            let received = match received {
+                Ok(received) => received,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => return Err(err),
+            };
+            for message in control.drain() {
+                if let rustix::net::RecvAncillaryMessage::ScmRights(fds) = message {
+                    self.fds.extend(fds);
+                }
+            }
+            if self.fds.len() > MAX_UNCLAIMED_FDS {
+                return Err(io::Error::other("descriptors without a reply to go with"));
+            }
+            self.inbox.extend_from_slice(&chunk[..received.bytes]);
+            return Ok(received.bytes);
+        }
+    }
+}
+
+/// Takes the first whole length-prefixed frame off `inbox`, if there is
+/// one.
+fn take_frame<T: for<'de> Deserialize<'de>>(inbox: &mut Vec<u8>) -> io::Result<Option<T>> {
+    let Some(len) = inbox.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let len = u32::from_le_bytes(*len) as usize;
     if len > MAX_MESSAGE {
         return Err(io::Error::other("oversized fork server message"));
     }
-    buf.resize(len, 0);
-    reader.read_exact(buf).await?;
-    postcard::from_bytes(buf)
-        .map(Some)
-        .map_err(io::Error::other)
+    if inbox.len() < 4 + len {
+        return Ok(None);
+    }
+    let value = postcard::from_bytes(&inbox[4..4 + len]).map_err(io::Error::other)?;
+    inbox.drain(..4 + len);
+    Ok(Some(value))
 }
 
 // --- the server side -------------------------------------------------------
@@ -482,19 +591,7 @@ impl Server {
             return Ok(false);
         }
         self.inbox.extend_from_slice(&chunk[..read]);
-        while self.inbox.len() >= 4 {
-            let len =
-                u32::from_le_bytes([self.inbox[0], self.inbox[1], self.inbox[2], self.inbox[3]])
-                    as usize;
-            if len > MAX_MESSAGE {
-                return Err(io::Error::other("oversized request"));
-            }
-            if self.inbox.len() < 4 + len {
-                break;
-            }
-            let request: Request =
-                postcard::from_bytes(&self.inbox[4..4 + len]).map_err(io::Error::other)?;
-            self.inbox.drain(..4 + len);
+        while let Some(request) = take_frame::<Request>(&mut self.inbox)? {
             match request {
                 Request::Spawn(spec) => self.spawn(*spec)?,
                 Request::Kill(pid) => {
@@ -557,8 +654,7 @@ impl Server {
             platform::reap(spare.pid);
             return self.fork_child(spec.clone()).map(drop);
         }
-        self.children.push((spare.pid, spare.pidfd));
-        self.reply(&Reply::Spawned(spare.pid))
+        self.spawned(spare.pid, spare.pidfd)
     }
 
     /// Forks the child `spec` describes and tells the actor how that went;
@@ -569,10 +665,7 @@ impl Server {
             return Ok(false);
         }
         match self.fork_actor(None, Begin::Spec(Box::new(spec))) {
-            Ok((pid, pidfd)) => {
-                self.children.push((pid, pidfd));
-                self.reply(&Reply::Spawned(pid))?;
-            }
+            Ok((pid, pidfd)) => self.spawned(pid, pidfd)?,
             Err(err) => self.reply(&Reply::SpawnFailed(err.raw_os_error().unwrap_or(0)))?,
         }
         Ok(true)
@@ -659,6 +752,24 @@ impl Server {
     fn reply(&mut self, reply: &Reply) -> io::Result<()> {
         self.control.write_all(&frame(reply)?)
     }
+
+    /// Tells the actor child `pid` exists, passing it a pidfd on it (ours
+    /// is kept: we reap).
+    fn spawned(&mut self, pid: u32, pidfd: Pidfd) -> io::Result<()> {
+        let frame = frame(&Reply::Spawned(pid))?;
+        let fds = [pidfd.as_fd()];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+        let sent = rustix::net::sendmsg(
+            &self.control,
+            &[IoSlice::new(&frame)],
+            &mut control,
+            rustix::net::SendFlags::NOSIGNAL,
+        )?;
+        self.children.push((pid, pidfd));
+        self.control.write_all(&frame[sent..])
+    }
 }
 
 /// The server's standard input, replaced by another descriptor until
@@ -691,4 +802,47 @@ fn frame<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&body);
     Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_spawned_reply_brings_its_pidfd_and_other_replies_none() {
+        let (server, actor) = StdUnixStream::pair().unwrap();
+        actor.set_nonblocking(true).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pidfd = Pidfd::open(child.id()).unwrap();
+        let mut server = Server::new(server.into(), |_| std::process::exit(0));
+        server.reply(&Reply::Exited { pid: 7, status: 0 }).unwrap();
+        server.spawned(child.id(), pidfd).unwrap();
+        let (replies, _requests) = UnixStream::from_std(actor).unwrap().into_split();
+        let mut replies = Replies::new(replies);
+        let (first, fd) = replies.next().await.unwrap().unwrap();
+        assert!(matches!(first, Reply::Exited { pid: 7, status: 0 }));
+        assert!(fd.is_none());
+        let (second, fd) = replies.next().await.unwrap().unwrap();
+        assert!(matches!(second, Reply::Spawned(pid) if pid == child.id()));
+        // The received pidfd is on that very process: it turns readable
+        // when the process exits.
+        let fd = fd.expect("a pidfd with the reply");
+        let info =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+        assert!(
+            info.lines().any(|line| line
+                .split_whitespace()
+                .eq(["Pid:".to_string(), child.id().to_string()])),
+            "{info}"
+        );
+        // SAFETY: a `Pidfd` owns its descriptor and always names that one.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.unwrap();
+        let _ready = tokio::time::timeout(std::time::Duration::from_secs(10), fd.readable())
+            .await
+            .expect("the process exits")
+            .unwrap();
+        child.wait().unwrap();
+        drop(server);
+        assert!(replies.next().await.unwrap().is_none(), "end of stream");
+    }
 }

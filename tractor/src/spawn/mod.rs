@@ -30,7 +30,17 @@ pub(crate) trait Process: Send + 'static {
     fn start_kill(&mut self);
     /// Resolves when the process has exited and been reaped.
     fn wait(&mut self) -> Pin<Box<dyn Future<Output = ExitStatus> + Send + '_>>;
+    /// A future that resolves once the process has exited, which may be
+    /// before `wait` can tell how (when its reaper is another process);
+    /// given once. A backend that learns both at once has none: `wait`
+    /// then says both.
+    fn take_gone(&mut self) -> Option<Gone> {
+        None
+    }
 }
+
+/// Resolves once a process has exited (see [`Process::take_gone`]).
+pub(crate) type Gone = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Kills a process right away, without a runtime: the last resort of an
 /// actor about to exit (see `ChildHandle::kill_now`).
