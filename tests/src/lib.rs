@@ -122,10 +122,13 @@ pub fn descendants_but_spares(root: u32) -> Vec<u32> {
 }
 
 /// Whether process `pid` is a spare still waiting for a spawn: its
-/// standard input is a pipe, which an actor's never is.
+/// standard input is a pipe (an exec'd spare's) or a socket (a forked
+/// one's, linked to its actor), which an actor's never is.
 pub fn is_waiting_spare(pid: u32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/fd/0"))
-        .is_ok_and(|stdin| stdin.to_string_lossy().starts_with("pipe:"))
+    std::fs::read_link(format!("/proc/{pid}/fd/0")).is_ok_and(|stdin| {
+        let stdin = stdin.to_string_lossy();
+        stdin.starts_with("pipe:") || stdin.starts_with("socket:")
+    })
 }
 
 /// [`exits_within`] for code outside a runtime.
@@ -370,8 +373,9 @@ pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>)
 
 /// Cuts every connection of this process to other actors, as a broken
 /// network would (sockets with a named peer: TCP, or another actor's Unix
-/// socket; the runtime's own unnamed socket pairs are left alone): its
-/// channels close, the process stays.
+/// socket; and an unnamed socket pair another process made, the link a
+/// forked child opens its parent's channel over; the runtime's own socket
+/// pairs are left alone): its channels close, the process stays.
 pub fn sever_actor_connections() {
     use rustix::net::{AddressFamily, SocketAddrUnix};
     use std::os::fd::BorrowedFd;
@@ -391,6 +395,9 @@ pub fn sever_actor_connections() {
             AddressFamily::INET | AddressFamily::INET6 => true,
             AddressFamily::UNIX => {
                 SocketAddrUnix::try_from(peer).is_ok_and(|unix| unix.path().is_some())
+                    || rustix::net::sockopt::socket_peercred(borrowed).is_ok_and(|peer| {
+                        peer.pid.as_raw_nonzero().get() as u32 != std::process::id()
+                    })
             }
             _ => false,
         };

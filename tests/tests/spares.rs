@@ -139,3 +139,47 @@ async fn a_spare_goes_with_its_actor() -> tractor::Result<()> {
     );
     Ok(())
 }
+
+/// The file of a socket bound under `name`, as the kernel lists it.
+fn bound_path(name: &str) -> Option<std::path::PathBuf> {
+    let suffix = format!("/{name}");
+    std::fs::read_to_string("/proc/net/unix")
+        .ok()?
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(7))
+        .find(|path| path.ends_with(&suffix))
+        .map(std::path::PathBuf::from)
+}
+
+#[tractor::test(enable_modules = [module_path!()])]
+async fn a_spare_binds_its_socket_ahead_and_takes_the_file_with_it() -> tractor::Result<()> {
+    let (spare, file) = tractor::open_nursery(async |n: &ActorNursery| {
+        let middle = middle(n).await?;
+        let spare = middle.run(spawn_once_and_report_spare::call()).await?;
+        // Bound before it knows which actor it will be, under a name of
+        // its own (its pid).
+        let name = format!("spare.{spare}.new");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let file = loop {
+            match bound_path(&name) {
+                Some(file) => break file,
+                None if Instant::now() > deadline => {
+                    return Err(tractor::Error::other(format!(
+                        "spare {spare} bound no {name}"
+                    )));
+                }
+                None => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        };
+        assert!(file.exists(), "{}", file.display());
+        n.cancel().await?;
+        Ok((spare, file))
+    })
+    .await?;
+    assert!(
+        exits_within(spare, Duration::from_secs(5)).await,
+        "the spare of a cancelled actor outlived it"
+    );
+    assert!(!file.exists(), "{} left behind", file.display());
+    Ok(())
+}

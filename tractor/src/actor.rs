@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{NONCE, Secret};
 use crate::budget::{Budget, DEFAULT_GRACE};
 use crate::children::{ChildHandle, Children};
-use crate::connections::Connections;
+use crate::connections::{Connections, OPENING_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::ipc::handshake::Opened;
 use crate::ipc::handshake::Refusal;
@@ -355,18 +355,21 @@ impl Actor {
     }
 
     /// Accepts connections for the rest of the actor's life: on its own
-    /// Unix socket, on `tcp` if it has a TCP transport, and on the
-    /// registrar's `rendezvous` socket.
+    /// Unix socket (`prebound`, if a spare bound it ahead), on `tcp` if it
+    /// has a TCP transport, and on the registrar's `rendezvous` socket.
     pub(crate) fn serve(
         &self,
         tcp: Option<TcpListener>,
         rendezvous: Option<(std::os::unix::net::UnixListener, std::path::PathBuf)>,
+        prebound: Option<crate::ipc::local::Unplaced>,
     ) -> Result<()> {
         let actor = self.clone();
-        self.0.connections.listen(tcp, rendezvous, move |stream| {
-            let actor = actor.clone();
-            async move { actor.accept(stream).await }
-        })?;
+        self.0
+            .connections
+            .listen(tcp, rendezvous, prebound, move |stream| {
+                let actor = actor.clone();
+                async move { actor.accept(stream).await }
+            })?;
         if let Some(registrar) = self.registrar() {
             registrar.register(
                 self.uid().clone(),
@@ -374,6 +377,29 @@ impl Actor {
             );
         }
         Ok(())
+    }
+
+    /// Accepts, in the background, the opening a new child makes over
+    /// `link`, the socket it was started with (see `Started::link`), as if
+    /// it had dialed us: the same checks, and the same deadline.
+    pub(crate) fn accept_link(&self, link: std::os::fd::OwnedFd) {
+        let actor = self.clone();
+        tokio::spawn(async move {
+            let link = std::os::unix::net::UnixStream::from(link);
+            let opened = async {
+                link.set_nonblocking(true)?;
+                let stream = Stream::Unix(tokio::net::UnixStream::from_std(link)?);
+                match tokio::time::timeout(OPENING_TIMEOUT, actor.accept(stream)).await {
+                    Ok(opened) => opened,
+                    Err(_) => Err(Error::Protocol(format!(
+                        "no complete opening within {OPENING_TIMEOUT:?}"
+                    ))),
+                }
+            };
+            if let Err(err) = opened.await {
+                tracing::debug!("refused a new child's opening over its link: {err}");
+            }
+        });
     }
 
     async fn accept(&self, stream: Stream) -> Result<()> {
@@ -442,22 +468,28 @@ impl Actor {
         Ok(self.open(opened))
     }
 
-    /// A spawned child dials its parent, proving the secret over the
+    /// A spawned child dials its parent (or opens over the link it was
+    /// started with), proving the secret over the
     /// challenge of its spawn spec.
     pub(crate) async fn connect_parent(
         &self,
         target: Target<'_>,
+        link: Option<std::os::fd::OwnedFd>,
         register: bool,
         challenge: &[u8; NONCE],
     ) -> Result<Channel> {
         if let Target::Actor { uuid, .. } = target {
             let _ = self.0.parent_uuid.set(uuid);
         }
-        let opened = self
-            .0
-            .connections
-            .dial(target, register, Some(challenge))
-            .await?;
+        let connections = &self.0.connections;
+        let opened = match link {
+            Some(link) => {
+                connections
+                    .open_over(link, target, register, Some(challenge))
+                    .await?
+            }
+            None => connections.dial(target, register, Some(challenge)).await?,
+        };
         Ok(self.open(opened))
     }
 

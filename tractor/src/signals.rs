@@ -38,8 +38,12 @@ impl Interrupts {
 }
 
 /// In a child actor: SIGINT sent to it alone changes nothing (only the
-/// root stops a tree); logged.
+/// root stops a tree); logged. Once per process (a spare does it ahead).
 pub(crate) fn absorb_interrupts() {
+    static ABSORBING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if ABSORBING.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
     match signal(SignalKind::interrupt()) {
         Ok(mut interrupts) => {
             tokio::spawn(async move {

@@ -51,6 +51,7 @@ impl ChildHandle {
         let Started {
             mut process,
             killer,
+            ..
         } = started;
         let (tx, life) = watch::channel(Life::Running);
         let child = Arc::new(ChildHandle {

@@ -115,23 +115,25 @@ impl Children {
     }
 
     /// Starts the process that becomes the actor `spec` describes, and its
-    /// reaper.
+    /// reaper; with the socket it is linked to us by, if it is (see
+    /// `Started::link`): the caller accepts its opening over it.
     pub(crate) async fn start(
         &self,
         spec: &SpawnSpec,
         method: StartMethod,
-    ) -> std::io::Result<Arc<ChildHandle>> {
-        let started = match method {
+    ) -> std::io::Result<(Arc<ChildHandle>, Option<std::os::fd::OwnedFd>)> {
+        let mut started = match method {
             StartMethod::Exec => self.0.exec_spares.spawn(spec, &self.0.tasks).await?,
             StartMethod::ForkServer => self.forkserver().await?.spawn(spec).await?,
         };
+        let link = started.link.take();
         let child = ChildHandle::start(spec.uid.clone(), started, self);
         if method == StartMethod::Exec {
             self.0
                 .exec_spares
                 .refill_after(spec, &self.0.tasks, child.exited());
         }
-        Ok(child)
+        Ok((child, link))
     }
 
     async fn forkserver(&self) -> std::io::Result<Arc<ForkServer>> {

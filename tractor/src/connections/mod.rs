@@ -100,16 +100,18 @@ impl Connections {
     }
 
     /// Starts accepting on this actor's own Unix socket (where the
-    /// transport uses them), on `tcp` and on `rendezvous` (a registrar's)
-    /// until [`stop_listening`]; every connection is handed to `accept` on
-    /// a task of its own, under the opening deadline and the cap on
-    /// pending openings.
+    /// transport uses them; `prebound`, if bound ahead, is put in place for
+    /// it), on `tcp` and on `rendezvous` (a registrar's) until
+    /// [`stop_listening`]; every connection is handed to `accept` on a task
+    /// of its own, under the opening deadline and the cap on pending
+    /// openings.
     ///
     /// [`stop_listening`]: Self::stop_listening
     pub(crate) fn listen<F, Fut>(
         &self,
         tcp: Option<TcpListener>,
         rendezvous: Option<(StdUnixListener, PathBuf)>,
+        prebound: Option<local::Unplaced>,
         accept: F,
     ) -> Result<()>
     where
@@ -124,7 +126,10 @@ impl Connections {
         }
         if crate::ipc::tls::transport()?.unix_sockets() {
             let path = local::actor_socket(self.me.uuid())?;
-            let listener = local::bind(&path)?;
+            let listener = match prebound {
+                Some(prebound) => prebound.place(&path)?,
+                None => local::bind(&path)?,
+            };
             self.sockets().push(path);
             self.accept_loop(UnixListener::from_std(listener)?, accept.clone());
             listening = true;
@@ -232,15 +237,43 @@ impl Connections {
         register: bool,
         challenge: Option<&[u8; NONCE]>,
     ) -> Result<Opened> {
+        let stream = Stream::connect(target);
+        self.open_on(stream, target, register, challenge).await
+    }
+
+    /// Opens a channel with `target` over `link`, a connected Unix socket
+    /// a spawned child was started with, instead of dialing it.
+    pub(crate) async fn open_over(
+        &self,
+        link: std::os::fd::OwnedFd,
+        target: Target<'_>,
+        register: bool,
+        challenge: Option<&[u8; NONCE]>,
+    ) -> Result<Opened> {
+        let stream = async {
+            let link = std::os::unix::net::UnixStream::from(link);
+            link.set_nonblocking(true)?;
+            Ok(Stream::Unix(tokio::net::UnixStream::from_std(link)?))
+        };
+        self.open_on(stream, target, register, challenge).await
+    }
+
+    /// The opening of a channel with `target` on the stream `stream`
+    /// gives, all within the opening deadline.
+    async fn open_on(
+        &self,
+        stream: impl Future<Output = Result<Stream>>,
+        target: Target<'_>,
+        register: bool,
+        challenge: Option<&[u8; NONCE]>,
+    ) -> Result<Opened> {
         let to = match target {
             Target::Actor { uuid, .. } => Some(uuid),
             Target::Registrar(_) => None,
         };
         let ours = self.introduction(to, register);
-        let opening = async {
-            let stream = Stream::connect(target).await?;
-            handshake::dial(stream, &ours, &self.secret, challenge).await
-        };
+        let opening =
+            async { handshake::dial(stream.await?, &ours, &self.secret, challenge).await };
         match tokio::time::timeout(OPENING_TIMEOUT, opening).await {
             Ok(opened) => opened,
             Err(_) => Err(std::io::Error::new(

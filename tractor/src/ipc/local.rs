@@ -227,17 +227,63 @@ impl Lock {
 /// listens, so another actor's [`sweep_stale`] never mistakes one being set
 /// up (bound, not yet listening) for one left behind.
 pub(crate) fn bind(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
-    let fresh = path.with_extension(format!("{}.new", std::process::id()));
-    let _ = std::fs::remove_file(&fresh);
-    let listener = std::os::unix::net::UnixListener::bind(&fresh)?;
-    let placed = std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o600))
-        .and_then(|()| std::fs::rename(&fresh, path));
-    if let Err(err) = placed {
-        let _ = std::fs::remove_file(&fresh);
-        return Err(err);
+    Unplaced::bind(path.with_extension(format!("{}.new", std::process::id())))?.place(path)
+}
+
+/// A socket bound and listening under its temporary name (see [`bind`]),
+/// not yet in place. A spare binds one before it knows which actor it
+/// will be, so that becoming one only renames it ([`prebind`]); dropped
+/// unplaced, its file goes.
+pub(crate) struct Unplaced {
+    listener: Option<std::os::unix::net::UnixListener>,
+    path: PathBuf,
+}
+
+impl Unplaced {
+    fn bind(path: PathBuf) -> io::Result<Unplaced> {
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path)?;
+        // Removed on error from here on.
+        let unplaced = Unplaced {
+            listener: Some(listener),
+            path,
+        };
+        std::fs::set_permissions(&unplaced.path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(unplaced)
     }
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+
+    /// Renames the socket to `path`, where it is found from now on.
+    pub(crate) fn place(mut self, path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+        std::fs::rename(&self.path, path)?;
+        let listener = self.listener.take().expect("placed once");
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    }
+}
+
+impl Drop for Unplaced {
+    fn drop(&mut self) {
+        if self.listener.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A socket for an actor not known yet, `<dir>/spare.<pid>.new` (the
+/// sweep leaves it while this process lives).
+pub(crate) fn prebind() -> io::Result<Unplaced> {
+    Unplaced::bind(prebound_path(std::process::id())?)
+}
+
+/// Removes what spare `pid`, killed and reaped, may have bound ahead.
+pub(crate) fn remove_prebound(pid: u32) {
+    if let Ok(path) = prebound_path(pid) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn prebound_path(pid: u32) -> io::Result<PathBuf> {
+    Ok(dir()?.join(format!("spare.{pid}.new")))
 }
 
 /// Checks that the process on the other end of `stream` runs as our user.

@@ -116,11 +116,14 @@ pub(crate) async fn start(inner: &Inner, recipe: &Recipe) -> Result<Starting> {
             .unwrap_or(settings.max_concurrent_calls),
         exec_args: settings.exec_args.clone(),
     };
-    let child = children.start(&spec, start_method).await.map_err(|err| {
+    let (child, link) = children.start(&spec, start_method).await.map_err(|err| {
         recipe.fail(format!(
             "could not start the process ({start_method}): {err}"
         ))
     })?;
+    if let Some(link) = link {
+        actor.accept_link(link);
+    }
     Ok(Starting { child, expected })
 }
 

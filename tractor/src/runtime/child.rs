@@ -8,8 +8,8 @@ use tokio::net::TcpListener;
 use super::{build_child_runtime, warm_up};
 use crate::actor::{Actor, Settings};
 use crate::error::{Error, Result};
-use crate::ipc::tls;
 use crate::ipc::transport::{self, Target};
+use crate::ipc::{local, tls};
 use crate::spawn::SpawnSpec;
 use crate::spawn::spec::{Begin, Spare};
 use crate::{log, platform, registry, signals};
@@ -27,11 +27,21 @@ const LOST_PARENT: i32 = 4;
 
 /// A spawned child's whole life; never returns.
 pub(crate) fn child_main(begin: Begin) -> ! {
-    let (spec, runtime) = match begin {
+    let Ready {
+        spec,
+        runtime,
+        link,
+        prebound,
+    } = match begin {
         Begin::Spec(spec) => {
             platform::die_with_parent(spec.parent_pid);
             platform::raise_fd_limit();
-            (*spec, None)
+            Ready {
+                spec: *spec,
+                runtime: None,
+                link: None,
+                prebound: None,
+            }
         }
         Begin::Spare(spare) => ready_spare(spare),
     };
@@ -73,7 +83,7 @@ pub(crate) fn child_main(begin: Begin) -> ! {
         }
     };
     let code = runtime.block_on(async {
-        match serve_child(&actor, &spec).await {
+        match serve_child(&actor, &spec, link, prebound).await {
             // A supervisor in this actor gave up: fail, for the parent.
             Ok(()) if actor.has_escalated() => ESCALATED,
             // Its parent is alive (or it would have been killed with it)
@@ -91,10 +101,22 @@ pub(crate) fn child_main(begin: Begin) -> ! {
     std::process::exit(code)
 }
 
+/// What a child starts from: its spec, and what a spare made ready before
+/// it came.
+struct Ready {
+    spec: SpawnSpec,
+    /// A runtime already built, with its worker count.
+    runtime: Option<(tokio::runtime::Runtime, usize)>,
+    /// A linked spare's connection to its parent (see `Spare::linked`).
+    link: Option<std::os::fd::OwnedFd>,
+    /// A spare's socket, bound before it knew its name.
+    prebound: Option<local::Unplaced>,
+}
+
 /// A spare makes ready everything its spec does not decide, its runtime
 /// included, then waits for the spec; it exits if its spawner closes the
-/// pipe without one.
-fn ready_spare(spare: Spare) -> (SpawnSpec, Option<(tokio::runtime::Runtime, usize)>) {
+/// pipe (or link) without one.
+fn ready_spare(spare: Spare) -> Ready {
     platform::die_with_parent(spare.parent_pid);
     platform::raise_fd_limit();
     warm_up();
@@ -102,24 +124,51 @@ fn ready_spare(spare: Spare) -> (SpawnSpec, Option<(tokio::runtime::Runtime, usi
     let runtime = build_child_runtime(workers)
         .ok()
         .map(|runtime| (runtime, workers));
-    match SpawnSpec::read_stdin() {
-        Ok(Some(spec)) => (spec, runtime),
+    if let Some((runtime, _)) = &runtime {
+        // A first pass of the runtime faults in code every actor runs; and
+        // SIGINT is taken as a child takes it (a task that waits).
+        runtime.block_on(async { signals::absorb_interrupts() });
+    }
+    let prebound = match tls::transport().is_ok_and(|transport| transport.unix_sockets()) {
+        true => local::prebind().ok(),
+        false => None,
+    };
+    let spec = match spare.linked {
+        true => SpawnSpec::read_link().map(|read| read.map(|(spec, link)| (spec, Some(link)))),
+        false => SpawnSpec::read_stdin().map(|read| read.map(|spec| (spec, None))),
+    };
+    match spec {
+        Ok(Some((spec, link))) => Ready {
+            spec,
+            runtime,
+            link,
+            prebound,
+        },
         // Not needed after all.
-        Ok(None) => std::process::exit(0),
+        Ok(None) => {
+            drop(prebound);
+            std::process::exit(0)
+        }
         Err(err) => {
+            drop(prebound);
             eprintln!("tractor: a spare actor got no usable spec: {err}");
             std::process::exit(1);
         }
     }
 }
 
-async fn serve_child(actor: &Actor, spec: &SpawnSpec) -> Result<()> {
+async fn serve_child(
+    actor: &Actor,
+    spec: &SpawnSpec,
+    link: Option<std::os::fd::OwnedFd>,
+    prebound: Option<local::Unplaced>,
+) -> Result<()> {
     signals::absorb_interrupts();
     let tcp = match tls::transport()?.tcp() {
         true => Some(TcpListener::bind((transport::listen_host(), 0)).await?),
         false => None,
     };
-    actor.serve(tcp, None)?;
+    actor.serve(tcp, None, prebound)?;
     if !spec.parent_is_registrar {
         // Registered before the parent hears from us, so a lookup right
         // after the spawn finds us; bounded, so an unreachable registrar
@@ -143,7 +192,7 @@ async fn serve_child(actor: &Actor, spec: &SpawnSpec) -> Result<()> {
         addr: spec.parent_addr.as_deref(),
     };
     let parent = actor
-        .connect_parent(parent, spec.parent_is_registrar, &spec.challenge)
+        .connect_parent(parent, link, spec.parent_is_registrar, &spec.challenge)
         .await
         .map_err(|err| Error::other(format!("cannot reach the parent {}: {err}", spec.parent)))?;
     if spec.parent_is_registrar {

@@ -256,7 +256,7 @@ impl RootBuilder {
         let previous = Actor::set_current(Some(actor.clone()));
         let started = runtime.block_on(async {
             let tcp = listeners.tcp.map(TcpListener::from_std).transpose()?;
-            actor.serve(tcp, listeners.rendezvous)?;
+            actor.serve(tcp, listeners.rendezvous, None)?;
             if listeners.join {
                 let registrar = Target::Registrar(actor.registrar_addr());
                 let channel = actor.connect(registrar, true).await.map_err(|err| {

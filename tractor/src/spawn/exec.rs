@@ -59,6 +59,7 @@ impl Execd {
         Started {
             process: Box::new(self),
             killer,
+            link: None,
         }
     }
 }

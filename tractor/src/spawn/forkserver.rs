@@ -26,10 +26,14 @@
 //!
 //! After the first request the server keeps one fork ready, a *spare*
 //! (see `spawn::spare`): forked when the server is idle, it builds its
-//! runtime and waits for its spec on a pipe; the next request only writes
-//! the spec to it.
+//! runtime and waits for its spec. The server makes it *linked*: its
+//! standard input is one end of a socket pair whose other end goes to the
+//! actor (with a pidfd on the spare). The actor's next spawn writes the
+//! spec straight to the spare and the child opens its channel over that
+//! same socket: no hop through the server, no dial, no accept. The server
+//! is only told the spare was taken, so that it counts it as a child.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
@@ -70,6 +74,8 @@ const MAX_UNCLAIMED_FDS: usize = 16;
 #[derive(Serialize, Deserialize)]
 enum Request {
     Spawn(Box<SpawnSpec>),
+    /// The actor gave its spec to the spare `pid`: it is a child now.
+    Took(u32),
     Kill(u32),
 }
 
@@ -77,6 +83,12 @@ enum Request {
 enum Reply {
     /// Sent with a pidfd on the child (`SCM_RIGHTS`).
     Spawned(u32),
+    /// A linked spare for runtimes of `workers` threads, sent with the
+    /// actor's end of its link, then a pidfd on it.
+    Spare {
+        pid: u32,
+        workers: usize,
+    },
     SpawnFailed(i32),
     Exited {
         pid: u32,
@@ -88,6 +100,15 @@ enum Reply {
 
 /// A child the server forked: its pid, and the pidfd that came with it.
 type NewChild = (u32, Option<Pidfd>);
+
+/// A linked spare, as its actor holds it.
+struct HeldSpare {
+    pid: u32,
+    workers: usize,
+    /// Our end of its standard input.
+    link: StdUnixStream,
+    pidfd: Pidfd,
+}
 
 /// An actor's connection to its fork server.
 pub(crate) struct ForkServer {
@@ -107,6 +128,10 @@ struct State {
     waiting: HashMap<u32, oneshot::Sender<ExitStatus>>,
     /// Exits that came before anyone waited for them.
     exited: HashMap<u32, ExitStatus>,
+    /// The linked spare the server gave us last, until a spawn takes it.
+    spare: Option<HeldSpare>,
+    /// Spares we were given and did not take: their exits are no child's.
+    untaken: HashSet<u32>,
     /// The server is gone.
     gone: bool,
 }
@@ -153,7 +178,7 @@ impl ForkServer {
             let mut replies = Replies::new(replies);
             loop {
                 match replies.next().await {
-                    Ok(Some((reply, pidfd))) => reader.receive(reply, pidfd),
+                    Ok(Some((reply, fds))) => reader.receive(reply, fds),
                     Ok(None) => break,
                     Err(err) => {
                         tracing::error!("unreadable reply from the fork server: {err}");
@@ -183,12 +208,26 @@ impl ForkServer {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn receive(&self, reply: Reply, pidfd: Option<Pidfd>) {
+    fn receive(&self, reply: Reply, fds: Vec<OwnedFd>) {
         let mut state = self.state();
+        let mut fds = fds.into_iter();
         match reply {
             Reply::Spawned(pid) => {
                 if let Some(waiter) = state.spawning.pop_front() {
-                    let _ = waiter.send(Ok((pid, pidfd)));
+                    let _ = waiter.send(Ok((pid, fds.next().map(Pidfd::received))));
+                }
+            }
+            Reply::Spare { pid, workers } => {
+                state.untaken.insert(pid);
+                // Without both, it is of no use: dropping the link (if
+                // any) tells it so.
+                if let (Some(link), Some(pidfd)) = (fds.next(), fds.next()) {
+                    state.spare = Some(HeldSpare {
+                        pid,
+                        workers,
+                        link: StdUnixStream::from(link),
+                        pidfd: Pidfd::received(pidfd),
+                    });
                 }
             }
             Reply::SpawnFailed(errno) => {
@@ -202,6 +241,9 @@ impl ForkServer {
                 }
             }
             Reply::Exited { pid, status } => {
+                if state.untaken.remove(&pid) {
+                    return;
+                }
                 let status = ExitStatus::from_raw(status);
                 match state.waiting.remove(&pid) {
                     Some(waiter) => {
@@ -220,6 +262,7 @@ impl ForkServer {
     fn lost(&self) {
         let mut state = self.state();
         state.gone = true;
+        state.spare = None;
         for waiter in state.spawning.drain(..) {
             let _ = waiter.send(Err(io::Error::other("the fork server is gone")));
         }
@@ -233,8 +276,21 @@ impl ForkServer {
         self.requests.lock().await.write_all(&frame).await
     }
 
-    /// Forks the actor `spec` describes.
+    /// Starts the actor `spec` describes: our linked spare becomes it if
+    /// it fits, else the server forks it.
     async fn fork(self: &Arc<Self>, spec: &SpawnSpec) -> io::Result<Started> {
+        // One that does not fit is dropped: it reads that as "not needed".
+        let spare = self
+            .state()
+            .spare
+            .take()
+            .filter(|spare| spare.workers == spec.workers);
+        if let Some(spare) = spare {
+            match self.take(spare, spec).await {
+                Ok(started) => return Ok(started),
+                Err(err) => tracing::debug!("the spare could not take its spec ({err}); forking"),
+            }
+        }
         let (tx, spawned) = oneshot::channel();
         let frame = frame(&Request::Spawn(Box::new(spec.clone())))?;
         {
@@ -253,6 +309,25 @@ impl ForkServer {
         let (pid, pidfd) = spawned
             .await
             .map_err(|_| io::Error::other("the fork server is gone"))??;
+        Ok(self.started(pid, pidfd, None))
+    }
+
+    /// Gives `spec` to the linked `spare`, which becomes that child, and
+    /// tells the server so.
+    async fn take(self: &Arc<Self>, spare: HeldSpare, spec: &SpawnSpec) -> io::Result<Started> {
+        // A few hundred bytes into an empty socket buffer: no wait.
+        (&spare.link).write_all(&spec.encode_framed()?)?;
+        self.state().untaken.remove(&spare.pid);
+        // Sent before anything else about this pid (a kill) can be.
+        let told = self.send(&Request::Took(spare.pid)).await;
+        let started = self.started(spare.pid, Some(spare.pidfd), Some(spare.link.into()));
+        // The server is gone: so is the spare, with it.
+        told.map(|()| started)
+    }
+
+    /// The process handle of child `pid`, whose exit `pidfd` (if we have
+    /// one) tells of before the server's report does.
+    fn started(self: &Arc<Self>, pid: u32, pidfd: Option<Pidfd>, link: Option<OwnedFd>) -> Started {
         // Without it (it could not be watched here) the server's report
         // alone tells of the exit.
         // SAFETY: a `Pidfd` owns its descriptor and always names that one.
@@ -274,7 +349,7 @@ impl ForkServer {
                 }
             }
         }
-        Ok(Started {
+        Started {
             process: Box::new(ForkedChild {
                 pid,
                 pidfd,
@@ -283,7 +358,8 @@ impl ForkServer {
                 status: None,
             }),
             killer: Box::new(self.clone()),
-        })
+            link,
+        }
     }
 }
 
@@ -371,17 +447,20 @@ impl Replies {
         }
     }
 
-    /// The next reply, `None` at the end of the stream.
-    async fn next(&mut self) -> io::Result<Option<(Reply, Option<Pidfd>)>> {
+    /// The next reply and the descriptors sent with it, `None` at the end
+    /// of the stream.
+    async fn next(&mut self) -> io::Result<Option<(Reply, Vec<OwnedFd>)>> {
         loop {
             if let Some(reply) = take_frame::<Reply>(&mut self.inbox)? {
-                // A pidfd arrives with the first byte of its reply, so it
-                // is here by the time the whole reply is.
-                let pidfd = match reply {
-                    Reply::Spawned(_) => self.fds.pop_front().map(Pidfd::received),
-                    _ => None,
+                // Descriptors arrive with the first byte of their reply, so
+                // they are here by the time the whole reply is.
+                let count = match reply {
+                    Reply::Spawned(_) => 1,
+                    Reply::Spare { .. } => 2,
+                    _ => 0,
                 };
-                return Ok(Some((reply, pidfd)));
+                let fds = self.fds.drain(..count.min(self.fds.len())).collect();
+                return Ok(Some((reply, fds)));
             }
             if self.receive().await? == 0 {
                 return Ok(None);
@@ -495,13 +574,11 @@ struct Server {
     child_main: fn(Begin) -> !,
 }
 
-/// A spare forked by the server, waiting for its spec on its stdin.
+/// A linked spare forked by the server, waiting for its spec from the
+/// actor (which holds the other end of its standard input).
 struct ForkedSpare {
     pid: u32,
     pidfd: Pidfd,
-    workers: usize,
-    /// The write end of the pipe it reads its spec from.
-    spec: std::fs::File,
 }
 
 impl Server {
@@ -528,10 +605,13 @@ impl Server {
                 if let Some(spare) = &self.spare {
                     fds.push(PollFd::new(&spare.pidfd, PollFlags::IN));
                 }
-                // A spare is made once nothing else is going on: right after
-                // a child ends, or after a moment with nothing to do, rather
-                // than while a new child is starting (they would compete for
-                // the cores).
+                // After a spawn the spare did not take, a spare is made once
+                // nothing else is going on: right after a child ends, or
+                // after a moment with nothing to do, rather than while the
+                // fresh fork starts (they would compete for the cores). One
+                // taken is replaced at once (see `Request::Took`): a spare
+                // starts faster than a fresh fork, and one spawn after
+                // another finds the next ready.
                 let idle = match self.wants_spare() {
                     true => Some(&SPARE_AFTER),
                     false => None,
@@ -539,7 +619,7 @@ impl Server {
                 match poll(&mut fds, idle) {
                     Ok(0) => {
                         drop(fds);
-                        self.make_spare();
+                        self.make_spare()?;
                         continue;
                     }
                     Ok(_) => {}
@@ -556,12 +636,21 @@ impl Server {
                 let spare_died = fds[children..].iter().any(|fd| !fd.revents().is_empty());
                 (!fds[0].revents().is_empty(), exited, spare_died)
             };
-            if spare_died {
-                // It died waiting: the next request forks afresh, and only
-                // then is a spare tried again (one that cannot live is not
-                // forked over and over).
-                self.drop_spare();
-                self.spare_workers = None;
+            if spare_died && let Some(spare) = self.spare.take() {
+                let status = platform::reap(spare.pid);
+                crate::ipc::local::remove_prebound(spare.pid);
+                // The actor hears of it, in case it took the spare just now.
+                self.reply(&Reply::Exited {
+                    pid: spare.pid,
+                    status,
+                })?;
+                // Not needed (the actor dropped it): the next one is made
+                // when idle. Died otherwise: the next request forks afresh,
+                // and only then is a spare tried again (one that cannot
+                // live is not forked over and over).
+                if status != 0 {
+                    self.spare_workers = None;
+                }
             }
             let any_exited = !exited.is_empty();
             for index in exited.into_iter().rev() {
@@ -570,7 +659,7 @@ impl Server {
                 self.reply(&Reply::Exited { pid, status })?;
             }
             if any_exited {
-                self.make_spare();
+                self.make_spare()?;
             }
             if control_ready && !self.read_requests()? {
                 // Our actor is gone: so are we, and whatever we forked.
@@ -594,6 +683,14 @@ impl Server {
         while let Some(request) = take_frame::<Request>(&mut self.inbox)? {
             match request {
                 Request::Spawn(spec) => self.spawn(*spec)?,
+                Request::Took(pid) => {
+                    if let Some(spare) = self.spare.take_if(|spare| spare.pid == pid) {
+                        self.children.push((spare.pid, spare.pidfd));
+                        // The next is made at once, to be ready for a
+                        // spawn that follows soon.
+                        self.make_spare()?;
+                    }
+                }
                 Request::Kill(pid) => {
                     // Only a child not reaped yet, through its pidfd.
                     if let Some((_, pidfd)) = self.children.iter().find(|(child, _)| *child == pid)
@@ -606,23 +703,15 @@ impl Server {
         Ok(true)
     }
 
-    /// Starts the child `spec` describes: the spare becomes it if it fits,
-    /// else a fork does.
+    /// Forks the child `spec` describes (the actor asks only when it has
+    /// no spare that fits: a spare it holds, or one on its way to it, is
+    /// its to take or drop).
     fn spawn(&mut self, mut spec: SpawnSpec) -> io::Result<()> {
         spec.parent_pid = std::process::id();
         let workers = spec.workers;
-        match self.spare.take() {
-            Some(spare) if spare.workers == workers => self.hand_to(spare, &spec)?,
-            other => {
-                if let Some(spare) = other {
-                    kill_spare(spare);
-                }
-                if !self.fork_child(spec)? {
-                    return Ok(());
-                }
-            }
+        if self.fork_child(spec)? {
+            self.spare_workers = Some(workers);
         }
-        self.spare_workers = Some(workers);
         Ok(())
     }
 
@@ -644,19 +733,6 @@ impl Server {
         self.spare.is_none() && self.spare_workers.is_some()
     }
 
-    /// Gives `spec` to `spare`, which becomes that child; forks one if the
-    /// spare is gone.
-    fn hand_to(&mut self, mut spare: ForkedSpare, spec: &SpawnSpec) -> io::Result<()> {
-        let handed = spec.encode().and_then(|bytes| spare.spec.write_all(&bytes));
-        drop(spare.spec);
-        if handed.is_err() {
-            spare.pidfd.kill();
-            platform::reap(spare.pid);
-            return self.fork_child(spec.clone()).map(drop);
-        }
-        self.spawned(spare.pid, spare.pidfd)
-    }
-
     /// Forks the child `spec` describes and tells the actor how that went;
     /// `false` if this process refused to fork.
     fn fork_child(&mut self, spec: SpawnSpec) -> io::Result<bool> {
@@ -671,36 +747,39 @@ impl Server {
         Ok(true)
     }
 
-    /// Forks a spare for the next request, unless there is one (or no
-    /// request came yet). It waits for its spec on its stdin, with nothing
-    /// else open but stdio. If it cannot be made, the next request forks
-    /// as before, and no spare is tried again until then.
-    fn make_spare(&mut self) {
+    /// Forks a linked spare for the next request, unless there is one (or
+    /// no request came yet), and gives it to the actor. It waits for its
+    /// spec on its stdin, with nothing else open but stdio. If it cannot be
+    /// made, the next request forks as before, and no spare is tried again
+    /// until then.
+    fn make_spare(&mut self) -> io::Result<()> {
         if self.spare.is_some() {
-            return;
+            return Ok(());
         }
         let Some(workers) = self.spare_workers.take() else {
-            return;
+            return Ok(());
         };
         if Self::unfit_to_fork().is_some() {
-            return;
+            return Ok(());
         }
-        let Ok((read, write)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
-            return;
+        let Ok((actors, its)) = StdUnixStream::pair() else {
+            return Ok(());
         };
         let spare = Spare {
             parent_pid: std::process::id(),
             workers,
+            linked: true,
         };
-        if let Ok((pid, pidfd)) = self.fork_actor(Some(read), Begin::Spare(spare)) {
-            self.spare = Some(ForkedSpare {
-                pid,
-                pidfd,
-                workers,
-                spec: std::fs::File::from(write),
-            });
-            self.spare_workers = Some(workers);
-        }
+        let Ok((pid, pidfd)) = self.fork_actor(Some(its.into()), Begin::Spare(spare)) else {
+            return Ok(());
+        };
+        self.send_with(
+            &Reply::Spare { pid, workers },
+            &[actors.as_fd(), pidfd.as_fd()],
+        )?;
+        self.spare = Some(ForkedSpare { pid, pidfd });
+        self.spare_workers = Some(workers);
+        Ok(())
     }
 
     /// Forks a process that becomes an actor as `begin` says, with `stdin`
@@ -756,18 +835,25 @@ impl Server {
     /// Tells the actor child `pid` exists, passing it a pidfd on it (ours
     /// is kept: we reap).
     fn spawned(&mut self, pid: u32, pidfd: Pidfd) -> io::Result<()> {
-        let frame = frame(&Reply::Spawned(pid))?;
-        let fds = [pidfd.as_fd()];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        self.send_with(&Reply::Spawned(pid), &[pidfd.as_fd()])?;
+        self.children.push((pid, pidfd));
+        Ok(())
+    }
+
+    /// Sends `reply` with copies of `fds` (`SCM_RIGHTS`).
+    fn send_with(&mut self, reply: &Reply, fds: &[std::os::fd::BorrowedFd<'_>]) -> io::Result<()> {
+        let frame = frame(reply)?;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
         let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
-        control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+        if !control.push(rustix::net::SendAncillaryMessage::ScmRights(fds)) {
+            return Err(io::Error::other("too many descriptors for one reply"));
+        }
         let sent = rustix::net::sendmsg(
             &self.control,
             &[IoSlice::new(&frame)],
             &mut control,
             rustix::net::SendFlags::NOSIGNAL,
         )?;
-        self.children.push((pid, pidfd));
         self.control.write_all(&frame[sent..])
     }
 }
@@ -793,6 +879,7 @@ impl Drop for LentStdin {
 fn kill_spare(spare: ForkedSpare) {
     spare.pidfd.kill();
     platform::reap(spare.pid);
+    crate::ipc::local::remove_prebound(spare.pid);
 }
 
 /// `value` as a length-prefixed postcard frame.
@@ -808,8 +895,16 @@ fn frame<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// The process a pidfd is on, as the kernel says.
+    fn pid_of(fd: &impl AsRawFd) -> Option<u32> {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+        info.lines()
+            .find_map(|line| line.strip_prefix("Pid:"))
+            .and_then(|pid| pid.trim().parse().ok())
+    }
+
     #[tokio::test]
-    async fn a_spawned_reply_brings_its_pidfd_and_other_replies_none() {
+    async fn each_reply_brings_the_descriptors_sent_with_it() {
         let (server, actor) = StdUnixStream::pair().unwrap();
         actor.set_nonblocking(true).unwrap();
         let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -819,22 +914,16 @@ mod tests {
         server.spawned(child.id(), pidfd).unwrap();
         let (replies, _requests) = UnixStream::from_std(actor).unwrap().into_split();
         let mut replies = Replies::new(replies);
-        let (first, fd) = replies.next().await.unwrap().unwrap();
+        let (first, fds) = replies.next().await.unwrap().unwrap();
         assert!(matches!(first, Reply::Exited { pid: 7, status: 0 }));
-        assert!(fd.is_none());
-        let (second, fd) = replies.next().await.unwrap().unwrap();
+        assert!(fds.is_empty());
+        let (second, fds) = replies.next().await.unwrap().unwrap();
         assert!(matches!(second, Reply::Spawned(pid) if pid == child.id()));
+        assert_eq!(fds.len(), 1);
         // The received pidfd is on that very process: it turns readable
         // when the process exits.
-        let fd = fd.expect("a pidfd with the reply");
-        let info =
-            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
-        assert!(
-            info.lines().any(|line| line
-                .split_whitespace()
-                .eq(["Pid:".to_string(), child.id().to_string()])),
-            "{info}"
-        );
+        let fd = Pidfd::received(fds.into_iter().next().unwrap());
+        assert_eq!(pid_of(&fd), Some(child.id()));
         // SAFETY: a `Pidfd` owns its descriptor and always names that one.
         let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.unwrap();
         let _ready = tokio::time::timeout(std::time::Duration::from_secs(10), fd.readable())
@@ -842,6 +931,19 @@ mod tests {
             .expect("the process exits")
             .unwrap();
         child.wait().unwrap();
+        // A spare comes with two: the link, then the pidfd.
+        let (link, _its) = StdUnixStream::pair().unwrap();
+        let spare = Pidfd::open(std::process::id()).unwrap();
+        let spare_reply = Reply::Spare { pid: 9, workers: 1 };
+        server
+            .send_with(&spare_reply, &[link.as_fd(), spare.as_fd()])
+            .unwrap();
+        let (third, fds) = replies.next().await.unwrap().unwrap();
+        assert!(matches!(third, Reply::Spare { pid: 9, workers: 1 }));
+        assert_eq!(fds.len(), 2);
+        let kind = rustix::fs::fstat(&fds[0]).unwrap().st_mode & libc::S_IFMT;
+        assert_eq!(kind, libc::S_IFSOCK, "the link first");
+        assert_eq!(pid_of(&fds[1]), Some(std::process::id()), "then the pidfd");
         drop(server);
         assert!(replies.next().await.unwrap().is_none(), "end of stream");
     }

@@ -52,6 +52,10 @@ pub(crate) trait KillNow: Send + Sync + 'static {
 pub(crate) struct Started {
     pub(crate) process: Box<dyn Process>,
     pub(crate) killer: Box<dyn KillNow>,
+    /// A socket already connected to the child, which it opens its channel
+    /// to us over instead of dialing us (a linked spare's, see
+    /// `spec::Spare::linked`).
+    pub(crate) link: Option<std::os::fd::OwnedFd>,
 }
 
 /// A process being started.

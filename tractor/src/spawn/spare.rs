@@ -61,6 +61,7 @@ impl ExecSpare {
         let spare = Spare {
             parent_pid: std::process::id(),
             workers,
+            linked: false,
         };
         let mut command = exec::this_executable(&exec_args);
         command
@@ -102,6 +103,7 @@ impl ExecSpare {
 async fn close(mut execd: Execd) {
     execd.start_kill();
     execd.wait().await;
+    crate::ipc::local::remove_prebound(execd.pid());
 }
 
 /// The spares of one spawner: at most one, started after each spawn that

@@ -78,6 +78,11 @@ pub(crate) struct Spare {
     /// Worker threads for its runtime, built before the spec comes; a spec
     /// asking for another number gets a runtime of its own.
     pub workers: usize,
+    /// Its standard input is a socket to the actor that will spawn it (a
+    /// fork server's spare): the spec comes over it, length-prefixed, and
+    /// it stays open as the child's channel to that parent. Otherwise it
+    /// is a pipe the spec comes through, closed after it.
+    pub linked: bool,
 }
 
 impl Spare {
@@ -86,6 +91,7 @@ impl Spare {
         Some(Spare {
             parent_pid: parent.parse().ok()?,
             workers: workers.parse().ok()?,
+            linked: false,
         })
     }
 
@@ -149,6 +155,62 @@ impl SpawnSpec {
     pub(crate) fn read_stdin() -> Result<Option<Self>, String> {
         read_spec(0)
     }
+
+    /// The spec as it travels over a link: length-prefixed.
+    pub(crate) fn encode_framed(&self) -> std::io::Result<Vec<u8>> {
+        let body = self.encode()?;
+        let mut frame = Vec::with_capacity(4 + body.len());
+        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&body);
+        Ok(frame)
+    }
+
+    /// A linked spare's spec (see [`Spare::linked`]), length-prefixed on
+    /// its standard input, and the link itself, moved off descriptor 0
+    /// (which becomes `/dev/null`, as for any child). `None` if the link
+    /// closed with no spec (the spare is not needed).
+    pub(crate) fn read_link() -> Result<Option<(Self, std::os::fd::OwnedFd)>, String> {
+        let stdin = rustix::stdio::stdin();
+        let mut len = [0u8; 4];
+        match read_exactly(stdin, &mut len) {
+            Ok(false) => return Ok(None),
+            Ok(true) => {}
+            Err(err) => return Err(format!("the spawn spec could not be read: {err}")),
+        }
+        let len = u32::from_le_bytes(len) as u64;
+        if len == 0 || len > MAX_SPEC {
+            return Err(format!("a spawn spec of {len} bytes"));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        match read_exactly(stdin, &mut bytes) {
+            Ok(true) => {}
+            Ok(false) => return Err("the link closed in the middle of the spec".to_owned()),
+            Err(err) => return Err(format!("the spawn spec could not be read: {err}")),
+        }
+        let spec = postcard::from_bytes(&bytes).map_err(|err| err.to_string())?;
+        let link = rustix::io::fcntl_dupfd_cloexec(stdin, 3)
+            .map_err(|err| format!("the link to the parent could not be kept: {err}"))?;
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            let _ = rustix::stdio::dup2_stdin(&null);
+        }
+        Ok(Some((spec, link)))
+    }
+}
+
+/// Fills `buf` from `fd`; `false` if the stream ended before its first
+/// byte.
+fn read_exactly(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::io::read(fd, &mut buf[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(true)
 }
 
 /// Reads the spec descriptor `fd` holds, then closes it (descriptor 0, the
