@@ -382,21 +382,16 @@ impl Actor {
     /// Accepts, in the background, the opening a new child makes over
     /// `link`, the socket it was started with (see `Started::link`), as if
     /// it had dialed us: the same checks, and the same deadline.
-    pub(crate) fn accept_link(&self, link: std::os::fd::OwnedFd) {
+    pub(crate) fn accept_link(&self, link: tokio::net::UnixStream) {
         let actor = self.clone();
         tokio::spawn(async move {
-            let link = std::os::unix::net::UnixStream::from(link);
-            let opened = async {
-                link.set_nonblocking(true)?;
-                let stream = Stream::Unix(tokio::net::UnixStream::from_std(link)?);
-                match tokio::time::timeout(OPENING_TIMEOUT, actor.accept(stream)).await {
-                    Ok(opened) => opened,
-                    Err(_) => Err(Error::Protocol(format!(
-                        "no complete opening within {OPENING_TIMEOUT:?}"
-                    ))),
-                }
-            };
-            if let Err(err) = opened.await {
+            let opened = tokio::time::timeout(OPENING_TIMEOUT, actor.accept(Stream::Unix(link)));
+            let opened = opened.await.unwrap_or_else(|_| {
+                Err(Error::Protocol(format!(
+                    "no complete opening within {OPENING_TIMEOUT:?}"
+                )))
+            });
+            if let Err(err) = opened {
                 tracing::debug!("refused a new child's opening over its link: {err}");
             }
         });

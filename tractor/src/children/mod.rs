@@ -121,7 +121,7 @@ impl Children {
         &self,
         spec: &SpawnSpec,
         method: StartMethod,
-    ) -> std::io::Result<(Arc<ChildHandle>, Option<std::os::fd::OwnedFd>)> {
+    ) -> std::io::Result<(Arc<ChildHandle>, Option<tokio::net::UnixStream>)> {
         let mut started = match method {
             StartMethod::Exec => self.0.exec_spares.spawn(spec, &self.0.tasks).await?,
             StartMethod::ForkServer => self.forkserver().await?.spawn(spec).await?,

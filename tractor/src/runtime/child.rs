@@ -107,7 +107,7 @@ struct Ready {
     spec: SpawnSpec,
     /// A runtime already built, with its worker count.
     runtime: Option<(tokio::runtime::Runtime, usize)>,
-    /// A linked spare's connection to its parent (see `Spare::linked`).
+    /// A spare's connection to its parent (see `spec::Spare`).
     link: Option<std::os::fd::OwnedFd>,
     /// A spare's socket, bound before it knew its name.
     prebound: Option<local::Unplaced>,
@@ -115,7 +115,7 @@ struct Ready {
 
 /// A spare makes ready everything its spec does not decide, its runtime
 /// included, then waits for the spec; it exits if its spawner closes the
-/// pipe (or link) without one.
+/// link without one.
 fn ready_spare(spare: Spare) -> Ready {
     platform::die_with_parent(spare.parent_pid);
     platform::raise_fd_limit();
@@ -133,15 +133,11 @@ fn ready_spare(spare: Spare) -> Ready {
         true => local::prebind().ok(),
         false => None,
     };
-    let spec = match spare.linked {
-        true => SpawnSpec::read_link().map(|read| read.map(|(spec, link)| (spec, Some(link)))),
-        false => SpawnSpec::read_stdin().map(|read| read.map(|spec| (spec, None))),
-    };
-    match spec {
+    match SpawnSpec::read_link() {
         Ok(Some((spec, link))) => Ready {
             spec,
             runtime,
-            link,
+            link: Some(link),
             prebound,
         },
         // Not needed after all.

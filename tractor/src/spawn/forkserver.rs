@@ -26,9 +26,9 @@
 //!
 //! After the first request the server keeps one fork ready, a *spare*
 //! (see `spawn::spare`): forked when the server is idle, it builds its
-//! runtime and waits for its spec. The server makes it *linked*: its
-//! standard input is one end of a socket pair whose other end goes to the
-//! actor (with a pidfd on the spare). The actor's next spawn writes the
+//! runtime and waits for its spec. It is *linked*: its standard input is
+//! one end of a socket pair whose other end the server passes to the actor
+//! (with a pidfd on the spare). The actor's next spawn writes the
 //! spec straight to the spare and the child opens its channel over that
 //! same socket: no hop through the server, no dial, no accept. The server
 //! is only told the spare was taken, so that it counts it as a child.
@@ -315,19 +315,23 @@ impl ForkServer {
     /// Gives `spec` to the linked `spare`, which becomes that child, and
     /// tells the server so.
     async fn take(self: &Arc<Self>, spare: HeldSpare, spec: &SpawnSpec) -> io::Result<Started> {
-        // A few hundred bytes into an empty socket buffer: no wait.
-        (&spare.link).write_all(&spec.encode_framed()?)?;
+        let link = super::spare::send_spec(spare.link, spec).await?;
         self.state().untaken.remove(&spare.pid);
         // Sent before anything else about this pid (a kill) can be.
         let told = self.send(&Request::Took(spare.pid)).await;
-        let started = self.started(spare.pid, Some(spare.pidfd), Some(spare.link.into()));
+        let started = self.started(spare.pid, Some(spare.pidfd), Some(link));
         // The server is gone: so is the spare, with it.
         told.map(|()| started)
     }
 
     /// The process handle of child `pid`, whose exit `pidfd` (if we have
     /// one) tells of before the server's report does.
-    fn started(self: &Arc<Self>, pid: u32, pidfd: Option<Pidfd>, link: Option<OwnedFd>) -> Started {
+    fn started(
+        self: &Arc<Self>,
+        pid: u32,
+        pidfd: Option<Pidfd>,
+        link: Option<UnixStream>,
+    ) -> Started {
         // Without it (it could not be watched here) the server's report
         // alone tells of the exit.
         // SAFETY: a `Pidfd` owns its descriptor and always names that one.
@@ -768,7 +772,6 @@ impl Server {
         let spare = Spare {
             parent_pid: std::process::id(),
             workers,
-            linked: true,
         };
         let Ok((pid, pidfd)) = self.fork_actor(Some(its.into()), Begin::Spare(spare)) else {
             return Ok(());

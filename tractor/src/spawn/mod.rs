@@ -54,8 +54,8 @@ pub(crate) struct Started {
     pub(crate) killer: Box<dyn KillNow>,
     /// A socket already connected to the child, which it opens its channel
     /// to us over instead of dialing us (a linked spare's, see
-    /// `spec::Spare::linked`).
-    pub(crate) link: Option<std::os::fd::OwnedFd>,
+    /// `spec::Spare`).
+    pub(crate) link: Option<tokio::net::UnixStream>,
 }
 
 /// A process being started.

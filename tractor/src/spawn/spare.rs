@@ -1,12 +1,15 @@
 //! Spares: a process started ahead of the spawn that will use it.
 //!
 //! Most of a child's start does not depend on which actor it will be: the
-//! exec and dynamic linking, the function table, the transport policy and
-//! the runtime with its threads. A spare does all that, then waits for its
-//! spec on its standard input, a pipe only its spawner holds the other end
-//! of. A spawn that finds a spare only writes the spec and closes the pipe:
-//! the child is then a socket bind and a handshake away from connecting
-//! back. The next spare starts in the background once that child has
+//! exec and dynamic linking, the function table, the transport policy, the
+//! runtime with its threads (run once) and the listening socket (bound
+//! under a temporary name). A spare does all that, then waits for its spec
+//! on its standard input, one end of a socket pair whose other end only its
+//! spawner holds: the spare is *linked* (see `spec::Spare`). A
+//! spawn that finds a spare writes the spec to it, and the child opens its
+//! channel to the spawner over that same socket: a rename and a handshake
+//! away from connected, with no dial and no accept. The next spare starts
+//! in the background once that child has
 //! exited, or 20 ms after the spawn if it lives on: started at once, it
 //! would compete for the cores with the new child's start and first calls
 //! (measured on two cores: whole cycles 10 ms apart took 4.1-4.4 ms so,
@@ -15,18 +18,19 @@
 //!
 //! A spawner makes its first spare only after its first spawn (an actor
 //! that never spawns never has one), keeps one at most, and gives it up
-//! when it finishes: the spare reads the closed pipe as "not needed" and
+//! when it finishes: the spare reads the closed link as "not needed" and
 //! exits. A spare dies with its spawner like any child (its parent-death
 //! signal is armed before it waits). It was started with the spawner's
 //! environment of that moment: a variable set later reaches the spawn
 //! after the next one.
 //!
 //! This module keeps the spares of the `exec` backend; the fork server
-//! keeps its own, forked in the same way (see `forkserver`).
+//! forks its own, linked the same way (see `forkserver`).
 
 use crate::lock::lock;
 use std::future::Future;
 use std::io;
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,29 +54,28 @@ const BURST: Duration = Duration::from_millis(5);
 /// An exec'd spare, ready or getting there.
 struct ExecSpare {
     execd: Execd,
-    spec: tokio::net::unix::pipe::Sender,
+    /// Our end of its standard input.
+    link: StdUnixStream,
     exec_args: Vec<String>,
     workers: usize,
 }
 
 impl ExecSpare {
     async fn start(exec_args: Vec<String>, workers: usize) -> io::Result<ExecSpare> {
-        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let (link, its) = StdUnixStream::pair()?;
         let spare = Spare {
             parent_pid: std::process::id(),
             workers,
-            linked: false,
         };
         let mut command = exec::this_executable(&exec_args);
         command
-            .stdin(std::process::Stdio::from(read))
+            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(its)))
             .env(SPEC_FD_ENV, "0")
             .env(SPARE_ENV, spare.setting());
-        let spec = tokio::net::unix::pipe::Sender::from_owned_fd(write)?;
         let execd = exec::start(command, None).await?;
         Ok(ExecSpare {
             execd,
-            spec,
+            link,
             exec_args,
             workers,
         })
@@ -83,21 +86,38 @@ impl ExecSpare {
     }
 
     /// Makes the spare the child `spec` describes; `None` if it died.
-    async fn hand(mut self, spec: &SpawnSpec) -> Option<Started> {
-        let bytes = spec.encode().ok()?;
-        let written = self.spec.write_all(&bytes).await;
-        drop(self.spec);
-        if written.is_err() {
-            close(self.execd).await;
-            return None;
+    async fn hand(self, spec: &SpawnSpec) -> Option<Started> {
+        match send_spec(self.link, spec).await {
+            Ok(link) => Some(Started {
+                link: Some(link),
+                ..self.execd.into_started()
+            }),
+            Err(_) => {
+                close(self.execd).await;
+                None
+            }
         }
-        Some(self.execd.into_started())
     }
 
     async fn close(self) {
-        drop(self.spec);
+        drop(self.link);
         close(self.execd).await;
     }
+}
+
+/// Writes `spec` to a linked spare (see `spec::Spare`): the link,
+/// ready for the child's opening over it. Awaited, not blocking: a spec
+/// with a large statespace may not fit the socket's buffer while the spare
+/// is still getting ready.
+pub(crate) async fn send_spec(
+    link: StdUnixStream,
+    spec: &SpawnSpec,
+) -> io::Result<tokio::net::UnixStream> {
+    let frame = spec.encode_framed()?;
+    link.set_nonblocking(true)?;
+    let mut link = tokio::net::UnixStream::from_std(link)?;
+    link.write_all(&frame).await?;
+    Ok(link)
 }
 
 async fn close(mut execd: Execd) {

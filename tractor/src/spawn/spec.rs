@@ -70,19 +70,17 @@ pub(crate) enum Begin {
     Spare(Spare),
 }
 
-/// What a spare knows before its spec comes.
-#[derive(Debug, Clone, Copy)]
+/// What a spare knows before its spec comes. A spare is *linked*: its
+/// standard input is a socket to the actor that will spawn it, which the
+/// spec comes over (length-prefixed) and which stays open as the child's
+/// channel to that parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Spare {
     /// Its spawner: the spare dies with it.
     pub parent_pid: u32,
     /// Worker threads for its runtime, built before the spec comes; a spec
     /// asking for another number gets a runtime of its own.
     pub workers: usize,
-    /// Its standard input is a socket to the actor that will spawn it (a
-    /// fork server's spare): the spec comes over it, length-prefixed, and
-    /// it stays open as the child's channel to that parent. Otherwise it
-    /// is a pipe the spec comes through, closed after it.
-    pub linked: bool,
 }
 
 impl Spare {
@@ -91,7 +89,6 @@ impl Spare {
         Some(Spare {
             parent_pid: parent.parse().ok()?,
             workers: workers.parse().ok()?,
-            linked: false,
         })
     }
 
@@ -150,12 +147,6 @@ impl SpawnSpec {
         })
     }
 
-    /// A spare's spec, from its standard input once its spawner closes it;
-    /// `None` if it closed it unused (the spare is not needed).
-    pub(crate) fn read_stdin() -> Result<Option<Self>, String> {
-        read_spec(0)
-    }
-
     /// The spec as it travels over a link: length-prefixed.
     pub(crate) fn encode_framed(&self) -> std::io::Result<Vec<u8>> {
         let body = self.encode()?;
@@ -165,8 +156,8 @@ impl SpawnSpec {
         Ok(frame)
     }
 
-    /// A linked spare's spec (see [`Spare::linked`]), length-prefixed on
-    /// its standard input, and the link itself, moved off descriptor 0
+    /// A spare's spec (see [`Spare`]), length-prefixed on its standard
+    /// input, and the link itself, moved off descriptor 0
     /// (which becomes `/dev/null`, as for any child). `None` if the link
     /// closed with no spec (the spare is not needed).
     pub(crate) fn read_link() -> Result<Option<(Self, std::os::fd::OwnedFd)>, String> {
@@ -266,4 +257,21 @@ fn read_all(fd: std::os::fd::BorrowedFd<'_>, bytes: &mut Vec<u8>) -> std::io::Re
     }
     let file = std::fs::File::from(rustix::io::dup(fd)?);
     file.take(MAX_SPEC).read_to_end(bytes).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spare_setting_round_trips_and_nothing_else_parses() {
+        let spare = Spare {
+            parent_pid: 42,
+            workers: 3,
+        };
+        assert_eq!(Spare::from_setting(&spare.setting()), Some(spare));
+        for bad in ["42", "42 3 4", "x 3", "42 -1", ""] {
+            assert_eq!(Spare::from_setting(bad), None, "{bad:?}");
+        }
+    }
 }
