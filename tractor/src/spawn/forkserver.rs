@@ -500,6 +500,14 @@ impl Replies {
                     self.fds.extend(fds);
                 }
             }
+            // Descriptors the kernel dropped would pair the rest with the
+            // wrong replies. (A read never takes those of two replies, and
+            // one reply sends two at most: this does not happen.)
+            if received.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
+                return Err(io::Error::other(
+                    "descriptors from the fork server were cut off",
+                ));
+            }
             if self.fds.len() > MAX_UNCLAIMED_FDS {
                 return Err(io::Error::other("descriptors without a reply to go with"));
             }
