@@ -10,9 +10,11 @@
 //!
 //! A *spare* is a child started before anyone asked for it (see
 //! `spawn::spare`): it does every step of its start that does not depend
-//! on its spec (exec and linking, the function table, its runtime), then
-//! waits for the spec on its standard input, a pipe only its spawner
-//! holds the other end of, which is closed once the spec is written.
+//! on its spec (exec and linking, the function table, its runtime, its
+//! socket), then waits for the spec on its standard input, a socket pair
+//! only its spawner holds the other end of: the spec comes over it
+//! length-prefixed, and it stays open as the child's channel to that
+//! spawner.
 
 use serde::{Deserialize, Serialize};
 
