@@ -51,7 +51,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 
 use super::exec::{self, Execd};
-use super::spec::{Begin, Spare};
+use super::spec::{Begin, Spare, frame};
 use super::{Gone, KillNow, Process, SpawnBackend, SpawnSpec, Spawning, Started};
 use crate::platform::{self, Forked, Pidfd};
 
@@ -891,15 +891,6 @@ fn kill_spare(spare: ForkedSpare) {
     spare.pidfd.kill();
     platform::reap(spare.pid);
     crate::ipc::local::remove_prebound(spare.pid);
-}
-
-/// `value` as a length-prefixed postcard frame.
-fn frame<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    let body = postcard::to_allocvec(value).map_err(io::Error::other)?;
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&body);
-    Ok(frame)
 }
 
 #[cfg(test)]

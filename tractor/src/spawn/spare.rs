@@ -113,7 +113,7 @@ pub(crate) async fn send_spec(
     link: StdUnixStream,
     spec: &SpawnSpec,
 ) -> io::Result<tokio::net::UnixStream> {
-    let frame = spec.encode_framed()?;
+    let frame = super::spec::frame(spec)?;
     link.set_nonblocking(true)?;
     let mut link = tokio::net::UnixStream::from_std(link)?;
     link.write_all(&frame).await?;

@@ -149,15 +149,6 @@ impl SpawnSpec {
         })
     }
 
-    /// The spec as it travels over a link: length-prefixed.
-    pub(crate) fn encode_framed(&self) -> std::io::Result<Vec<u8>> {
-        let body = self.encode()?;
-        let mut frame = Vec::with_capacity(4 + body.len());
-        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&body);
-        Ok(frame)
-    }
-
     /// A spare's spec (see [`Spare`]), length-prefixed on its standard
     /// input, and the link itself, moved off descriptor 0
     /// (which becomes `/dev/null`, as for any child). `None` if the link
@@ -188,6 +179,16 @@ impl SpawnSpec {
         }
         Ok(Some((spec, link)))
     }
+}
+
+/// `value` as a length-prefixed postcard frame: how a spec travels to a
+/// spare over its link, and every fork server message.
+pub(crate) fn frame<T: Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
+    let body = postcard::to_allocvec(value).map_err(std::io::Error::other)?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
 }
 
 /// Fills `buf` from `fd`; `false` if the stream ended before its first
