@@ -382,7 +382,7 @@ impl Actor {
     /// Accepts, in the background, the opening a new child makes over
     /// `link`, the socket it was started with (see `Started::link`), as if
     /// it had dialed us: the same checks, and the same deadline.
-    pub(crate) fn accept_link(&self, link: tokio::net::UnixStream) {
+    pub(crate) fn accept_link(&self, link: crate::ipc::unix_stream::LocalStream) {
         let actor = self.clone();
         tokio::spawn(async move {
             let opened = tokio::time::timeout(OPENING_TIMEOUT, actor.accept(Stream::Unix(link)));

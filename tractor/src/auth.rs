@@ -93,6 +93,13 @@ impl Secret {
     }
 }
 
+/// Makes the hash probe the CPU's features now rather than in the first
+/// opening: `cpuid` traps to the hypervisor on a virtual machine (tens of
+/// microseconds on a nested one), and a fork inherits the answer.
+pub(crate) fn warm_up() {
+    std::hint::black_box(Sha256::digest(std::hint::black_box(b"")));
+}
+
 /// A running hash of everything an opening exchanged, in order: what
 /// proofs are made over, so that a proof is valid only for the exact
 /// conversation (nonces, both introductions, the TLS session under it)

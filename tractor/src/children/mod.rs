@@ -121,7 +121,10 @@ impl Children {
         &self,
         spec: &SpawnSpec,
         method: StartMethod,
-    ) -> std::io::Result<(Arc<ChildHandle>, Option<tokio::net::UnixStream>)> {
+    ) -> std::io::Result<(
+        Arc<ChildHandle>,
+        Option<crate::ipc::unix_stream::LocalStream>,
+    )> {
         let mut started = match method {
             StartMethod::Exec => self.0.exec_spares.spawn(spec, &self.0.tasks).await?,
             StartMethod::ForkServer => self.forkserver().await?.spawn(spec).await?,

@@ -28,6 +28,7 @@ use crate::ipc::handshake::{self, Opened, Pending};
 use crate::ipc::local;
 use crate::ipc::msg::Handshake;
 use crate::ipc::transport::{Listener, Stream, Target};
+use crate::ipc::unix_stream::LocalStream;
 use crate::uid::ActorUid;
 use openings::Openings;
 
@@ -252,8 +253,7 @@ impl Connections {
     ) -> Result<Opened> {
         let stream = async {
             let link = std::os::unix::net::UnixStream::from(link);
-            link.set_nonblocking(true)?;
-            Ok(Stream::Unix(tokio::net::UnixStream::from_std(link)?))
+            Ok(Stream::Unix(LocalStream::from_std(link)?))
         };
         self.open_on(stream, target, register, challenge).await
     }

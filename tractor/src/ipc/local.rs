@@ -287,9 +287,9 @@ fn prebound_path(pid: u32) -> io::Result<PathBuf> {
 }
 
 /// Checks that the process on the other end of `stream` runs as our user.
-pub(crate) fn check_peer(stream: &tokio::net::UnixStream) -> io::Result<()> {
+pub(crate) fn check_peer(stream: impl std::os::fd::AsFd) -> io::Result<()> {
     let ours = rustix::process::getuid().as_raw();
-    let theirs = stream.peer_cred()?.uid();
+    let theirs = rustix::net::sockopt::socket_peercred(stream)?.uid.as_raw();
     if theirs != ours {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,

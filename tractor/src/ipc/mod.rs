@@ -18,6 +18,7 @@ pub(crate) mod outbox;
 pub(crate) mod reader;
 pub(crate) mod tls;
 pub(crate) mod transport;
+pub(crate) mod unix_stream;
 pub(crate) mod untrusted;
 
 pub(crate) use channel::{CallKind, Channel, Delivery, Inbound, Incoming, Served};

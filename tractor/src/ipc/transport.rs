@@ -14,6 +14,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
+
+use super::unix_stream::LocalStream;
 use uuid::Uuid;
 
 use super::local;
@@ -24,7 +26,9 @@ use crate::error::{Error, Result};
 pub(crate) enum Stream {
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
-    Unix(UnixStream),
+    /// Watched for writability only while a write waits (see
+    /// `unix_stream`).
+    Unix(LocalStream),
 }
 
 /// The reading half of a split [`Stream`].
@@ -183,7 +187,7 @@ impl Stream {
 async fn connect_unix(path: &std::path::Path) -> io::Result<Stream> {
     let stream = UnixStream::connect(path).await?;
     local::check_peer(&stream)?;
-    Ok(Stream::Unix(stream))
+    Ok(Stream::Unix(LocalStream::from_tokio(stream)?))
 }
 
 impl AsyncRead for Stream {
@@ -246,7 +250,9 @@ impl Listener for tokio::net::TcpListener {
 
 impl Listener for UnixListener {
     async fn next(&self) -> io::Result<Stream> {
-        Ok(Stream::Unix(self.accept().await?.0))
+        Ok(Stream::Unix(LocalStream::from_tokio(
+            self.accept().await?.0,
+        )?))
     }
 }
 

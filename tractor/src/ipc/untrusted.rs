@@ -22,6 +22,7 @@ use super::limits::Admission;
 use super::msg::{Handshake, Msg, WireError};
 use super::reader;
 use super::transport::Stream;
+use super::unix_stream::LocalStream;
 use crate::auth::Secret;
 use crate::ipc::credit::Window;
 use crate::uid::ActorUid;
@@ -67,7 +68,7 @@ pub(crate) fn drive(data: &[u8]) -> bool {
         let mut ended = true;
         let secret = Secret::for_root(Some(b"the fuzzing tree's secret")).ok();
         let me = ActorUid::new("fuzzed");
-        if let (Some(secret), Ok((ours, mut theirs))) = (secret, tokio::net::UnixStream::pair()) {
+        if let (Some(secret), Ok((ours, mut theirs))) = (secret, LocalStream::pair()) {
             let _ = theirs.write_all(data).await;
             let _ = theirs.shutdown().await;
             let accepted = handshake::accept(Stream::Unix(ours), &secret, &me, |_| Some([1; 32]));
@@ -75,7 +76,7 @@ pub(crate) fn drive(data: &[u8]) -> bool {
                 .await
                 .is_ok();
         }
-        let Ok((ours, mut theirs)) = tokio::net::UnixStream::pair() else {
+        let Ok((ours, mut theirs)) = LocalStream::pair() else {
             return false;
         };
         let opened = Opened {

@@ -66,11 +66,12 @@ fn fork_server_fallback() {
 /// What every child would work out the same way, worked out before its
 /// spec is known: once in the fork server, so that each fork starts with
 /// it, or by a spare: the remote-function table, the socket directory, the
-/// transport policy (certificates included, over TLS) and the panic hook.
-/// Each is kept for the life of the process once made, and none starts a
-/// thread.
+/// transport policy (certificates included, over TLS), the hash's CPU
+/// feature probe and the panic hook. Each is kept for the life of the
+/// process once made, and none starts a thread.
 fn warm_up() {
     let _ = crate::registry::check();
+    crate::auth::warm_up();
     let _ = crate::ipc::local::dir();
     let _ = crate::ipc::tls::transport();
     crate::invoke::install_hook();

@@ -53,6 +53,7 @@ use tokio::sync::oneshot;
 use super::exec::{self, Execd};
 use super::spec::{Begin, Spare, frame};
 use super::{Gone, KillNow, Process, SpawnBackend, SpawnSpec, Spawning, Started};
+use crate::ipc::unix_stream::LocalStream;
 use crate::platform::{self, Forked, Pidfd};
 
 /// Set (to `"<fd> <parent pid>"`) in the environment of a fork server.
@@ -330,7 +331,7 @@ impl ForkServer {
         self: &Arc<Self>,
         pid: u32,
         pidfd: Option<Pidfd>,
-        link: Option<UnixStream>,
+        link: Option<LocalStream>,
     ) -> Started {
         // Without it (it could not be watched here) the server's report
         // alone tells of the exit.

@@ -55,7 +55,7 @@ pub(crate) struct Started {
     /// A socket already connected to the child, which it opens its channel
     /// to us over instead of dialing us (a linked spare's, see
     /// `spec::Spare`).
-    pub(crate) link: Option<tokio::net::UnixStream>,
+    pub(crate) link: Option<crate::ipc::unix_stream::LocalStream>,
 }
 
 /// A process being started.

@@ -42,6 +42,7 @@ use tokio_util::task::TaskTracker;
 use super::exec::{self, Execd};
 use super::spec::{SPARE_ENV, SPEC_FD_ENV, Spare};
 use super::{Process, SpawnSpec, Started};
+use crate::ipc::unix_stream::LocalStream;
 
 /// How long after a spawn its spare is started at the latest (sooner if
 /// the child exits first).
@@ -109,13 +110,9 @@ impl ExecSpare {
 /// ready for the child's opening over it. Awaited, not blocking: a spec
 /// with a large statespace may not fit the socket's buffer while the spare
 /// is still getting ready.
-pub(crate) async fn send_spec(
-    link: StdUnixStream,
-    spec: &SpawnSpec,
-) -> io::Result<tokio::net::UnixStream> {
+pub(crate) async fn send_spec(link: StdUnixStream, spec: &SpawnSpec) -> io::Result<LocalStream> {
     let frame = super::spec::frame(spec)?;
-    link.set_nonblocking(true)?;
-    let mut link = tokio::net::UnixStream::from_std(link)?;
+    let mut link = LocalStream::from_std(link)?;
     link.write_all(&frame).await?;
     Ok(link)
 }
