@@ -14,12 +14,11 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
-
-use super::unix_stream::LocalStream;
 use uuid::Uuid;
 
 use super::local;
 use super::tls::transport;
+use super::unix_stream::LocalStream;
 use crate::error::{Error, Result};
 
 /// A connection over any transport.

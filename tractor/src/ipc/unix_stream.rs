@@ -25,10 +25,11 @@ use rustix::net::{SendFlags, Shutdown};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
-/// A connected Unix stream (see the module docs).
+/// A connected Unix stream (see the module docs): its two halves, used
+/// together until split.
 pub(crate) struct LocalStream {
-    socket: Arc<AsyncFd<UnixStream>>,
-    writer: Writer,
+    read: LocalReadHalf,
+    write: LocalWriteHalf,
 }
 
 /// The reading half of a split [`LocalStream`].
@@ -38,20 +39,21 @@ pub(crate) struct LocalReadHalf(Arc<AsyncFd<UnixStream>>);
 /// stream down for writing, so the peer reads the end.
 pub(crate) struct LocalWriteHalf {
     socket: Arc<AsyncFd<UnixStream>>,
-    writer: Writer,
+    /// The writability registration of a write that had to wait.
+    waiting: Option<AsyncFd<OwnedFd>>,
 }
-
-/// The writability registration of a write that had to wait.
-#[derive(Default)]
-struct Writer(Option<AsyncFd<OwnedFd>>);
 
 impl LocalStream {
     /// Takes over a connected stream (made non-blocking here).
     pub(crate) fn from_std(stream: UnixStream) -> io::Result<Self> {
         stream.set_nonblocking(true)?;
+        let socket = Arc::new(register(stream, Interest::READABLE)?);
         Ok(LocalStream {
-            socket: Arc::new(register(stream, Interest::READABLE)?),
-            writer: Writer::default(),
+            read: LocalReadHalf(socket.clone()),
+            write: LocalWriteHalf {
+                socket,
+                waiting: None,
+            },
         })
     }
 
@@ -67,23 +69,19 @@ impl LocalStream {
     }
 
     pub(crate) fn into_split(self) -> (LocalReadHalf, LocalWriteHalf) {
-        let LocalStream { socket, writer } = self;
-        (
-            LocalReadHalf(socket.clone()),
-            LocalWriteHalf { socket, writer },
-        )
+        (self.read, self.write)
     }
 }
 
 impl AsRawFd for LocalStream {
     fn as_raw_fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
+        self.read.0.as_raw_fd()
     }
 }
 
 impl AsFd for LocalStream {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.socket.get_ref().as_fd()
+        self.read.0.get_ref().as_fd()
     }
 }
 
@@ -94,54 +92,25 @@ fn register<T: AsRawFd>(inner: T, interest: Interest) -> io::Result<AsyncFd<T>> 
     unsafe { AsyncFd::register_with_interest(inner, interest) }.map_err(|err| err.into_parts().1)
 }
 
-fn poll_read(
-    socket: &AsyncFd<UnixStream>,
-    cx: &mut Context<'_>,
-    buf: &mut ReadBuf<'_>,
-) -> Poll<io::Result<()>> {
-    loop {
-        let mut ready = ready!(socket.poll_read_ready(cx))?;
-        // SAFETY: `read` only writes into the slice, and only what it
-        // returns as initialized is marked so.
-        let unfilled = unsafe { buf.unfilled_mut() };
-        match ready.try_io(|socket| Ok(rustix::io::read(socket, &mut *unfilled)?.0.len())) {
-            Ok(Ok(read)) => {
-                // SAFETY: the kernel filled `read` bytes of the unfilled part.
-                unsafe { buf.assume_init(read) };
-                buf.advance(read);
-                return Poll::Ready(Ok(()));
-            }
-            Ok(Err(err)) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Ok(Err(err)) => return Poll::Ready(Err(err)),
-            // Not readable after all: the guard cleared its readiness.
-            Err(_would_block) => continue,
-        }
-    }
-}
-
-impl Writer {
-    fn poll_write(
-        &mut self,
-        socket: &AsyncFd<UnixStream>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+impl LocalWriteHalf {
+    fn write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         loop {
-            match rustix::net::send(socket.get_ref(), buf, SendFlags::NOSIGNAL) {
+            match rustix::net::send(self.socket.get_ref(), buf, SendFlags::NOSIGNAL) {
                 Ok(sent) => {
                     // Room again: stop being told so on every read.
-                    self.0 = None;
+                    self.waiting = None;
                     return Poll::Ready(Ok(sent));
                 }
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) => {}
                 Err(err) => return Poll::Ready(Err(err.into())),
             }
-            let waiting = match &mut self.0 {
+            let waiting = match &mut self.waiting {
                 Some(waiting) => waiting,
                 None => {
-                    let duplicate = socket.get_ref().as_fd().try_clone_to_owned()?;
-                    self.0.insert(register(duplicate, Interest::WRITABLE)?)
+                    let duplicate = self.socket.get_ref().as_fd().try_clone_to_owned()?;
+                    self.waiting
+                        .insert(register(duplicate, Interest::WRITABLE)?)
                 }
             };
             ready!(waiting.poll_write_ready(cx))?.clear_ready();
@@ -157,42 +126,31 @@ fn shut_down(socket: &AsyncFd<UnixStream>) -> io::Result<()> {
     }
 }
 
-impl AsyncRead for LocalStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        poll_read(&self.socket, cx, buf)
-    }
-}
-
 impl AsyncRead for LocalReadHalf {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        poll_read(&self.0, cx, buf)
-    }
-}
-
-impl AsyncWrite for LocalStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let LocalStream { socket, writer } = self.get_mut();
-        writer.poll_write(socket, cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(shut_down(&self.socket))
+        let socket = &self.0;
+        loop {
+            let mut ready = ready!(socket.poll_read_ready(cx))?;
+            // SAFETY: `read` only writes into the slice, and only what it
+            // returns as initialized is marked so.
+            let unfilled = unsafe { buf.unfilled_mut() };
+            match ready.try_io(|socket| Ok(rustix::io::read(socket, &mut *unfilled)?.0.len())) {
+                Ok(Ok(read)) => {
+                    // SAFETY: the kernel filled `read` bytes of the unfilled part.
+                    unsafe { buf.assume_init(read) };
+                    buf.advance(read);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(err)) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(err)) => return Poll::Ready(Err(err)),
+                // Not readable after all: the guard cleared its readiness.
+                Err(_would_block) => continue,
+            }
+        }
     }
 }
 
@@ -202,8 +160,7 @@ impl AsyncWrite for LocalWriteHalf {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let LocalWriteHalf { socket, writer } = self.get_mut();
-        writer.poll_write(socket, cx, buf)
+        self.get_mut().write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -212,6 +169,34 @@ impl AsyncWrite for LocalWriteHalf {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(shut_down(&self.socket))
+    }
+}
+
+impl AsyncRead for LocalStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LocalStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().write.write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(shut_down(&self.write.socket))
     }
 }
 
@@ -238,7 +223,7 @@ mod tests {
         let expected = sent.clone();
         let writing = tokio::spawn(async move {
             writer.write_all(&sent).await.unwrap();
-            assert!(writer.writer.0.is_none(), "no writability watch left");
+            assert!(writer.waiting.is_none(), "no writability watch left");
         });
         let mut received = Vec::new();
         reader.read_to_end(&mut received).await.unwrap();
