@@ -131,6 +131,33 @@ pub fn is_waiting_spare(pid: u32) -> bool {
     })
 }
 
+/// The scheduler time slice of every thread of process `pid`, as the
+/// kernel reports it (`sched_getattr`); empty if it is gone.
+pub fn thread_slices(pid: u32) -> Vec<u64> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| task.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(slice_of)
+        .collect()
+}
+
+/// The time slice of the calling thread.
+pub fn own_slice() -> u64 {
+    slice_of(0).expect("sched_getattr of the calling thread")
+}
+
+fn slice_of(tid: i32) -> Option<u64> {
+    let size = std::mem::size_of::<libc::sched_attr>() as u32;
+    // SAFETY: sched_attr is plain data; all zeroes is a valid value.
+    let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
+    // SAFETY: `attr` is a writable sched_attr of `size` bytes.
+    let got = unsafe { libc::syscall(libc::SYS_sched_getattr, tid, &raw mut attr, size, 0) };
+    (got == 0).then_some(attr.sched_runtime)
+}
+
 /// [`exits_within`] for code outside a runtime.
 pub fn exits_within_blocking(pid: u32, within: Duration) -> bool {
     tokio::runtime::Builder::new_current_thread()

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use tractor::ActorNursery;
-use tractor_tests::{descendants, exits_within, is_waiting_spare, pid};
+use tractor_tests::{descendants, exits_within, is_waiting_spare, own_slice, pid, thread_slices};
 
 #[tractor::rpc]
 async fn own_pid() -> u32 {
@@ -59,6 +59,56 @@ async fn the_spare() -> tractor::Result<u32> {
             "expected one spare, found {other:?}"
         ))),
     }
+}
+
+#[tractor::rpc]
+async fn own_slices() -> Vec<u64> {
+    thread_slices(pid())
+}
+
+async fn run_slices(n: &ActorNursery, name: &str) -> tractor::Result<Vec<u64>> {
+    n.run_in_actor(name, own_slices::call())
+        .enable_modules([module_path!()])
+        .await?
+        .result()
+        .await
+}
+
+/// The time slices of a fresh child's threads, of the spare waiting after
+/// it, and of the child that spare becomes.
+#[tractor::rpc]
+async fn slices_of_two_spawns() -> tractor::Result<(Vec<u64>, Vec<u64>, Vec<u64>)> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let first = run_slices(n, "first").await?;
+        let spare = thread_slices(the_spare().await?);
+        let second = run_slices(n, "second").await?;
+        Ok((first, spare, second))
+    })
+    .await
+}
+
+/// Spares (and a fork server's forks) start in the background, with a long
+/// time slice; no actor, and no spare once ready, keeps it.
+#[tractor::test(enable_modules = [module_path!()])]
+async fn actors_and_ready_spares_run_with_the_default_time_slice() -> tractor::Result<()> {
+    let default = own_slice();
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let middle = middle(n).await?;
+        let (first, spare, second) = middle.run(slices_of_two_spawns::call()).await?;
+        for (who, slices) in [
+            ("a fresh child", first),
+            ("a ready spare", spare),
+            ("a spare's child", second),
+        ] {
+            assert!(!slices.is_empty(), "{who}: no thread seen");
+            assert!(
+                slices.iter().all(|&slice| slice == default),
+                "{who}: thread slices {slices:?}, the default is {default}"
+            );
+        }
+        n.cancel().await
+    })
+    .await
 }
 
 /// Two spawns, and the spare seen between them.

@@ -379,12 +379,18 @@ impl Actor {
         Ok(())
     }
 
-    /// Accepts, in the background, the opening a new child makes over
-    /// `link`, the socket it was started with (see `Started::link`), as if
-    /// it had dialed us: the same checks, and the same deadline.
-    pub(crate) fn accept_link(&self, link: crate::ipc::unix_stream::LocalStream) {
+    /// The opening a new child makes over `link`, the socket it was
+    /// started with (see `Started::link`), accepted as if it had dialed
+    /// us: the same checks, and the same deadline. The spawn that waits for
+    /// the child drives it, so that its first call goes out on the thread
+    /// that answered the child's hello, with no hand-over to another
+    /// worker in between.
+    pub(crate) fn open_link(
+        &self,
+        link: crate::ipc::unix_stream::LocalStream,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let actor = self.clone();
-        tokio::spawn(async move {
+        async move {
             let opened = tokio::time::timeout(OPENING_TIMEOUT, actor.accept(Stream::Unix(link)));
             let opened = opened.await.unwrap_or_else(|_| {
                 Err(Error::Protocol(format!(
@@ -394,7 +400,7 @@ impl Actor {
             if let Err(err) = opened {
                 tracing::debug!("refused a new child's opening over its link: {err}");
             }
-        });
+        }
     }
 
     async fn accept(&self, stream: Stream) -> Result<()> {

@@ -8,6 +8,8 @@
 //! waits for it to connect back and prove itself over its challenge.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +78,9 @@ impl Recipe {
 pub(crate) struct Starting {
     pub(crate) child: Arc<ChildHandle>,
     expected: Expected,
+    /// The child's opening over the socket it is linked to us by, if it
+    /// is: driven by [`connected`].
+    opening: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 /// Starts the process `recipe` describes (not yet adopted by anyone).
@@ -121,10 +126,12 @@ pub(crate) async fn start(inner: &Inner, recipe: &Recipe) -> Result<Starting> {
             "could not start the process ({start_method}): {err}"
         ))
     })?;
-    if let Some(link) = link {
-        actor.accept_link(link);
-    }
-    Ok(Starting { child, expected })
+    let opening = link.map(|link| Box::pin(actor.open_link(link)) as Pin<Box<_>>);
+    Ok(Starting {
+        child,
+        expected,
+        opening,
+    })
 }
 
 /// Waits for a started child to connect back. Until it has, dropping this
@@ -133,22 +140,38 @@ pub(crate) async fn connected(recipe: &Recipe, starting: Starting) -> Result<Cha
     let Starting {
         child,
         mut expected,
+        opening,
     } = starting;
     let mut abandon = KillOnDrop(Some(child.clone()));
-    let channel = tokio::select! {
-        channel = &mut expected.channel => {
-            channel.map_err(|_| recipe.fail("this actor is shutting down".into()))?
-        }
-        status = child.exited() => {
-            return Err(recipe.fail(format!(
-                "the process exited ({status}) before connecting back; if this is a test, \
-                 is it a #[tractor::test]?"
-            )));
-        }
-        () = tokio::time::sleep(SPAWN_TIMEOUT) => {
-            return Err(recipe.fail(format!("no connection back within {SPAWN_TIMEOUT:?}")));
+    let waiting = async {
+        tokio::select! {
+            channel = &mut expected.channel => {
+                channel.map_err(|_| recipe.fail("this actor is shutting down".into()))
+            }
+            status = child.exited() => {
+                Err(recipe.fail(format!(
+                    "the process exited ({status}) before connecting back; if this is a test, \
+                     is it a #[tractor::test]?"
+                )))
+            }
+            () = tokio::time::sleep(SPAWN_TIMEOUT) => {
+                Err(recipe.fail(format!("no connection back within {SPAWN_TIMEOUT:?}")))
+            }
         }
     };
+    let channel = match opening {
+        // A refused opening hands over no channel: the wait goes on until
+        // the child exits or the time is up.
+        Some(opening) => {
+            tokio::pin!(waiting);
+            tokio::select! {
+                biased;
+                channel = &mut waiting => channel,
+                () = opening => waiting.await,
+            }
+        }
+        None => waiting.await,
+    }?;
     abandon.0 = None;
     tracing::info!(actor = %child.uid(), pid = child.pid(), "spawned");
     child.set_channel(channel.clone());

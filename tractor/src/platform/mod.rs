@@ -17,6 +17,7 @@
 //! | run code before `main` (the fork server) | an `.init_array` entry |
 //! | close every inherited descriptor in a fork | `close_range`, else `/proc/self/fd` |
 //! | enough descriptors for many peers | `setrlimit(RLIMIT_NOFILE)` to the hard limit |
+//! | start a process in the background, preempted by the busy ones | `sched_setattr` time slice (EEVDF, Linux 6.12+; ignored before) |
 
 #[cfg(target_os = "linux")]
 mod linux;

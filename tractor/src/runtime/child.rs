@@ -34,6 +34,11 @@ pub(crate) fn child_main(begin: Begin) -> ! {
         prebound,
     } = match begin {
         Begin::Spec(spec) => {
+            // A fork server's fork inherits its background slice; the only
+            // thread so far takes the default.
+            if let Err(err) = platform::set_background_slice(0, false) {
+                tracing::debug!("could not reset the time slice: {err}");
+            }
             platform::die_with_parent(spec.parent_pid);
             platform::raise_fd_limit();
             Ready {
@@ -133,6 +138,9 @@ fn ready_spare(spare: Spare) -> Ready {
         true => local::prebind().ok(),
         false => None,
     };
+    // Ready: from now on the spare waits, and its spec must find it quick
+    // to wake.
+    platform::leave_background();
     match SpawnSpec::read_link() {
         Ok(Some((spec, link))) => Ready {
             spec,

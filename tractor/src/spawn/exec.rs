@@ -35,13 +35,16 @@ struct Job {
     /// Kept open until the process has started (see [`pass_spec`]).
     keep: Option<std::os::fd::OwnedFd>,
     runtime: Handle,
+    /// Started in the background (a spare): see
+    /// `platform::set_background_slice`.
+    background: bool,
     reply: oneshot::Sender<io::Result<Execd>>,
 }
 
 impl SpawnBackend for Exec {
     fn spawn(&self, spec: &SpawnSpec) -> Spawning {
         let mut command = this_executable(&spec.exec_args);
-        let started = pass_spec(&mut command, spec).map(|()| start(command, None));
+        let started = pass_spec(&mut command, spec).map(|()| start(command, None, false));
         Box::pin(async move { Ok(started?.await?.into_started()) })
     }
 }
@@ -124,16 +127,21 @@ pub(crate) fn this_executable(args: &[String]) -> Command {
 
 /// Starts `command` from the spawner thread; the child is reaped by the
 /// current runtime. `keep` stays open until the process has started: a
-/// descriptor the child's `pre_exec` refers to by number.
+/// descriptor the child's `pre_exec` refers to by number. A `background`
+/// child (a spare getting ready ahead of its spawn) starts with a long
+/// time slice, so the processes doing the work of the moment preempt it
+/// whenever they wake; it takes the default slice again once it is needed.
 pub(crate) fn start(
     command: Command,
     keep: Option<std::os::fd::OwnedFd>,
+    background: bool,
 ) -> impl Future<Output = io::Result<Execd>> {
     let (reply, answer) = oneshot::channel();
     let job = Job {
         command,
         keep,
         runtime: Handle::current(),
+        background,
         reply,
     };
     let sent = spawner().send(job).is_ok();
@@ -169,6 +177,13 @@ fn spawn_job(command: Command) -> io::Result<Execd> {
     }
 }
 
+/// The spawner thread's own slice, which the next child inherits.
+fn background_slice(background: bool) {
+    if let Err(err) = crate::platform::set_background_slice(0, background) {
+        tracing::debug!("could not set the spawner's time slice: {err}");
+    }
+}
+
 fn spawner() -> &'static mpsc::Sender<Job> {
     static SPAWNER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
     SPAWNER.get_or_init(|| {
@@ -180,7 +195,13 @@ fn spawner() -> &'static mpsc::Sender<Job> {
                     // The child is registered with the runtime that will
                     // reap it.
                     let _entered = job.runtime.enter();
+                    if job.background {
+                        background_slice(true);
+                    }
                     let started = spawn_job(job.command);
+                    if job.background {
+                        background_slice(false);
+                    }
                     drop(job.keep);
                     let _ = job.reply.send(started);
                 }

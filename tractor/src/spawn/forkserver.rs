@@ -156,7 +156,7 @@ impl ForkServer {
         }
         // The spawner holds our copy of the server's end until the server
         // has started (see `exec::start`).
-        let mut server: Execd = exec::start(command, Some(theirs.into())).await?;
+        let mut server: Execd = exec::start(command, Some(theirs.into()), false).await?;
         let killer = server.killer();
         // The server lives as long as this actor's connection to it; reap
         // it whenever it ends.
@@ -561,6 +561,12 @@ pub(crate) fn serve_if_asked(child_main: fn(Begin) -> !) {
     };
     platform::die_with_parent(parent);
     crate::signals::ignore_interrupts();
+    // The server's forks, of spares above all, are made while the actor
+    // and its newest child are busy: in the background (each fork
+    // inherits it, and an actor leaves it as it starts).
+    if let Err(err) = platform::set_background_slice(0, true) {
+        tracing::debug!("could not set the fork server's time slice: {err}");
+    }
     // SAFETY: the parent passed this descriptor to us and nothing else in
     // this process owns it.
     let control = unsafe { OwnedFd::from_raw_fd(fd) };
