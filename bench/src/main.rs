@@ -76,6 +76,60 @@ fn rate_row(measure: &str, rate: Rate, floor: Rate, target: &str) {
     );
 }
 
+/// Interleaved rounds of the spawn section's headline rows.
+const ROUNDS: usize = 10;
+const PER_ROUND: usize = 20;
+
+/// The rows of whole spawn cycles: the cycle against the floor, then where
+/// it went.
+fn cycle_rows(
+    method: StartMethod,
+    cycles: &mut [measures::Cycle],
+    runs: &str,
+    (floor_med, reaped_med): (Duration, Duration),
+    target: &str,
+) {
+    let phase = |pick: fn(&measures::Cycle) -> Duration| {
+        median(&mut cycles.iter().map(pick).collect::<Vec<_>>())
+    };
+    let mut cycle: Vec<Duration> = cycles.iter().map(|cycle| cycle.reaped).collect();
+    let cycle_med = median(&mut cycle);
+    row(
+        &format!(
+            "spawn ({method}): whole cycle, open_nursery to nursery returned, child reaped \
+             ({runs}; p99)"
+        ),
+        format!(
+            "{} (p99 {})",
+            ms(cycle_med),
+            ms(percentile(&mut cycle, 0.99))
+        ),
+        format!(
+            "{} (bare re-exec, connect back; {} to reaped, ratio {})",
+            ms(floor_med),
+            ms(reaped_med),
+            ratio(cycle_med.as_secs_f64(), reaped_med.as_secs_f64())
+        ),
+        ratio(cycle_med.as_secs_f64(), floor_med.as_secs_f64()),
+        target,
+    );
+    let (connected, answered) = (phase(|c| c.connected), phase(|c| c.answered));
+    row(
+        &format!(
+            "spawn ({method}): where the whole cycle goes, medians from its start (same runs)"
+        ),
+        format!(
+            "connected {}, answered {}, reaped {}",
+            ms(connected),
+            ms(answered),
+            ms(cycle_med)
+        ),
+        format!("{} (bare re-exec, connect back)", ms(floor_med)),
+        format!("teardown {}", ms(cycle_med.saturating_sub(answered))),
+        "-",
+    );
+}
+
 #[tractor::main(enable_modules = [module_path!()])]
 async fn bench() -> tractor::Result<()> {
     println!("| measure | tractor (median) | floor (median, same run) | ratio | target |");
@@ -95,9 +149,62 @@ async fn bench() -> tractor::Result<()> {
     }
 
     if wanted("spawn") {
-        let (mut floor, mut floor_reaped) = floors::reexec(200).await?;
+        // The floor, procspawn and both back-to-back whole cycles in
+        // interleaved rounds, so that a machine whose speed drifts during
+        // the run (this one's floor moves by a third between runs) weighs
+        // on each of them alike.
+        let mut interleaved = measures::Interleaved::default();
+        for _ in 0..ROUNDS {
+            interleaved.round(PER_ROUND).await?;
+        }
+        let measures::Interleaved {
+            mut floor,
+            mut floor_reaped,
+            mut peer,
+            mut exec,
+            mut forkserver,
+        } = interleaved;
         let floor_med = median(&mut floor);
         let reaped_med = median(&mut floor_reaped);
+        let runs = ROUNDS * PER_ROUND;
+        row(
+            &format!(
+                "floor: bare re-exec of this program, connected back; and on until reaped \
+                 ({runs} runs in {ROUNDS} rounds, interleaved with the next three rows; p99)"
+            ),
+            format!(
+                "{} (p99 {}); reaped {}",
+                ms(floor_med),
+                ms(percentile(&mut floor, 0.99)),
+                ms(reaped_med)
+            ),
+            "-".into(),
+            "-".into(),
+            "-",
+        );
+        let peer_med = median(&mut peer);
+        row(
+            &format!(
+                "procspawn 1.0: spawn + join of a trivial closure, child reaped ({runs} runs, \
+                 interleaved; p99)"
+            ),
+            format!("{} (p99 {})", ms(peer_med), ms(percentile(&mut peer, 0.99))),
+            format!("{} (bare re-exec, connect back)", ms(floor_med)),
+            ratio(peer_med.as_secs_f64(), floor_med.as_secs_f64()),
+            "-",
+        );
+        for (method, cycles, target) in [
+            (StartMethod::Exec, &mut exec, "<= 1.3x floor"),
+            (StartMethod::ForkServer, &mut forkserver, "<= 0.6x floor"),
+        ] {
+            cycle_rows(
+                method,
+                cycles,
+                &format!("{runs} runs back to back, interleaved"),
+                (floor_med, reaped_med),
+                target,
+            );
+        }
         for (method, target) in [
             (StartMethod::Exec, "<= 2x floor"),
             (StartMethod::ForkServer, "<= 1 ms"),
@@ -112,67 +219,14 @@ async fn bench() -> tractor::Result<()> {
                 target,
             );
         }
-        let mut peer = floors::procspawn_join(200).await?;
-        let peer_med = median(&mut peer);
-        row(
-            "procspawn 1.0: spawn + join of a trivial closure, child reaped (200 runs; p99)",
-            format!("{} (p99 {})", ms(peer_med), ms(percentile(&mut peer, 0.99))),
-            format!("{} (bare re-exec, connect back)", ms(floor_med)),
-            ratio(peer_med.as_secs_f64(), floor_med.as_secs_f64()),
-            "-",
-        );
-        for (method, apart) in [
-            (StartMethod::Exec, Duration::ZERO),
-            (StartMethod::ForkServer, Duration::ZERO),
-            (StartMethod::Exec, Duration::from_millis(10)),
-            (StartMethod::ForkServer, Duration::from_millis(10)),
-        ] {
-            let cycles = measures::spawn_whole_cycle(200, method, apart).await?;
-            let phase = |pick: fn(&measures::Cycle) -> Duration| {
-                median(&mut cycles.iter().map(pick).collect::<Vec<_>>())
-            };
-            let mut cycle: Vec<Duration> = cycles.iter().map(|cycle| cycle.reaped).collect();
-            let cycle_med = median(&mut cycle);
-            row(
-                &format!(
-                    "spawn ({method}): whole cycle, open_nursery to nursery returned, child \
-                     reaped (200 runs{}; p99)",
-                    match apart.is_zero() {
-                        true => String::new(),
-                        false => format!(", {} ms apart", apart.as_millis()),
-                    }
-                ),
-                format!(
-                    "{} (p99 {})",
-                    ms(cycle_med),
-                    ms(percentile(&mut cycle, 0.99))
-                ),
-                format!(
-                    "{} (bare re-exec, connect back; {} to reaped, ratio {})",
-                    ms(floor_med),
-                    ms(reaped_med),
-                    ratio(cycle_med.as_secs_f64(), reaped_med.as_secs_f64())
-                ),
-                ratio(cycle_med.as_secs_f64(), floor_med.as_secs_f64()),
-                match method {
-                    StartMethod::Exec => "<= 1.3x floor",
-                    _ => "<= 0.6x floor",
-                },
-            );
-            let (connected, answered) = (phase(|c| c.connected), phase(|c| c.answered));
-            row(
-                &format!(
-                    "spawn ({method}): where the whole cycle goes, medians from its start \
-                     (same runs)"
-                ),
-                format!(
-                    "connected {}, answered {}, reaped {}",
-                    ms(connected),
-                    ms(answered),
-                    ms(cycle_med)
-                ),
-                format!("{} (bare re-exec, connect back)", ms(floor_med)),
-                format!("teardown {}", ms(cycle_med.saturating_sub(answered))),
+        for method in [StartMethod::Exec, StartMethod::ForkServer] {
+            let mut cycles =
+                measures::spawn_whole_cycle(200, method, Duration::from_millis(10)).await?;
+            cycle_rows(
+                method,
+                &mut cycles,
+                "200 runs, 10 ms apart",
+                (floor_med, reaped_med),
                 "-",
             );
         }

@@ -135,6 +135,37 @@ pub async fn spawn_whole_cycle(
     Ok(samples)
 }
 
+/// The spawn section's headline samples, gathered in rounds: each round
+/// takes a few of each in turn, so that they all see the machine alike.
+#[derive(Default)]
+pub struct Interleaved {
+    /// Bare re-exec, connected back.
+    pub floor: Vec<Duration>,
+    /// The same, on until reaped.
+    pub floor_reaped: Vec<Duration>,
+    /// procspawn's spawn and join.
+    pub peer: Vec<Duration>,
+    /// Whole cycles, back to back, with `exec`.
+    pub exec: Vec<Cycle>,
+    /// The same with the fork server.
+    pub forkserver: Vec<Cycle>,
+}
+
+impl Interleaved {
+    /// One round: `runs` of each.
+    pub async fn round(&mut self, runs: usize) -> tractor::Result<()> {
+        let (floor, reaped) = crate::floors::reexec(runs).await?;
+        self.floor.extend(floor);
+        self.floor_reaped.extend(reaped);
+        self.peer.extend(crate::floors::procspawn_join(runs).await?);
+        self.exec
+            .extend(spawn_whole_cycle(runs, StartMethod::Exec, Duration::ZERO).await?);
+        self.forkserver
+            .extend(spawn_whole_cycle(runs, StartMethod::ForkServer, Duration::ZERO).await?);
+        Ok(())
+    }
+}
+
 /// One whole spawn cycle, each time from its start.
 pub struct Cycle {
     /// The spawn returned: the child connected back.

@@ -439,13 +439,26 @@ impl Actor {
         }
         let spawned = pending.is_spawn();
         let ours = connections.introduction(Some(peer.uuid()), false);
-        if let Err(err) = pending.finish(&mut opened.stream, &ours).await {
-            if let (true, Some(registrar)) = (opened.peer.register, registrar) {
-                registrar.unregister(&peer);
+        // A new child's welcome waits in its channel's outbox, to leave in
+        // one write with the first call its spawn makes (the child wakes
+        // once for both); anyone else's goes now.
+        let welcome = match spawned {
+            true => pending.welcome(&ours),
+            false => pending
+                .finish(&mut opened.stream, &ours)
+                .await
+                .map(|()| Vec::new()),
+        };
+        let welcome = match welcome {
+            Ok(welcome) => welcome,
+            Err(err) => {
+                if let (true, Some(registrar)) = (opened.peer.register, registrar) {
+                    registrar.unregister(&peer);
+                }
+                return Err(err);
             }
-            return Err(err);
-        }
-        let channel = self.open(opened);
+        };
+        let channel = self.open_sending(opened, &welcome);
         drop(claim);
         if spawned {
             children.connected(channel);
@@ -454,8 +467,15 @@ impl Actor {
     }
 
     fn open(&self, opened: Opened) -> Channel {
+        self.open_sending(opened, &[])
+    }
+
+    /// [`open`](Self::open), with `first` the first bytes the channel
+    /// writes.
+    fn open_sending(&self, opened: Opened, first: &[u8]) -> Channel {
         let channel = Channel::start(
             opened,
+            first,
             Arc::new(self.clone()),
             self.0.settings.max_concurrent_calls,
         );

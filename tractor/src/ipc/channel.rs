@@ -230,9 +230,16 @@ impl Served {
 }
 
 impl Channel {
-    /// Starts the reader and writer tasks of a handshaken connection; the
-    /// peer may have `max_calls` calls running here at once.
-    pub(crate) fn start(opened: Opened, inbound: Arc<dyn Inbound>, max_calls: usize) -> Channel {
+    /// Starts the reader and writer tasks of a handshaken connection, whose
+    /// first bytes out are `first` (the opening's last frame, when the
+    /// caller leaves it to the channel); the peer may have `max_calls`
+    /// calls running here at once.
+    pub(crate) fn start(
+        opened: Opened,
+        first: &[u8],
+        inbound: Arc<dyn Inbound>,
+        max_calls: usize,
+    ) -> Channel {
         let Opened {
             stream,
             peer,
@@ -242,7 +249,7 @@ impl Channel {
         let channel = Channel(Arc::new(Shared {
             watch,
             peer,
-            outbox: Outbox::new(),
+            outbox: Outbox::new(first),
             limits: Limits::new(max_calls),
             next_id: AtomicU64::new(1),
             calls: Mutex::new(Calls::default()),

@@ -307,6 +307,15 @@ impl Pending {
     /// Completes the opening on the accepting side, proving the secret in
     /// turn.
     pub(crate) async fn finish(self, stream: &mut Stream, ours: &Handshake) -> Result<(), Error> {
+        let welcome = self.welcome(ours)?;
+        stream.write_all(&welcome).await?;
+        Ok(())
+    }
+
+    /// The welcome [`finish`](Self::finish) sends, as a whole frame, for
+    /// a caller that writes it itself: ahead of the first frames of the
+    /// channel, in one write with them (see `Channel::start`).
+    pub(crate) fn welcome(self, ours: &Handshake) -> Result<Vec<u8>, Error> {
         let proof = self
             .secret
             .prove(ACCEPTOR, &self.transcript.with(&encode(ours)?));
@@ -314,7 +323,7 @@ impl Pending {
             peer: ours.clone(),
             proof,
         }));
-        send(stream, &welcome).await.map(drop)
+        Ok(framed(&encode(&welcome)?))
     }
 
     /// Refuses the peer, telling it why.
@@ -370,11 +379,16 @@ fn unexpected(peer: &str, expected: &str) -> Error {
 /// Sends one opening frame; returns its body, for the transcript.
 async fn send(stream: &mut Stream, opening: &Opening) -> Result<Vec<u8>, Error> {
     let body = encode(opening)?;
+    stream.write_all(&framed(&body)).await?;
+    Ok(body)
+}
+
+/// `body` behind its length.
+fn framed(body: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&body);
-    stream.write_all(&frame).await?;
-    Ok(body)
+    frame.extend_from_slice(body);
+    frame
 }
 
 /// Receives one opening frame and its body.

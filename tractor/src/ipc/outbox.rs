@@ -64,10 +64,14 @@ struct State {
 }
 
 impl Outbox {
-    pub(crate) fn new() -> Self {
+    /// An outbox whose first bytes are `first` (a frame of the opening
+    /// that leaves with the channel's first frames, in one write).
+    pub(crate) fn new(first: &[u8]) -> Self {
+        let mut buf = BytesMut::with_capacity(INITIAL_CAPACITY.max(first.len()));
+        buf.extend_from_slice(first);
         Outbox {
             state: Mutex::new(State {
-                buf: BytesMut::with_capacity(INITIAL_CAPACITY),
+                buf,
                 writing: false,
                 closed: false,
                 stopped: false,

@@ -84,7 +84,7 @@ pub(crate) fn drive(data: &[u8]) -> bool {
             peer: Handshake::new(ActorUid::new("peer"), None, None, false),
             leftover: BytesMut::new(),
         };
-        let channel = Channel::start(opened, Arc::new(Refuses), 4);
+        let channel = Channel::start(opened, &[], Arc::new(Refuses), 4);
         // A call (id 1), a stream (id 2) and a context (id 3) of ours, for
         // the bytes to answer.
         let call = channel.call("fuzz::call", &[], None).await;

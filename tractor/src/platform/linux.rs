@@ -233,16 +233,23 @@ pub(crate) fn raise_fd_limit() {
 /// of the work in the foreground. Older kernels ignore the request.
 const BACKGROUND_SLICE_NS: u64 = 100_000_000;
 
-/// Asks for the background time slice (`background`) or the default one
-/// for thread `tid` (0: the calling thread), keeping its policy and nice
-/// value; a thread under another policy than the normal or batch one is
-/// left alone. Children inherit the slice across fork and exec.
-pub(crate) fn set_background_slice(tid: i32, background: bool) -> io::Result<()> {
+/// Puts the calling thread in the background (the long time slice) or
+/// back to the default slice, keeping its policy and nice value; a thread
+/// under another policy than the normal or batch one is left alone.
+/// Threads and processes it starts from then on inherit the slice, across
+/// fork and exec. Failures are logged (at debug): the slice only tunes.
+pub(crate) fn set_background(background: bool) {
+    if let Err(err) = set_slice(if background { BACKGROUND_SLICE_NS } else { 0 }) {
+        tracing::debug!(background, "could not set the thread's time slice: {err}");
+    }
+}
+
+fn set_slice(runtime_ns: u64) -> io::Result<()> {
     let size = std::mem::size_of::<libc::sched_attr>() as u32;
     // SAFETY: sched_attr is plain data; all zeroes is a valid value.
     let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
     // SAFETY: `attr` is a writable sched_attr of `size` bytes.
-    let got = unsafe { libc::syscall(libc::SYS_sched_getattr, tid, &raw mut attr, size, 0) };
+    let got = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &raw mut attr, size, 0) };
     if got != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -254,27 +261,11 @@ pub(crate) fn set_background_slice(tid: i32, background: bool) -> io::Result<()>
     }
     attr.size = size;
     attr.sched_flags = 0;
-    attr.sched_runtime = if background { BACKGROUND_SLICE_NS } else { 0 };
+    attr.sched_runtime = runtime_ns;
     // SAFETY: `attr` is a valid sched_attr of `size` bytes.
-    let set = unsafe { libc::syscall(libc::SYS_sched_setattr, tid, &raw const attr, 0) };
+    let set = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &raw const attr, 0) };
     match set {
         0 => Ok(()),
         _ => Err(io::Error::last_os_error()),
-    }
-}
-
-/// Gives every thread of this process the default time slice again: a
-/// spare that booted in the background has become an actor.
-pub(crate) fn leave_background() {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for tid in tasks
-        .flatten()
-        .filter_map(|task| task.file_name().to_str()?.parse().ok())
-    {
-        if let Err(err) = set_background_slice(tid, false) {
-            tracing::debug!(tid, "could not reset a thread's time slice: {err}");
-        }
     }
 }

@@ -34,11 +34,9 @@ pub(crate) fn child_main(begin: Begin) -> ! {
         prebound,
     } = match begin {
         Begin::Spec(spec) => {
-            // A fork server's fork inherits its background slice; the only
-            // thread so far takes the default.
-            if let Err(err) = platform::set_background_slice(0, false) {
-                tracing::debug!("could not reset the time slice: {err}");
-            }
+            // A fork server's fork inherits its background slice; it
+            // leaves it on its only thread, which every later one copies.
+            platform::set_background(false);
             platform::die_with_parent(spec.parent_pid);
             platform::raise_fd_limit();
             Ready {
@@ -126,6 +124,12 @@ fn ready_spare(spare: Spare) -> Ready {
     platform::raise_fd_limit();
     warm_up();
     let workers = spare.workers.max(1);
+    // The threads it starts take its slice: a spare leaves the background
+    // before its runtime starts workers, or else once it is ready (an
+    // exec'd spare's main thread left it before main: see `runtime`).
+    if workers > 1 {
+        platform::set_background(false);
+    }
     let runtime = build_child_runtime(workers)
         .ok()
         .map(|runtime| (runtime, workers));
@@ -140,7 +144,7 @@ fn ready_spare(spare: Spare) -> Ready {
     };
     // Ready: from now on the spare waits, and its spec must find it quick
     // to wake.
-    platform::leave_background();
+    platform::set_background(false);
     match SpawnSpec::read_link() {
         Ok(Some((spec, link))) => Ready {
             spec,

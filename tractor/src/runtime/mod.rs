@@ -24,14 +24,16 @@ use crate::actor::Actor;
 use crate::spawn::forkserver;
 use crate::{platform, signals};
 
-/// Worker threads of a child actor's runtime unless the root or the spawn
-/// says otherwise: one, the process's own main thread, as each actor of
-/// Python's tractor runs one single-threaded event loop.
+/// Worker threads of an actor's runtime, the root's as well as a child's,
+/// unless the root or the spawn says otherwise: one, the thread the actor
+/// starts on, as each actor of Python's tractor runs one single-threaded
+/// event loop. (The name is older than the root's taking it too.)
 ///
 /// An actor is a unit of parallelism already (a process per core is the
 /// way to use them all), and one thread serves its channels with no
 /// hand-over between threads: a spawn's whole cycle is a fifth to a
-/// quarter shorter than with two workers (see BENCHMARKS.md). Plain
+/// quarter shorter with a one-thread child than with two workers, and a
+/// third shorter again with a one-thread root (see BENCHMARKS.md). Plain
 /// (non-`async`) remote functions run on blocking threads, so they never
 /// stall the channels; an `async` one must not block its thread, as
 /// anywhere in tokio (a blocked actor cannot answer a cancel and is killed
@@ -39,11 +41,20 @@ use crate::{platform, signals};
 /// gets a multi-threaded runtime of n workers.
 pub const DEFAULT_CHILD_WORKERS: usize = 1;
 
-// A fork server must be the only thread of its process when it forks, so
-// it runs before `main` (before libtest's threads, in a test binary).
-platform::before_main!(FORK_SERVER_BEFORE_MAIN, serve_fork_server_if_asked);
+// Before `main` (before libtest's threads, in a test binary), while the
+// process has one thread: a fork server must be the only thread of its
+// process when it forks, and a thread's time slice passes to the threads
+// it starts.
+platform::before_main!(BEFORE_MAIN, before_main);
 
-fn serve_fork_server_if_asked() {
+fn before_main() {
+    if std::env::var_os(crate::spawn::spec::SPARE_ENV).is_some() {
+        // An exec'd spare starts in the background (see `spawn::spare`)
+        // and has loaded and linked by now: it leaves the background while
+        // this is its only thread, so every thread it starts (a test
+        // harness's included) has the default slice.
+        platform::set_background(false);
+    }
     if std::env::var_os(forkserver::SERVER_ENV).is_some() {
         // What the Rust runtime would have done by now: a write to a
         // closed socket is an error, not a fatal signal.
@@ -56,7 +67,7 @@ fn serve_fork_server_if_asked() {
 /// Serves as a fork server if this process was started as one and the
 /// pre-main hook did not run; keeps the hook linked in.
 fn fork_server_fallback() {
-    std::hint::black_box(&FORK_SERVER_BEFORE_MAIN);
+    std::hint::black_box(&BEFORE_MAIN);
     if std::env::var_os(forkserver::SERVER_ENV).is_some() {
         warm_up();
     }

@@ -139,9 +139,12 @@ impl RootBuilder {
     /// builders), each child's. One worker is the thread the actor runs
     /// on (a current-thread runtime: no hand-over between threads, so a
     /// tree of one-thread actors spawns and answers fastest). Default:
-    /// `TRACTOR_WORKER_THREADS`, else one per core for the root and
-    /// [`DEFAULT_CHILD_WORKERS`](crate::DEFAULT_CHILD_WORKERS) (one) for
-    /// children.
+    /// `TRACTOR_WORKER_THREADS`, else
+    /// [`DEFAULT_CHILD_WORKERS`](crate::DEFAULT_CHILD_WORKERS) (one), the
+    /// root included: its body then runs on that thread beside the
+    /// channels it serves, so an `async` body must not block it (put
+    /// blocking work in `tokio::task::spawn_blocking`, CPU work in an
+    /// actor, or ask for more workers here).
     pub fn worker_threads(mut self, threads: usize) -> Self {
         self.worker_threads = Some(threads.max(1));
         self
@@ -324,10 +327,8 @@ impl RootBuilder {
             (None, Ok(threads)) => Some(worker_threads_from(&threads)?),
             (None, Err(_)) => None,
         };
-        // Read once here (it means reading cgroup files) and handed down.
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let mut settings = Settings {
-            workers: worker_threads.unwrap_or(cores),
+            workers: worker_threads.unwrap_or(DEFAULT_CHILD_WORKERS),
             child_workers: worker_threads.unwrap_or(DEFAULT_CHILD_WORKERS),
             max_concurrent_calls: self
                 .max_concurrent_calls

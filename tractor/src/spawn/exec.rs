@@ -36,7 +36,7 @@ struct Job {
     keep: Option<std::os::fd::OwnedFd>,
     runtime: Handle,
     /// Started in the background (a spare): see
-    /// `platform::set_background_slice`.
+    /// `platform::set_background`.
     background: bool,
     reply: oneshot::Sender<io::Result<Execd>>,
 }
@@ -177,13 +177,6 @@ fn spawn_job(command: Command) -> io::Result<Execd> {
     }
 }
 
-/// The spawner thread's own slice, which the next child inherits.
-fn background_slice(background: bool) {
-    if let Err(err) = crate::platform::set_background_slice(0, background) {
-        tracing::debug!("could not set the spawner's time slice: {err}");
-    }
-}
-
 fn spawner() -> &'static mpsc::Sender<Job> {
     static SPAWNER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
     SPAWNER.get_or_init(|| {
@@ -196,11 +189,11 @@ fn spawner() -> &'static mpsc::Sender<Job> {
                     // reap it.
                     let _entered = job.runtime.enter();
                     if job.background {
-                        background_slice(true);
+                        crate::platform::set_background(true);
                     }
                     let started = spawn_job(job.command);
                     if job.background {
-                        background_slice(false);
+                        crate::platform::set_background(false);
                     }
                     drop(job.keep);
                     let _ = job.reply.send(started);

@@ -564,9 +564,7 @@ pub(crate) fn serve_if_asked(child_main: fn(Begin) -> !) {
     // The server's forks, of spares above all, are made while the actor
     // and its newest child are busy: in the background (each fork
     // inherits it, and an actor leaves it as it starts).
-    if let Err(err) = platform::set_background_slice(0, true) {
-        tracing::debug!("could not set the fork server's time slice: {err}");
-    }
+    platform::set_background(true);
     // SAFETY: the parent passed this descriptor to us and nothing else in
     // this process owns it.
     let control = unsafe { OwnedFd::from_raw_fd(fd) };

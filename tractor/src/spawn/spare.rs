@@ -16,7 +16,7 @@
 //! 2.3-2.6 ms this way). Only in a burst, spawns less than 5 ms apart, does
 //! each start the next spare at once, as no quiet moment comes between.
 //! Either way a spare starts in the background: with a long time slice
-//! (`platform::set_background_slice`), so the child and the parent doing
+//! (`platform::set_background`), so the child and the parent doing
 //! the work of the moment preempt it whenever they wake, and with the
 //! default slice again once it is ready and waits (on two cores,
 //! `-- cycles-exec` 1.91 ms before, 1.76 ms after, means of seven
