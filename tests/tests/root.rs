@@ -71,6 +71,24 @@ async fn a_child_runs_on_its_main_thread_unless_its_spawn_asks_for_workers() -> 
     .await
 }
 
+/// Like a child, the root runs on the one thread it starts on (its body
+/// included) unless told otherwise. (Assumes `TRACTOR_WORKER_THREADS` is
+/// unset, as it is in this suite outside the test that sets it for a run
+/// of its own.)
+#[tractor::test]
+async fn the_root_runs_on_the_thread_it_starts_on_by_default() {
+    assert_eq!(
+        tokio::runtime::Handle::current().runtime_flavor(),
+        tokio::runtime::RuntimeFlavor::CurrentThread,
+        "the root's runtime"
+    );
+    assert_eq!(
+        std::thread::current().name(),
+        Some("the_root_runs_on_the_thread_it_starts_on_by_default"),
+        "the body runs on the test's own thread"
+    );
+}
+
 #[tractor::test(worker_threads = 3, enable_modules = [module_path!()])]
 async fn the_roots_worker_threads_apply_to_the_whole_tree() -> tractor::Result<()> {
     tractor::open_nursery(async |n: &ActorNursery| {
