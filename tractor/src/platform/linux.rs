@@ -260,7 +260,9 @@ fn set_slice(runtime_ns: u64) -> io::Result<()> {
         return Ok(());
     }
     attr.size = size;
-    attr.sched_flags = 0;
+    // Keep reset-on-fork if the program asked for it; the other flags
+    // (clamps, deadline) need fields this call does not carry.
+    attr.sched_flags &= libc::SCHED_FLAG_RESET_ON_FORK as u64;
     attr.sched_runtime = runtime_ns;
     // SAFETY: `attr` is a valid sched_attr of `size` bytes.
     let set = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &raw const attr, 0) };
