@@ -186,10 +186,12 @@ impl RootBuilder {
         self
     }
 
-    /// Starts the tree and runs `body` as the root actor's first task, on
-    /// a runtime worker; returns what `body` returns once the root has
-    /// wound down (every child reaped). In a process spawned as a child
-    /// actor, becomes that child instead and never returns.
+    /// Starts the tree and runs `body` as the root actor's first task (on
+    /// the calling thread with the default one worker thread, see
+    /// [`worker_threads`](Self::worker_threads)); returns what `body`
+    /// returns once the root has wound down (every child reaped). In a
+    /// process spawned as a child actor, becomes that child instead and
+    /// never returns.
     ///
     /// Blocks: call it first thing in a plain `fn main`. A root that cannot
     /// start (a bad option, an unusable registrar address) prints why and
@@ -213,7 +215,8 @@ impl RootBuilder {
     }
 
     /// As [`run`](Self::run), for a body that is not `Send`: it runs on the
-    /// calling thread rather than a runtime worker (slower for hot loops).
+    /// calling thread, not as a task (with several worker threads, slower
+    /// for hot loops; with the default one, the same thread either way).
     pub fn run_local<F: Future>(self, body: F) -> F::Output {
         self.start(AssertUnwindSafe(body).catch_unwind())
     }
