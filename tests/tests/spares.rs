@@ -74,13 +74,30 @@ async fn run_slices(n: &ActorNursery, name: &str) -> tractor::Result<Vec<u64>> {
         .await
 }
 
-/// The time slices of a fresh child's threads, of the spare waiting after
+/// The time slices of spare `pid`'s threads once they are all `default`,
+/// or as they are after a deadline. Found, a spare may still be starting
+/// in the background (an exec'd one has its link as stdin from the
+/// first); nothing outside it tells when it is ready, so this looks again
+/// until then.
+async fn ready_slices(pid: u32, default: u64) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let slices = thread_slices(pid);
+        let ready = !slices.is_empty() && slices.iter().all(|&slice| slice == default);
+        if ready || Instant::now() > deadline {
+            return slices;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The time slices of a fresh child's threads, of the spare ready after
 /// it, and of the child that spare becomes.
 #[tractor::rpc]
-async fn slices_of_two_spawns() -> tractor::Result<(Vec<u64>, Vec<u64>, Vec<u64>)> {
+async fn slices_of_two_spawns(default: u64) -> tractor::Result<(Vec<u64>, Vec<u64>, Vec<u64>)> {
     tractor::open_nursery(async |n: &ActorNursery| {
         let first = run_slices(n, "first").await?;
-        let spare = thread_slices(the_spare().await?);
+        let spare = ready_slices(the_spare().await?, default).await;
         let second = run_slices(n, "second").await?;
         Ok((first, spare, second))
     })
@@ -94,7 +111,7 @@ async fn actors_and_ready_spares_run_with_the_default_time_slice() -> tractor::R
     let default = own_slice();
     tractor::open_nursery(async |n: &ActorNursery| {
         let middle = middle(n).await?;
-        let (first, spare, second) = middle.run(slices_of_two_spawns::call()).await?;
+        let (first, spare, second) = middle.run(slices_of_two_spawns::call(default)).await?;
         for (who, slices) in [
             ("a fresh child", first),
             ("a ready spare", spare),
