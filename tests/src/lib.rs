@@ -123,12 +123,25 @@ pub fn descendants_but_spares(root: u32) -> Vec<u32> {
 
 /// Whether process `pid` is a spare still waiting for a spawn: its
 /// standard input is a pipe (an exec'd spare's) or a socket (a forked
-/// one's, linked to its actor), which an actor's never is.
+/// one's, linked to its actor), which an actor's never is, and no other of
+/// its descriptors is that same file. (A fork server lends a spare's end
+/// of the link as its own standard input for the instant of the fork,
+/// while it still holds that end under another number: however slowly it
+/// runs then, it is not taken for a spare.)
 pub fn is_waiting_spare(pid: u32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/fd/0")).is_ok_and(|stdin| {
-        let stdin = stdin.to_string_lossy();
-        stdin.starts_with("pipe:") || stdin.starts_with("socket:")
-    })
+    let Ok(stdin) = std::fs::read_link(format!("/proc/{pid}/fd/0")) else {
+        return false;
+    };
+    let name = stdin.to_string_lossy();
+    if !(name.starts_with("pipe:") || name.starts_with("socket:")) {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    !fds.flatten()
+        .filter(|fd| fd.file_name() != "0")
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == stdin))
 }
 
 /// The scheduler time slice of every thread of process `pid`, as the

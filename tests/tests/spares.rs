@@ -18,21 +18,40 @@ async fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |tasks| tasks.count())
 }
 
-/// The spares waiting among `root`'s descendants, once there is one (a
-/// fork server makes its spare when idle; nothing announces it, so this
-/// looks until a deadline).
-async fn waiting_spares(root: u32) -> Vec<u32> {
+/// The spares waiting among this actor's descendants that it holds (a
+/// pidfd on them: the actor has heard of them, and its next spawn may take
+/// one), once there is one (a fork server makes its spare when idle;
+/// nothing announces it, so this looks until a deadline).
+async fn waiting_spares() -> Vec<u32> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let spares: Vec<u32> = descendants(root)
+        let held = pidfds_held();
+        let spares: Vec<u32> = descendants(pid())
             .into_iter()
-            .filter(|&pid| is_waiting_spare(pid))
+            .filter(|&pid| is_waiting_spare(pid) && held.contains(&pid))
             .collect();
         if !spares.is_empty() || Instant::now() > deadline {
             return spares;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// The processes this one holds a pidfd on.
+fn pidfds_held() -> Vec<u32> {
+    let Ok(fds) = std::fs::read_dir("/proc/self/fdinfo") else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_to_string(fd.path()).ok())
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("Pid:"))?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .collect()
 }
 
 async fn run_pid(n: &ActorNursery, name: &str) -> tractor::Result<u32> {
@@ -53,7 +72,7 @@ async fn middle(n: &ActorNursery) -> tractor::Result<tractor::Portal> {
 
 /// The one spare waiting among this actor's descendants.
 async fn the_spare() -> tractor::Result<u32> {
-    match waiting_spares(pid()).await.as_slice() {
+    match waiting_spares().await.as_slice() {
         [spare] => Ok(*spare),
         other => Err(tractor::Error::other(format!(
             "expected one spare, found {other:?}"
