@@ -26,6 +26,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -442,14 +443,15 @@ impl Actor {
         // A new child's welcome waits in its channel's outbox, to leave in
         // one write with the first call its spawn makes (the child wakes
         // once for both); anyone else's goes now.
-        let welcome = match spawned {
-            true => pending.welcome(&ours),
-            false => pending
-                .finish(&mut opened.stream, &ours)
-                .await
-                .map(|()| Vec::new()),
+        let welcome = async {
+            let welcome = pending.welcome(&ours)?;
+            if spawned {
+                return Ok(welcome);
+            }
+            opened.stream.write_all(&welcome).await?;
+            Ok::<_, Error>(Vec::new())
         };
-        let welcome = match welcome {
+        let welcome = match welcome.await {
             Ok(welcome) => welcome,
             Err(err) => {
                 if let (true, Some(registrar)) = (opened.peer.register, registrar) {

@@ -95,7 +95,7 @@ pub(crate) enum Refusal {
     NotRegistrar,
 }
 
-/// How the accepting side completes the opening (see [`Pending::finish`]).
+/// How the accepting side completes the opening (see [`Pending::welcome`]).
 pub(crate) struct Pending {
     transcript: Transcript,
     secret: Secret,
@@ -186,7 +186,7 @@ pub(crate) async fn dial(
 }
 
 /// Checks a peer that dialed actor `me`; the caller decides whether to keep
-/// it and completes the opening with [`Pending::finish`] (or refuses with
+/// it and completes the opening with [`Pending::welcome`] (or refuses with
 /// [`Pending::refuse`]). `challenge_for` looks up, without using it up,
 /// the challenge given at spawn to the child a hello claims to be.
 pub(crate) async fn accept(
@@ -305,16 +305,9 @@ impl Pending {
     }
 
     /// Completes the opening on the accepting side, proving the secret in
-    /// turn.
-    pub(crate) async fn finish(self, stream: &mut Stream, ours: &Handshake) -> Result<(), Error> {
-        let welcome = self.welcome(ours)?;
-        stream.write_all(&welcome).await?;
-        Ok(())
-    }
-
-    /// The welcome [`finish`](Self::finish) sends, as a whole frame, for
-    /// a caller that writes it itself: ahead of the first frames of the
-    /// channel, in one write with them (see `Channel::start`).
+    /// turn: the welcome, as a whole frame, for the caller to write (at
+    /// once, or ahead of the first frames of the channel, in one write with
+    /// them: see `Channel::start`).
     pub(crate) fn welcome(self, ours: &Handshake) -> Result<Vec<u8>, Error> {
         let proof = self
             .secret

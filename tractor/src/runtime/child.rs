@@ -142,9 +142,11 @@ fn ready_spare(spare: Spare) -> Ready {
         true => local::prebind().ok(),
         false => None,
     };
-    // Ready: from now on the spare waits, and its spec must find it quick
-    // to wake.
-    platform::set_background(false);
+    if workers == 1 {
+        // Ready: from now on the spare waits, and its spec must find it
+        // quick to wake.
+        platform::set_background(false);
+    }
     match SpawnSpec::read_link() {
         Ok(Some((spec, link))) => Ready {
             spec,
