@@ -269,3 +269,111 @@ async fn a_spare_binds_its_socket_ahead_and_takes_the_file_with_it() -> tractor:
     assert!(!file.exists(), "{} left behind", file.display());
     Ok(())
 }
+
+/// The child's pid, and the length and byte sum of what it was given.
+#[tractor::rpc]
+async fn weigh(bytes: Vec<u8>) -> (u32, usize, u64) {
+    let sum = bytes.iter().map(|&byte| u64::from(byte)).sum();
+    (pid(), bytes.len(), sum)
+}
+
+#[tractor::rpc]
+async fn nap(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+/// Larger than a Unix socket's buffer, so that the main call's write
+/// over the link waits for the child to read it.
+const LARGE: usize = 8 << 20;
+
+fn large_argument() -> Vec<u8> {
+    (0..LARGE).map(|i| (i % 251) as u8).collect()
+}
+
+/// The spare, then the pid of the child a spawn with a large main call
+/// made of it, and what that child was given.
+#[tractor::rpc]
+async fn a_large_main_call_over_the_link() -> tractor::Result<(u32, (u32, usize, u64))> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        run_pid(n, "first").await?;
+        let spare = the_spare().await?;
+        let weighed = n
+            .run_in_actor("heavy", weigh::call(large_argument()))
+            .enable_modules([module_path!()])
+            .await?
+            .result()
+            .await?;
+        Ok((spare, weighed))
+    })
+    .await
+}
+
+/// A spawn that takes the spare sends its main call over the link, with
+/// the spec: the child runs it before its parent has said a word, and the
+/// answer comes back whole, however large the call.
+#[tractor::test(enable_modules = [module_path!()])]
+async fn a_main_call_goes_over_the_link_whatever_its_size() -> tractor::Result<()> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let middle = middle(n).await?;
+        let (spare, (child, len, sum)) =
+            middle.run(a_large_main_call_over_the_link::call()).await?;
+        let expected: u64 = large_argument().iter().map(|&b| u64::from(b)).sum();
+        assert_eq!(child, spare, "the spare became the child");
+        assert_eq!((len, sum), (LARGE, expected), "the argument arrived whole");
+        n.cancel().await
+    })
+    .await
+}
+
+/// The spare; the pid of the child that took it with a main call of 300
+/// ms it overruns; whether its result, then its nursery, timed out.
+#[tractor::rpc]
+async fn a_timed_out_main_call_over_the_link() -> tractor::Result<(u32, u32, bool, bool)> {
+    let mut seen = None;
+    let outcome = tractor::open_nursery(async |n: &ActorNursery| {
+        run_pid(n, "first").await?;
+        let spare = the_spare().await?;
+        let napper = n
+            .run_in_actor(
+                "napper",
+                nap::call(3_600_000).timeout(Duration::from_millis(300)),
+            )
+            .enable_modules([module_path!()])
+            .await?;
+        let child = napper.run(own_pid::call()).await?;
+        let result = tokio::time::timeout(Duration::from_secs(10), napper.result()).await;
+        let timed_out = matches!(result, Ok(Err(ref err)) if err.is_timeout());
+        seen = Some((spare, child, timed_out));
+        Ok(())
+    })
+    .await;
+    let (spare, child, timed_out) =
+        seen.ok_or_else(|| tractor::Error::other(format!("the body did not finish: {outcome:?}")))?;
+    Ok((
+        spare,
+        child,
+        timed_out,
+        outcome.is_err_and(|err| err.is_timeout()),
+    ))
+}
+
+/// A main call sent with the spec keeps its timeout: the child stops it,
+/// and the nursery fails with the timeout.
+#[tractor::test(enable_modules = [module_path!()])]
+async fn a_main_call_over_the_link_keeps_its_timeout() -> tractor::Result<()> {
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let middle = middle(n).await?;
+        let (spare, child, result_timed_out, nursery_timed_out) = middle
+            .run(a_timed_out_main_call_over_the_link::call())
+            .await?;
+        assert_eq!(child, spare, "the spare became the napper");
+        assert!(result_timed_out, "the napper's result did not time out");
+        assert!(
+            nursery_timed_out,
+            "its nursery did not fail with the timeout"
+        );
+        n.cancel().await
+    })
+    .await
+}

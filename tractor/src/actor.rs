@@ -36,9 +36,11 @@ use crate::budget::{Budget, DEFAULT_GRACE};
 use crate::children::{ChildHandle, Children};
 use crate::connections::{Connections, OPENING_TIMEOUT};
 use crate::error::{Error, Result};
+use crate::ipc::channel::ReservedCall;
 use crate::ipc::handshake::Opened;
 use crate::ipc::handshake::Refusal;
 use crate::ipc::limits::Admission;
+use crate::ipc::msg::Handshake;
 use crate::ipc::transport::{Stream, Target};
 use crate::ipc::{Channel, Inbound, Incoming};
 use crate::registrar::{Registrar, RegistrarLink};
@@ -88,6 +90,15 @@ pub fn current_actor() -> Actor {
 /// [`current_actor`].
 #[derive(Clone)]
 pub struct Actor(Arc<ActorInner>);
+
+/// How an opening came to an actor.
+enum Came {
+    /// Someone dialed it.
+    Dialing,
+    /// A new child opens over its link, its main call (if the spawn sent
+    /// it over the link) awaited as [`ReservedCall`].
+    Linked(Option<ReservedCall>),
+}
 
 struct ActorInner {
     settings: Settings,
@@ -369,7 +380,7 @@ impl Actor {
             .connections
             .listen(tcp, rendezvous, prebound, move |stream| {
                 let actor = actor.clone();
-                async move { actor.accept(stream).await }
+                async move { actor.accept(stream, Came::Dialing).await }
             })?;
         if let Some(registrar) = self.registrar() {
             registrar.register(
@@ -382,17 +393,22 @@ impl Actor {
 
     /// The opening a new child makes over `link`, the socket it was
     /// started with (see `Started::link`), accepted as if it had dialed
-    /// us: the same checks, and the same deadline. The spawn that waits for
-    /// the child drives it, so that its first call goes out on the thread
-    /// that answered the child's hello, with no hand-over to another
-    /// worker in between.
+    /// us: the same checks, and the same deadline, but no welcome (the
+    /// link is private both ways: see `handshake`). `main`: the child's
+    /// main call already went over the link, and its answer is awaited
+    /// under [`MAIN_CALL`](crate::ipc::channel::MAIN_CALL) from the moment
+    /// the channel opens. The spawn that waits for the child drives this,
+    /// so that what follows the opening runs on the thread that read the
+    /// child's hello, with no hand-over to another worker in between.
     pub(crate) fn open_link(
         &self,
         link: crate::ipc::unix_stream::LocalStream,
+        main: Option<ReservedCall>,
     ) -> impl Future<Output = ()> + Send + 'static {
         let actor = self.clone();
         async move {
-            let opened = tokio::time::timeout(OPENING_TIMEOUT, actor.accept(Stream::Unix(link)));
+            let accepted = actor.accept(Stream::Unix(link), Came::Linked(main));
+            let opened = tokio::time::timeout(OPENING_TIMEOUT, accepted);
             let opened = opened.await.unwrap_or_else(|_| {
                 Err(Error::Protocol(format!(
                     "no complete opening within {OPENING_TIMEOUT:?}"
@@ -404,7 +420,9 @@ impl Actor {
         }
     }
 
-    async fn accept(&self, stream: Stream) -> Result<()> {
+    /// Accepts an opening on `stream`, which `came` as it says.
+    async fn accept(&self, stream: Stream, came: Came) -> Result<()> {
+        let linked = matches!(came, Came::Linked(_));
         let children = &self.0.children;
         let connections = &self.0.connections;
         let (mut opened, pending) = connections
@@ -420,6 +438,9 @@ impl Actor {
             Some(Refusal::UidInUse)
         } else if pending.is_spawn() {
             (!children.take_challenge(peer.uuid())).then_some(Refusal::NotExpected)
+        } else if linked {
+            // Only a child proving itself over its challenge opens a link.
+            Some(Refusal::NotExpected)
         } else if children.is_expected(peer.uuid()) {
             Some(Refusal::UidInUse)
         } else if opened.peer.register && registrar.is_none() {
@@ -428,7 +449,11 @@ impl Actor {
             None
         };
         if let Some(why) = refusal {
-            pending.refuse(&mut opened.stream, why).await;
+            // A linked child reads no opening frame after its hello: it
+            // hears the link close.
+            if !linked {
+                pending.refuse(&mut opened.stream, why).await;
+            }
             return Err(Error::Protocol(format!(
                 "refused actor {peer}'s opening: {why:?}"
             )));
@@ -440,10 +465,14 @@ impl Actor {
         }
         let spawned = pending.is_spawn();
         let ours = connections.introduction(Some(peer.uuid()), false);
-        // A new child's welcome waits in its channel's outbox, to leave in
-        // one write with the first call its spawn makes (the child wakes
-        // once for both); anyone else's goes now.
+        // A linked child awaits no welcome; a dialing child's waits in
+        // its channel's outbox, to leave in one write with the first call
+        // its spawn makes (the child wakes once for both); anyone else's
+        // goes now.
         let welcome = async {
+            if linked {
+                return Ok(Vec::new());
+            }
             let welcome = pending.welcome(&ours)?;
             if spawned {
                 return Ok(welcome);
@@ -460,7 +489,11 @@ impl Actor {
                 return Err(err);
             }
         };
-        let channel = self.open_sending(opened, &welcome);
+        let main = match came {
+            Came::Linked(main) => main,
+            Came::Dialing => None,
+        };
+        let channel = self.open_sending(opened, &welcome, main);
         drop(claim);
         if spawned {
             children.connected(channel);
@@ -469,15 +502,17 @@ impl Actor {
     }
 
     fn open(&self, opened: Opened) -> Channel {
-        self.open_sending(opened, &[])
+        self.open_sending(opened, &[], None)
     }
 
     /// [`open`](Self::open), with `first` the first bytes the channel
-    /// writes.
-    fn open_sending(&self, opened: Opened, first: &[u8]) -> Channel {
+    /// writes, and `main` a call already sent to the peer, awaited from
+    /// the start.
+    fn open_sending(&self, opened: Opened, first: &[u8], main: Option<ReservedCall>) -> Channel {
         let channel = Channel::start(
             opened,
             first,
+            main,
             Arc::new(self.clone()),
             self.0.settings.max_concurrent_calls,
         );
@@ -491,13 +526,14 @@ impl Actor {
         Ok(self.open(opened))
     }
 
-    /// A spawned child dials its parent (or opens over the link it was
-    /// started with), proving the secret over the
-    /// challenge of its spawn spec.
+    /// A spawned child dials its parent, proving the secret over the
+    /// challenge of its spawn spec; or, `linked` to it, opens over the
+    /// link it was started with, the parent being the one it introduces
+    /// (see `handshake`).
     pub(crate) async fn connect_parent(
         &self,
         target: Target<'_>,
-        link: Option<std::os::fd::OwnedFd>,
+        linked: Option<(std::os::fd::OwnedFd, Handshake)>,
         register: bool,
         challenge: &[u8; NONCE],
     ) -> Result<Channel> {
@@ -505,10 +541,10 @@ impl Actor {
             let _ = self.0.parent_uuid.set(uuid);
         }
         let connections = &self.0.connections;
-        let opened = match link {
-            Some(link) => {
+        let opened = match linked {
+            Some((link, parent)) => {
                 connections
-                    .open_over(link, target, register, Some(challenge))
+                    .open_over(link, target, register, challenge, &parent)
                     .await?
             }
             None => connections.dial(target, register, Some(challenge)).await?,

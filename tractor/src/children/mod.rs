@@ -116,18 +116,23 @@ impl Children {
 
     /// Starts the process that becomes the actor `spec` describes, and its
     /// reaper; with the socket it is linked to us by, if it is (see
-    /// `Started::link`): the caller accepts its opening over it.
+    /// `Started::link`), over which it got `after_spec` behind its spec:
+    /// the caller accepts its opening over it.
     pub(crate) async fn start(
         &self,
         spec: &SpawnSpec,
+        after_spec: &[u8],
         method: StartMethod,
     ) -> std::io::Result<(
         Arc<ChildHandle>,
         Option<crate::ipc::unix_stream::LocalStream>,
     )> {
         let mut started = match method {
-            StartMethod::Exec => self.0.exec_spares.spawn(spec, &self.0.tasks).await?,
-            StartMethod::ForkServer => self.forkserver().await?.spawn(spec).await?,
+            StartMethod::Exec => {
+                let spares = &self.0.exec_spares;
+                spares.spawn(spec, after_spec, &self.0.tasks).await?
+            }
+            StartMethod::ForkServer => self.forkserver().await?.spawn(spec, after_spec).await?,
         };
         let link = started.link.take();
         let child = ChildHandle::start(spec.uid.clone(), started, self);

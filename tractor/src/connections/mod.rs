@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::auth::{NONCE, Secret};
 use crate::error::{Error, Result};
 use crate::ipc::Channel;
-use crate::ipc::handshake::{self, Opened, Pending};
+use crate::ipc::handshake::{self, Dialing, Opened, Pending};
 use crate::ipc::local;
 use crate::ipc::msg::Handshake;
 use crate::ipc::transport::{Listener, Stream, Target};
@@ -239,23 +239,31 @@ impl Connections {
         challenge: Option<&[u8; NONCE]>,
     ) -> Result<Opened> {
         let stream = Stream::connect(target);
-        self.open_on(stream, target, register, challenge).await
+        let dialing = match challenge {
+            Some(challenge) => Dialing::Child(challenge),
+            None => Dialing::Anyone,
+        };
+        self.open_on(stream, target, register, dialing).await
     }
 
-    /// Opens a channel with `target` over `link`, a connected Unix socket
-    /// a spawned child was started with, instead of dialing it.
+    /// Opens a spawned child's channel to its parent `target` over `link`,
+    /// the connected Unix socket it was started with, instead of dialing
+    /// it: proving itself over `challenge` and awaiting no welcome, as
+    /// `parent` is who the link leads to (see `handshake`).
     pub(crate) async fn open_over(
         &self,
         link: std::os::fd::OwnedFd,
         target: Target<'_>,
         register: bool,
-        challenge: Option<&[u8; NONCE]>,
+        challenge: &[u8; NONCE],
+        parent: &Handshake,
     ) -> Result<Opened> {
         let stream = async {
             let link = std::os::unix::net::UnixStream::from(link);
             Ok(Stream::Unix(LocalStream::from_std(link)?))
         };
-        self.open_on(stream, target, register, challenge).await
+        let dialing = Dialing::Linked { challenge, parent };
+        self.open_on(stream, target, register, dialing).await
     }
 
     /// The opening of a channel with `target` on the stream `stream`
@@ -265,15 +273,14 @@ impl Connections {
         stream: impl Future<Output = Result<Stream>>,
         target: Target<'_>,
         register: bool,
-        challenge: Option<&[u8; NONCE]>,
+        dialing: Dialing<'_>,
     ) -> Result<Opened> {
         let to = match target {
             Target::Actor { uuid, .. } => Some(uuid),
             Target::Registrar(_) => None,
         };
         let ours = self.introduction(to, register);
-        let opening =
-            async { handshake::dial(stream.await?, &ours, &self.secret, challenge).await };
+        let opening = async { handshake::dial(stream.await?, &ours, &self.secret, dialing).await };
         match tokio::time::timeout(OPENING_TIMEOUT, opening).await {
             Ok(opened) => opened,
             Err(_) => Err(std::io::Error::new(

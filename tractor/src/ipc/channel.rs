@@ -35,6 +35,54 @@ use crate::ipc::outbox::{Outbox, Pushed};
 use crate::ipc::{frame, reader};
 use crate::uid::ActorUid;
 
+/// The id of a new child's main call on its parent's channel: the spawn
+/// writes the call over the child's link before the channel exists (see
+/// [`main_call_frame`]), and the channel awaits its answer from the start
+/// (see [`ReservedCall`]). Our own ids start above it.
+pub(crate) const MAIN_CALL: u64 = 0;
+
+/// A call already sent as [`MAIN_CALL`], for a new channel to await the
+/// answer of from the start: registered before its reader runs, it takes
+/// an answer that came in with the peer's hello.
+pub(crate) struct ReservedCall {
+    /// The call's deadline, as sent.
+    pub(crate) deadline: Option<tokio::time::Instant>,
+}
+
+/// The frame of call `func(args)` as [`MAIN_CALL`], with `deadline`'s time
+/// left.
+pub(crate) fn main_call_frame(
+    func: &str,
+    args: &[u8],
+    deadline: Option<tokio::time::Instant>,
+) -> Result<BytesMut, Error> {
+    let mut frame = BytesMut::with_capacity(64 + args.len());
+    let header = Msg::Call {
+        id: MAIN_CALL,
+        func,
+        timeout_ms: timeout_ms(deadline),
+    };
+    frame::write(&mut frame, &header, |buf| {
+        buf.extend_from_slice(args);
+        Ok(())
+    })?;
+    Ok(frame)
+}
+
+/// A deadline as the time left, in milliseconds, that a call carries.
+fn timeout_ms(deadline: Option<tokio::time::Instant>) -> Option<u32> {
+    deadline.map(|deadline| {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        u32::try_from(left.as_millis()).unwrap_or(u32::MAX)
+    })
+}
+
+/// The answer to a [`ReservedCall`], and the call's deadline.
+type MainAnswer = (
+    oneshot::Receiver<Result<Bytes, Error>>,
+    Option<tokio::time::Instant>,
+);
+
 /// What kind of call the peer opened.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum CallKind {
@@ -120,6 +168,8 @@ struct Shared {
     /// The socket's descriptor, to ask whether the peer hung up before the
     /// reader has seen it; open for as long as `closed` is not cancelled.
     watch: std::os::fd::RawFd,
+    /// The answer to [`MAIN_CALL`], until taken.
+    main: Mutex<Option<MainAnswer>>,
 }
 
 #[derive(Default)]
@@ -232,11 +282,13 @@ impl Served {
 impl Channel {
     /// Starts the reader and writer tasks of a handshaken connection, whose
     /// first bytes out are `first` (the opening's last frame, when the
-    /// caller leaves it to the channel); the peer may have `max_calls`
-    /// calls running here at once.
+    /// caller leaves it to the channel), awaiting the answer to `main` (see
+    /// [`take_main_call`](Self::take_main_call)); the peer may have
+    /// `max_calls` calls running here at once.
     pub(crate) fn start(
         opened: Opened,
         first: &[u8],
+        main: Option<ReservedCall>,
         inbound: Arc<dyn Inbound>,
         max_calls: usize,
     ) -> Channel {
@@ -246,14 +298,21 @@ impl Channel {
             leftover,
         } = opened;
         let watch = stream.raw_fd();
+        let mut calls = Calls::default();
+        let main = main.map(|main| {
+            let (tx, answer) = oneshot::channel();
+            calls.pending.insert(MAIN_CALL, Waiter::Unary(tx));
+            (answer, main.deadline)
+        });
         let channel = Channel(Arc::new(Shared {
             watch,
             peer,
             outbox: Outbox::new(first),
             limits: Limits::new(max_calls),
-            next_id: AtomicU64::new(1),
-            calls: Mutex::new(Calls::default()),
+            next_id: AtomicU64::new(MAIN_CALL + 1),
+            calls: Mutex::new(calls),
             closed: CancellationToken::new(),
+            main: Mutex::new(main),
         }));
         let (mut read_half, mut write_half) = stream.into_split();
         // Each half is dropped only once the channel is marked closed: the
@@ -379,6 +438,19 @@ impl Channel {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The answer to the main call the channel was started awaiting, with
+    /// its deadline; `None` if there was none, or it was taken.
+    pub(crate) fn take_main_call(&self) -> Option<(PendingCall, Option<tokio::time::Instant>)> {
+        let (answer, deadline) = crate::lock::lock(&self.0.main).take()?;
+        let pending = PendingCall {
+            channel: self.clone(),
+            id: MAIN_CALL,
+            answer,
+            done: false,
+        };
+        Some((pending, deadline))
+    }
+
     /// Sends a call of `func` (once there is room) and returns the future
     /// of its answer.
     pub(crate) async fn call(
@@ -388,10 +460,7 @@ impl Channel {
         deadline: Option<tokio::time::Instant>,
     ) -> Result<PendingCall, Error> {
         let (tx, answer) = oneshot::channel();
-        let timeout_ms = deadline.map(|deadline| {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            u32::try_from(left.as_millis()).unwrap_or(u32::MAX)
-        });
+        let timeout_ms = timeout_ms(deadline);
         let id = self
             .request(
                 func,

@@ -29,6 +29,16 @@
 //!                                       <-  Welcome { who I am, HMAC(accept, T') }
 //! ```
 //!
+//! A child *linked* to its parent (started with a socket pair only the two
+//! of them hold, over which its spec and so the secret itself came) does
+//! not wait for the welcome either: the link is private both ways, so a
+//! proof from the parent would tell it nothing the spec did not, and it
+//! knows the parent's introduction from the spec. It sends its hello and
+//! goes straight on to its channel; its parent still checks the hello's
+//! proof, and sends no welcome (see `Actor::accept`). That takes a round
+//! trip off every linked spawn: the child's first answer can leave in the
+//! write after its hello.
+//!
 //! The acceptor reads nothing but these small frames until the dialer has
 //! proven itself; the whole opening, connect and TLS included, runs under
 //! one deadline (see `connections`).
@@ -110,14 +120,35 @@ pub(crate) struct Opened {
     pub leftover: BytesMut,
 }
 
-/// Opens a channel over `stream`, which we dialed; `challenge` is a spawned
-/// child's, from its spawn spec.
+/// How a dialer opens: as anyone, or as a spawned child.
+#[derive(Clone, Copy)]
+pub(crate) enum Dialing<'a> {
+    /// Challenged, then welcomed.
+    Anyone,
+    /// A spawned child proving itself over its spawn spec's challenge,
+    /// then welcomed.
+    Child(&'a [u8; NONCE]),
+    /// A spawned child over its link (see the module docs): it proves
+    /// itself over its challenge and takes `parent` as the parent's
+    /// introduction, awaiting no welcome.
+    Linked {
+        challenge: &'a [u8; NONCE],
+        parent: &'a Handshake,
+    },
+}
+
+/// Opens a channel over `stream`, which we dialed (or which links a child
+/// to its parent).
 pub(crate) async fn dial(
     mut stream: Stream,
     ours: &Handshake,
     secret: &Secret,
-    challenge: Option<&[u8; NONCE]>,
+    dialing: Dialing<'_>,
 ) -> Result<Opened, Error> {
+    let challenge = match dialing {
+        Dialing::Anyone => None,
+        Dialing::Child(challenge) | Dialing::Linked { challenge, .. } => Some(challenge),
+    };
     let peer = stream.peer();
     let mut buf = BytesMut::with_capacity(1024);
     let mut transcript = Transcript::new(&stream.binding()?);
@@ -141,6 +172,13 @@ pub(crate) async fn dial(
         early,
     };
     transcript.absorb(&send(&mut stream, &hello).await?);
+    if let Dialing::Linked { parent, .. } = dialing {
+        return Ok(Opened {
+            stream,
+            peer: parent.clone(),
+            leftover: buf,
+        });
+    }
     if challenge.is_none() {
         let (challenge, body) = receive(&mut stream, &mut buf, &peer).await?;
         let Opening::Challenge { .. } = challenge else {
@@ -411,4 +449,93 @@ async fn receive(
 /// Decodes `frame` as an opening message (for fuzzing).
 pub(crate) fn decode_untrusted(frame: &[u8]) {
     let _ = postcard::from_bytes::<Opening>(frame);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ipc::unix_stream::LocalStream;
+
+    const CHALLENGE: [u8; NONCE] = [7; NONCE];
+
+    fn secret(words: &[u8]) -> Secret {
+        Secret::for_root(Some(words)).unwrap()
+    }
+
+    /// A child linked to `parent`, over `stream`: its opening, and the
+    /// bytes it writes right after it, as its first answer would be.
+    async fn linked_child(stream: LocalStream, secret: &Secret, parent: &Handshake) -> Opened {
+        let child = ActorUid::new("child");
+        let ours = Handshake::new(child, None, Some(parent.uid.uuid()), false);
+        let dialing = Dialing::Linked {
+            challenge: &CHALLENGE,
+            parent,
+        };
+        let opening = dial(Stream::Unix(stream), &ours, secret, dialing);
+        // A hang here is the child waiting for a welcome no one sends.
+        let mut opened = tokio::time::timeout(Duration::from_secs(5), opening)
+            .await
+            .expect("a linked child awaits no welcome")
+            .unwrap();
+        opened.stream.write_all(b"first answer").await.unwrap();
+        opened
+    }
+
+    #[tokio::test]
+    async fn a_linked_child_sends_its_hello_and_goes_on_and_its_parent_still_checks_it() {
+        let tree = secret(b"the tree's secret");
+        let parent_uid = ActorUid::new("parent");
+        let parent = Handshake::new(parent_uid.clone(), None, None, false);
+        let (child_end, parent_end) = LocalStream::pair().unwrap();
+        let child = linked_child(child_end, &tree, &parent).await;
+        assert_eq!(
+            child.peer.uid, parent_uid,
+            "the parent is who the link leads to"
+        );
+        assert!(child.leftover.is_empty());
+
+        let accepted = accept(Stream::Unix(parent_end), &tree, &parent_uid, |hello| {
+            (hello.uid.name() == "child").then_some(CHALLENGE)
+        });
+        let (mut opened, pending) = accepted.await.unwrap();
+        assert!(pending.is_spawn(), "proven over the spawn challenge");
+        assert_eq!(opened.peer.uid.name(), "child");
+        // What the child wrote after its hello reaches the channel, in
+        // order, whether it came in the hello's read or after.
+        let mut after = opened.leftover.to_vec();
+        while after.len() < b"first answer".len() {
+            let mut more = [0u8; 64];
+            let n = opened.stream.read(&mut more).await.unwrap();
+            assert_ne!(n, 0, "the child's first answer is lost");
+            after.extend_from_slice(&more[..n]);
+        }
+        assert_eq!(after, b"first answer");
+    }
+
+    #[tokio::test]
+    async fn a_linked_child_with_another_secret_is_refused() {
+        let parent_uid = ActorUid::new("parent");
+        let parent = Handshake::new(parent_uid.clone(), None, None, false);
+        let (child_end, parent_end) = LocalStream::pair().unwrap();
+        let mut child = linked_child(child_end, &secret(b"another tree entirely"), &parent).await;
+        let tree = secret(b"the tree's secret");
+        let accepted = accept(Stream::Unix(parent_end), &tree, &parent_uid, |_| {
+            Some(CHALLENGE)
+        });
+        let Err(Error::Protocol(why)) = accepted.await else {
+            panic!("a hello proven with another secret was accepted");
+        };
+        assert!(why.contains("could not prove"), "{why}");
+        // The child hears a refusal, not a welcome, and nothing else.
+        let mut buf = BytesMut::new();
+        let (refusal, _) = receive(&mut child.stream, &mut buf, "parent")
+            .await
+            .unwrap();
+        assert!(
+            matches!(refusal, Opening::Refused(Refusal::BadProof)),
+            "{refusal:?}"
+        );
+    }
 }

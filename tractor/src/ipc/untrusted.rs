@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-use super::channel::{Channel, Inbound, Incoming};
+use super::channel::{Channel, Inbound, Incoming, ReservedCall};
 use super::frame::{self, MAX_FRAME};
 use super::handshake::{self, Opened};
 use super::limits::Admission;
@@ -84,9 +84,11 @@ pub(crate) fn drive(data: &[u8]) -> bool {
             peer: Handshake::new(ActorUid::new("peer"), None, None, false),
             leftover: BytesMut::new(),
         };
-        let channel = Channel::start(opened, &[], Arc::new(Refuses), 4);
-        // A call (id 1), a stream (id 2) and a context (id 3) of ours, for
-        // the bytes to answer.
+        // A main call sent before the channel (id 0), a call (id 1), a
+        // stream (id 2) and a context (id 3) of ours, for the bytes to
+        // answer.
+        let main = ReservedCall { deadline: None };
+        let channel = Channel::start(opened, &[], Some(main), Arc::new(Refuses), 4);
         let call = channel.call("fuzz::call", &[], None).await;
         let window = Window {
             items: 4,
@@ -94,13 +96,14 @@ pub(crate) fn drive(data: &[u8]) -> bool {
         };
         let stream = channel.open_stream("fuzz::stream", &[], window).await;
         let context = channel.open_context("fuzz::context", &[], window).await;
+        let main = channel.take_main_call();
         let _ = theirs.write_all(data).await;
         let _ = theirs.shutdown().await;
         ended &= tokio::time::timeout(Duration::from_secs(1), channel.closed())
             .await
             .is_ok();
         channel.close();
-        drop((call, stream, context));
+        drop((main, call, stream, context));
         ended
     })
 }

@@ -6,6 +6,14 @@
 //! nursery adopts the process the moment it exists and tears it down
 //! whatever happens next: [`start`] starts the process, [`connected`]
 //! waits for it to connect back and prove itself over its challenge.
+//!
+//! A child linked to us (a spare that takes the spawn) gets its main call
+//! over the link in one write with its spec, before its opening: it runs
+//! the call as soon as its hello is out, without waiting for a word from us,
+//! and its answer can arrive with the hello. The channel awaits that
+//! answer from the moment it opens (see `ipc::channel::MAIN_CALL`). On a
+//! two-core machine that took a round trip off each fork-server cycle
+//! (see BENCHMARKS.md).
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -19,6 +27,7 @@ use super::Inner;
 use crate::children::{ChildHandle, Expected, SPAWN_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::ipc::Channel;
+use crate::ipc::channel::{ReservedCall, main_call_frame};
 use crate::ipc::credit::Window;
 use crate::spawn::{SpawnSpec, StartMethod};
 use crate::uid::ActorUid;
@@ -38,7 +47,8 @@ pub(super) struct Options {
 pub(crate) struct MainCall {
     pub(crate) func: Cow<'static, str>,
     pub(crate) args: Vec<u8>,
-    /// The call's own timeout, counted from each run's start.
+    /// The call's own timeout, counted from each run's start: when its
+    /// call is sent (over a linked child's link, with its spec).
     pub(crate) timeout: Option<Duration>,
     /// The deadline the spawn inherited from the call it was made in.
     pub(crate) inherited: Option<Instant>,
@@ -121,17 +131,35 @@ pub(crate) async fn start(inner: &Inner, recipe: &Recipe) -> Result<Starting> {
             .unwrap_or(settings.max_concurrent_calls),
         exec_args: settings.exec_args.clone(),
     };
-    let (child, link) = children.start(&spec, start_method).await.map_err(|err| {
+    let main = main_frame(recipe);
+    let after_spec = main.as_ref().map_or(&[][..], |(frame, _)| frame);
+    let started = children.start(&spec, after_spec, start_method).await;
+    let (child, link) = started.map_err(|err| {
         recipe.fail(format!(
             "could not start the process ({start_method}): {err}"
         ))
     })?;
-    let opening = link.map(|link| Box::pin(actor.open_link(link)) as Pin<Box<_>>);
+    let opening = link.map(|link| {
+        let main = main.map(|(_, deadline)| ReservedCall { deadline });
+        Box::pin(actor.open_link(link, main)) as Pin<Box<_>>
+    });
     Ok(Starting {
         child,
         expected,
         opening,
     })
+}
+
+/// The frame of a `run_in_actor` child's main call, with its deadline, for
+/// a linked child to get in one write with its spec: it runs the call as
+/// soon as its hello is out, and its answer can come with the hello (see
+/// `handshake`). A stream's goes once the child is connected (see
+/// `run_main`), as does the call of a child that is not linked.
+fn main_frame(recipe: &Recipe) -> Option<(bytes::BytesMut, Option<Instant>)> {
+    let main = recipe.main.as_ref().filter(|main| main.stream.is_none())?;
+    let deadline = main.deadline();
+    let frame = main_call_frame(&main.func, &main.args, deadline).ok()?;
+    Some((frame, deadline))
 }
 
 /// Waits for a started child to connect back. Until it has, dropping this

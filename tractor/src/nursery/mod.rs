@@ -550,7 +550,8 @@ impl Inner {
     }
 
     /// Sends the main call of a `run_in_actor` child (incarnation
-    /// `generation`); its answer goes to the nursery, which delivers it to
+    /// `generation`), unless its spawn sent it over the child's link
+    /// already (see `launch`); its answer goes to the nursery, which delivers it to
     /// `slot` unless it restarts the child instead. A stream call's stream
     /// waits in `slot` for the body meanwhile.
     async fn run_main(
@@ -560,7 +561,6 @@ impl Inner {
         main: &MainCall,
         slot: Arc<ResultSlot>,
     ) {
-        let deadline = main.deadline();
         let uuid = child.uid().uuid();
         let events = self.events.clone();
         let held = slot.clone();
@@ -580,9 +580,17 @@ impl Inner {
         let not_connected = || Error::Protocol("the child is not connected".into());
         match main.stream {
             None => {
-                let pending = match child.channel() {
-                    Some(channel) => channel.call(&main.func, &main.args, deadline).await,
-                    None => Err(not_connected()),
+                // Sent over the child's link with its spec, if it has one.
+                let (pending, deadline) = match child.channel() {
+                    Some(channel) => match channel.take_main_call() {
+                        Some((pending, deadline)) => (Ok(pending), deadline),
+                        None => {
+                            let deadline = main.deadline();
+                            let pending = channel.call(&main.func, &main.args, deadline).await;
+                            (pending, deadline)
+                        }
+                    },
+                    None => (Err(not_connected()), None),
                 };
                 self.mark_main_sent(child, generation);
                 let child = child.clone();
@@ -598,6 +606,7 @@ impl Inner {
                 let (on_end, ended) = tokio::sync::oneshot::channel();
                 let opened = match child.channel() {
                     Some(channel) => {
+                        let deadline = main.deadline();
                         RawStream::open(channel, &main.func, &main.args, window, deadline).await
                     }
                     None => Err(not_connected()),

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use super::{build_child_runtime, warm_up};
 use crate::actor::{Actor, Settings};
 use crate::error::{Error, Result};
+use crate::ipc::msg::Handshake;
 use crate::ipc::transport::{self, Target};
 use crate::ipc::{local, tls};
 use crate::spawn::SpawnSpec;
@@ -201,8 +202,20 @@ async fn serve_child(
         uuid: spec.parent.uuid(),
         addr: spec.parent_addr.as_deref(),
     };
+    // Over a link, the parent is the one at its other end: its
+    // introduction follows from the spec (see `handshake`).
+    let linked = link.map(|link| {
+        let parent = Handshake {
+            uid: spec.parent.clone(),
+            addr: spec.parent_addr.clone(),
+            pid: spec.parent_pid,
+            to: Some(spec.uid.uuid()),
+            register: false,
+        };
+        (link, parent)
+    });
     let parent = actor
-        .connect_parent(parent, link, spec.parent_is_registrar, &spec.challenge)
+        .connect_parent(parent, linked, spec.parent_is_registrar, &spec.challenge)
         .await
         .map_err(|err| Error::other(format!("cannot reach the parent {}: {err}", spec.parent)))?;
     if spec.parent_is_registrar {

@@ -42,7 +42,8 @@ struct Job {
 }
 
 impl SpawnBackend for Exec {
-    fn spawn(&self, spec: &SpawnSpec) -> Spawning {
+    /// Never linked: `after_spec` goes unused.
+    fn spawn(&self, spec: &SpawnSpec, _after_spec: &[u8]) -> Spawning {
         let mut command = this_executable(&spec.exec_args);
         let started = pass_spec(&mut command, spec).map(|()| start(command, None, false));
         Box::pin(async move { Ok(started?.await?.into_started()) })

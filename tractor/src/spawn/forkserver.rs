@@ -278,8 +278,9 @@ impl ForkServer {
     }
 
     /// Starts the actor `spec` describes: our linked spare becomes it if
-    /// it fits, else the server forks it.
-    async fn fork(self: &Arc<Self>, spec: &SpawnSpec) -> io::Result<Started> {
+    /// it fits (reading `after_spec` after its spec), else the server
+    /// forks it.
+    async fn fork(self: &Arc<Self>, spec: &SpawnSpec, after_spec: &[u8]) -> io::Result<Started> {
         // One that does not fit is dropped: it reads that as "not needed".
         let spare = self
             .state()
@@ -287,7 +288,7 @@ impl ForkServer {
             .take()
             .filter(|spare| spare.workers == spec.workers);
         if let Some(spare) = spare {
-            match self.take(spare, spec).await {
+            match self.take(spare, spec, after_spec).await {
                 Ok(started) => return Ok(started),
                 Err(err) => tracing::debug!("the spare could not take its spec ({err}); forking"),
             }
@@ -313,10 +314,15 @@ impl ForkServer {
         Ok(self.started(pid, pidfd, None))
     }
 
-    /// Gives `spec` to the linked `spare`, which becomes that child, and
-    /// tells the server so.
-    async fn take(self: &Arc<Self>, spare: HeldSpare, spec: &SpawnSpec) -> io::Result<Started> {
-        let link = super::spare::send_spec(spare.link, spec).await?;
+    /// Gives `spec` (and `after_spec`) to the linked `spare`, which
+    /// becomes that child, and tells the server so.
+    async fn take(
+        self: &Arc<Self>,
+        spare: HeldSpare,
+        spec: &SpawnSpec,
+        after_spec: &[u8],
+    ) -> io::Result<Started> {
+        let link = super::spare::send_spec(spare.link, spec, after_spec).await?;
         self.state().untaken.remove(&spare.pid);
         // Sent before anything else about this pid (a kill) can be.
         let told = self.send(&Request::Took(spare.pid)).await;
@@ -378,10 +384,11 @@ impl KillNow for Arc<ForkServer> {
 }
 
 impl SpawnBackend for Arc<ForkServer> {
-    fn spawn(&self, spec: &SpawnSpec) -> Spawning {
+    fn spawn(&self, spec: &SpawnSpec, after_spec: &[u8]) -> Spawning {
         let server = self.clone();
         let spec = spec.clone();
-        Box::pin(async move { server.fork(&spec).await })
+        let after_spec = after_spec.to_vec();
+        Box::pin(async move { server.fork(&spec, &after_spec).await })
     }
 }
 

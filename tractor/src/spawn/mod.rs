@@ -63,8 +63,11 @@ pub(crate) type Spawning = Pin<Box<dyn Future<Output = io::Result<Started>> + Se
 
 /// A way of starting child actor processes.
 pub(crate) trait SpawnBackend: Send + Sync {
-    /// Starts a process that will become the actor described by `spec`.
-    fn spawn(&self, spec: &SpawnSpec) -> Spawning;
+    /// Starts a process that will become the actor described by `spec`;
+    /// one *linked* to us (see [`Started::link`]) gets `after_spec` over
+    /// its link in the same write as its spec (a `run_in_actor` child's
+    /// main call, see `nursery::launch`).
+    fn spawn(&self, spec: &SpawnSpec, after_spec: &[u8]) -> Spawning;
 }
 
 /// How child actors are started.

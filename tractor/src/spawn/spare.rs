@@ -92,9 +92,10 @@ impl ExecSpare {
         self.exec_args == spec.exec_args && self.workers == spec.workers
     }
 
-    /// Makes the spare the child `spec` describes; `None` if it died.
-    async fn hand(self, spec: &SpawnSpec) -> Option<Started> {
-        match send_spec(self.link, spec).await {
+    /// Makes the spare the child `spec` describes, `after_spec` following
+    /// its spec; `None` if it died.
+    async fn hand(self, spec: &SpawnSpec, after_spec: &[u8]) -> Option<Started> {
+        match send_spec(self.link, spec, after_spec).await {
             Ok(link) => Some(Started {
                 link: Some(link),
                 ..self.execd.into_started()
@@ -112,12 +113,18 @@ impl ExecSpare {
     }
 }
 
-/// Writes `spec` to a linked spare (see `spec::Spare`): the link,
-/// ready for the child's opening over it. Awaited, not blocking: a spec
+/// Writes `spec` to a linked spare (see `spec::Spare`), and in the same
+/// write `after_spec`, the first bytes the child reads on its channel: the
+/// link, ready for the child's opening over it. Awaited, not blocking: a spec
 /// with a large statespace may not fit the socket's buffer while the spare
 /// is still getting ready.
-pub(crate) async fn send_spec(link: StdUnixStream, spec: &SpawnSpec) -> io::Result<LocalStream> {
-    let frame = super::spec::frame(spec)?;
+pub(crate) async fn send_spec(
+    link: StdUnixStream,
+    spec: &SpawnSpec,
+    after_spec: &[u8],
+) -> io::Result<LocalStream> {
+    let mut frame = super::spec::frame(spec)?;
+    frame.extend_from_slice(after_spec);
     let mut link = LocalStream::from_std(link)?;
     link.write_all(&frame).await?;
     Ok(link)
@@ -150,12 +157,18 @@ impl ExecSpares {
         }
     }
 
-    /// Starts the child `spec` describes from the spare if one fits, else
-    /// afresh. The next spare is for [`refill_after`](Self::refill_after).
-    pub(crate) async fn spawn(&self, spec: &SpawnSpec, tasks: &TaskTracker) -> io::Result<Started> {
+    /// Starts the child `spec` describes from the spare if one fits (it
+    /// gets `after_spec` after its spec), else afresh. The next spare is
+    /// for [`refill_after`](Self::refill_after).
+    pub(crate) async fn spawn(
+        &self,
+        spec: &SpawnSpec,
+        after_spec: &[u8],
+        tasks: &TaskTracker,
+    ) -> io::Result<Started> {
         let spare = self.slot.lock().await.take();
         let started = match spare {
-            Some(spare) if spare.fits(spec) => spare.hand(spec).await,
+            Some(spare) if spare.fits(spec) => spare.hand(spec, after_spec).await,
             Some(misfit) => {
                 tasks.spawn(misfit.close());
                 None
@@ -164,7 +177,7 @@ impl ExecSpares {
         };
         let started = match started {
             Some(started) => started,
-            None => super::SpawnBackend::spawn(&exec::Exec, spec).await?,
+            None => super::SpawnBackend::spawn(&exec::Exec, spec, after_spec).await?,
         };
         Ok(started)
     }
