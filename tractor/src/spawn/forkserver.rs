@@ -322,10 +322,26 @@ impl ForkServer {
         spec: &SpawnSpec,
         after_spec: &[u8],
     ) -> io::Result<Started> {
-        let link = super::spare::send_spec(spare.link, spec, after_spec).await?;
         self.state().untaken.remove(&spare.pid);
-        // Sent before anything else about this pid (a kill) can be.
+        // Sent before anything else about this pid (a kill) can be, and
+        // before the spec: the server, woken first, forks the next spare
+        // on a core of its own, and the new child, woken second, goes to
+        // the core we leave (measured on two cores: whole cycles 0.869 ->
+        // 0.791 ms, medians of eight interleaved runs of 2000; the other
+        // way round, the fork, which cannot be preempted, held up the
+        // child's teardown on the core both had been woken on).
         let told = self.send(&Request::Took(spare.pid)).await;
+        let link = match super::spare::send_spec(spare.link, spec, after_spec).await {
+            Ok(link) => link,
+            Err(err) => {
+                // Dead before it took the spec: its report is nobody's.
+                let mut state = self.state();
+                if state.exited.remove(&spare.pid).is_none() {
+                    state.untaken.insert(spare.pid);
+                }
+                return Err(err);
+            }
+        };
         let started = self.started(spare.pid, Some(spare.pidfd), Some(link));
         // The server is gone: so is the spare, with it.
         told.map(|()| started)
