@@ -1,7 +1,7 @@
-//! Spares: after its first spawn, an actor keeps one process ready for the
-//! next, which becomes that child; a spawn it does not fit starts afresh;
-//! the spare goes with its actor. Under both backends (the suite runs
-//! again with `TRACTOR_START_METHOD=forkserver`).
+//! Spares: after its first spawn, an actor keeps a process ready for the
+//! next (the fork server two), which becomes that child; a spawn it does
+//! not fit starts afresh; the spares go with their actor. Under both
+//! backends (the suite runs again with `TRACTOR_START_METHOD=forkserver`).
 
 use std::time::{Duration, Instant};
 
@@ -18,10 +18,19 @@ async fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |tasks| tasks.count())
 }
 
+/// How many spares an actor keeps under the backend this run uses.
+fn spares_kept() -> usize {
+    match std::env::var(tractor::START_METHOD_ENV).as_deref() {
+        Ok("forkserver") => 2,
+        _ => 1,
+    }
+}
+
 /// The spares waiting among this actor's descendants that it holds (a
 /// pidfd on them: the actor has heard of them, and its next spawn may take
-/// one), once there is one (a fork server makes its spare when idle;
-/// nothing announces it, so this looks until a deadline).
+/// one), once there are as many as it keeps (a fork server makes its
+/// spares when idle; nothing announces them, so this looks until a
+/// deadline).
 async fn waiting_spares() -> Vec<u32> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -30,7 +39,7 @@ async fn waiting_spares() -> Vec<u32> {
             .into_iter()
             .filter(|&pid| is_waiting_spare(pid) && held.contains(&pid))
             .collect();
-        if !spares.is_empty() || Instant::now() > deadline {
+        if spares.len() >= spares_kept() || Instant::now() > deadline {
             return spares;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -70,14 +79,17 @@ async fn middle(n: &ActorNursery) -> tractor::Result<tractor::Portal> {
         .await
 }
 
-/// The one spare waiting among this actor's descendants.
-async fn the_spare() -> tractor::Result<u32> {
-    match waiting_spares().await.as_slice() {
-        [spare] => Ok(*spare),
-        other => Err(tractor::Error::other(format!(
-            "expected one spare, found {other:?}"
-        ))),
+/// The spares waiting among this actor's descendants: as many as the
+/// backend keeps.
+async fn the_spares() -> tractor::Result<Vec<u32>> {
+    let spares = waiting_spares().await;
+    if spares.len() != spares_kept() {
+        return Err(tractor::Error::other(format!(
+            "expected {} spares, found {spares:?}",
+            spares_kept()
+        )));
     }
+    Ok(spares)
 }
 
 #[tractor::rpc]
@@ -116,7 +128,7 @@ async fn ready_slices(pid: u32, default: u64) -> Vec<u64> {
 async fn slices_of_two_spawns(default: u64) -> tractor::Result<(Vec<u64>, Vec<u64>, Vec<u64>)> {
     tractor::open_nursery(async |n: &ActorNursery| {
         let first = run_slices(n, "first").await?;
-        let spare = ready_slices(the_spare().await?, default).await;
+        let spare = ready_slices(the_spares().await?[0], default).await;
         let second = run_slices(n, "second").await?;
         Ok((first, spare, second))
     })
@@ -147,37 +159,43 @@ async fn actors_and_ready_spares_run_with_the_default_time_slice() -> tractor::R
     .await
 }
 
-/// Two spawns, and the spare seen between them.
+/// Two spawns, and the spares seen between them.
 #[tractor::rpc]
-async fn two_spawns() -> tractor::Result<(u32, u32, u32)> {
+async fn two_spawns() -> tractor::Result<(u32, Vec<u32>, u32)> {
     tractor::open_nursery(async |n: &ActorNursery| {
         let first = run_pid(n, "first").await?;
-        let spare = the_spare().await?;
+        let spares = the_spares().await?;
         let second = run_pid(n, "second").await?;
-        Ok((first, spare, second))
+        Ok((first, spares, second))
     })
     .await
 }
 
 #[tractor::test(enable_modules = [module_path!()])]
-async fn the_next_spawn_becomes_the_waiting_spare() -> tractor::Result<()> {
+async fn the_next_spawn_becomes_a_waiting_spare() -> tractor::Result<()> {
     tractor::open_nursery(async |n: &ActorNursery| {
         let middle = middle(n).await?;
-        let (first, spare, second) = middle.run(two_spawns::call()).await?;
-        assert_ne!(first, spare, "the spare is a process of its own");
-        assert_eq!(second, spare, "the spare became the second child");
+        let (first, spares, second) = middle.run(two_spawns::call()).await?;
+        assert!(
+            !spares.contains(&first),
+            "a spare is a process of its own: {first} among {spares:?}"
+        );
+        assert!(
+            spares.contains(&second),
+            "the second child {second} is none of the spares {spares:?}"
+        );
         n.cancel().await
     })
     .await
 }
 
-/// A spawn with another worker count than the spare's runtime: its pid,
-/// its thread count, and the spare's pid.
+/// A spawn with another worker count than the spares' runtimes: its pid,
+/// its thread count, and the spares' pids.
 #[tractor::rpc]
-async fn a_misfit_spawn() -> tractor::Result<(u32, usize, u32)> {
+async fn a_misfit_spawn() -> tractor::Result<(u32, usize, Vec<u32>)> {
     tractor::open_nursery(async |n: &ActorNursery| {
         run_pid(n, "first").await?;
-        let spare = the_spare().await?;
+        let spares = the_spares().await?;
         let wide = n
             .start_actor("wide")
             .enable_modules([module_path!()])
@@ -186,7 +204,7 @@ async fn a_misfit_spawn() -> tractor::Result<(u32, usize, u32)> {
         let wide_pid = wide.run(own_pid::call()).await?;
         let threads = wide.run(threads::call()).await?;
         n.cancel().await?;
-        Ok((wide_pid, threads, spare))
+        Ok((wide_pid, threads, spares))
     })
     .await
 }
@@ -195,8 +213,11 @@ async fn a_misfit_spawn() -> tractor::Result<(u32, usize, u32)> {
 async fn a_spawn_the_spare_does_not_fit_starts_afresh() -> tractor::Result<()> {
     tractor::open_nursery(async |n: &ActorNursery| {
         let middle = middle(n).await?;
-        let (wide, threads, spare) = middle.run(a_misfit_spawn::call()).await?;
-        assert_ne!(wide, spare, "a misfit spare is not used");
+        let (wide, threads, spares) = middle.run(a_misfit_spawn::call()).await?;
+        assert!(
+            !spares.contains(&wide),
+            "a misfit spare {wide} was used (spares {spares:?})"
+        );
         assert!(threads >= 6, "five workers and the main thread: {threads}");
         n.cancel().await
     })
@@ -204,25 +225,29 @@ async fn a_spawn_the_spare_does_not_fit_starts_afresh() -> tractor::Result<()> {
 }
 
 #[tractor::rpc]
-async fn spawn_once_and_report_spare() -> tractor::Result<u32> {
+async fn spawn_once_and_report_spares() -> tractor::Result<Vec<u32>> {
     tractor::open_nursery(async |n: &ActorNursery| run_pid(n, "leaf").await).await?;
-    the_spare().await
+    the_spares().await
 }
 
 #[tractor::test(enable_modules = [module_path!()])]
-async fn a_spare_goes_with_its_actor() -> tractor::Result<()> {
-    let spare = tractor::open_nursery(async |n: &ActorNursery| {
+async fn spares_go_with_their_actor() -> tractor::Result<()> {
+    let spares = tractor::open_nursery(async |n: &ActorNursery| {
         let middle = middle(n).await?;
-        let spare = middle.run(spawn_once_and_report_spare::call()).await?;
-        assert!(tractor_tests::is_alive(spare));
+        let spares = middle.run(spawn_once_and_report_spares::call()).await?;
+        for &spare in &spares {
+            assert!(tractor_tests::is_alive(spare), "spare {spare} is not alive");
+        }
         n.cancel().await?;
-        Ok(spare)
+        Ok(spares)
     })
     .await?;
-    assert!(
-        exits_within(spare, Duration::from_secs(5)).await,
-        "the spare of a cancelled actor outlived it"
-    );
+    for spare in spares {
+        assert!(
+            exits_within(spare, Duration::from_secs(5)).await,
+            "spare {spare} of a cancelled actor outlived it"
+        );
+    }
     Ok(())
 }
 
@@ -238,35 +263,43 @@ fn bound_path(name: &str) -> Option<std::path::PathBuf> {
 }
 
 #[tractor::test(enable_modules = [module_path!()])]
-async fn a_spare_binds_its_socket_ahead_and_takes_the_file_with_it() -> tractor::Result<()> {
-    let (spare, file) = tractor::open_nursery(async |n: &ActorNursery| {
+async fn spares_bind_their_sockets_ahead_and_take_the_files_with_them() -> tractor::Result<()> {
+    let (spares, files) = tractor::open_nursery(async |n: &ActorNursery| {
         let middle = middle(n).await?;
-        let spare = middle.run(spawn_once_and_report_spare::call()).await?;
-        // Bound before it knows which actor it will be, under a name of
-        // its own (its pid).
-        let name = format!("spare.{spare}.new");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let file = loop {
-            match bound_path(&name) {
-                Some(file) => break file,
-                None if Instant::now() > deadline => {
-                    return Err(tractor::Error::other(format!(
-                        "spare {spare} bound no {name}"
-                    )));
+        let spares = middle.run(spawn_once_and_report_spares::call()).await?;
+        let mut files = Vec::new();
+        for &spare in &spares {
+            // Bound before it knows which actor it will be, under a name
+            // of its own (its pid).
+            let name = format!("spare.{spare}.new");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let file = loop {
+                match bound_path(&name) {
+                    Some(file) => break file,
+                    None if Instant::now() > deadline => {
+                        return Err(tractor::Error::other(format!(
+                            "spare {spare} bound no {name}"
+                        )));
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(5)).await,
                 }
-                None => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        };
-        assert!(file.exists(), "{}", file.display());
+            };
+            assert!(file.exists(), "{}", file.display());
+            files.push(file);
+        }
         n.cancel().await?;
-        Ok((spare, file))
+        Ok((spares, files))
     })
     .await?;
-    assert!(
-        exits_within(spare, Duration::from_secs(5)).await,
-        "the spare of a cancelled actor outlived it"
-    );
-    assert!(!file.exists(), "{} left behind", file.display());
+    for spare in spares {
+        assert!(
+            exits_within(spare, Duration::from_secs(5)).await,
+            "spare {spare} of a cancelled actor outlived it"
+        );
+    }
+    for file in files {
+        assert!(!file.exists(), "{} left behind", file.display());
+    }
     Ok(())
 }
 
@@ -291,20 +324,20 @@ fn large_argument() -> Vec<u8> {
     (0..LARGE).map(|i| (i % 251) as u8).collect()
 }
 
-/// The spare, then the pid of the child a spawn with a large main call
-/// made of it, and what that child was given.
+/// The spares, then the pid of the child a spawn with a large main call
+/// made of one, and what that child was given.
 #[tractor::rpc]
-async fn a_large_main_call_over_the_link() -> tractor::Result<(u32, (u32, usize, u64))> {
+async fn a_large_main_call_over_the_link() -> tractor::Result<(Vec<u32>, (u32, usize, u64))> {
     tractor::open_nursery(async |n: &ActorNursery| {
         run_pid(n, "first").await?;
-        let spare = the_spare().await?;
+        let spares = the_spares().await?;
         let weighed = n
             .run_in_actor("heavy", weigh::call(large_argument()))
             .enable_modules([module_path!()])
             .await?
             .result()
             .await?;
-        Ok((spare, weighed))
+        Ok((spares, weighed))
     })
     .await
 }
@@ -316,24 +349,27 @@ async fn a_large_main_call_over_the_link() -> tractor::Result<(u32, (u32, usize,
 async fn a_main_call_goes_over_the_link_whatever_its_size() -> tractor::Result<()> {
     tractor::open_nursery(async |n: &ActorNursery| {
         let middle = middle(n).await?;
-        let (spare, (child, len, sum)) =
+        let (spares, (child, len, sum)) =
             middle.run(a_large_main_call_over_the_link::call()).await?;
         let expected: u64 = large_argument().iter().map(|&b| u64::from(b)).sum();
-        assert_eq!(child, spare, "the spare became the child");
+        assert!(
+            spares.contains(&child),
+            "the child {child} is none of the spares {spares:?}"
+        );
         assert_eq!((len, sum), (LARGE, expected), "the argument arrived whole");
         n.cancel().await
     })
     .await
 }
 
-/// The spare; the pid of the child that took it with a main call of 300
-/// ms it overruns; whether its result, then its nursery, timed out.
+/// The spares; the pid of the child that took one with a main call of
+/// 300 ms it overruns; whether its result, then its nursery, timed out.
 #[tractor::rpc]
-async fn a_timed_out_main_call_over_the_link() -> tractor::Result<(u32, u32, bool, bool)> {
+async fn a_timed_out_main_call_over_the_link() -> tractor::Result<(Vec<u32>, u32, bool, bool)> {
     let mut seen = None;
     let outcome = tractor::open_nursery(async |n: &ActorNursery| {
         run_pid(n, "first").await?;
-        let spare = the_spare().await?;
+        let spares = the_spares().await?;
         let napper = n
             .run_in_actor(
                 "napper",
@@ -344,14 +380,14 @@ async fn a_timed_out_main_call_over_the_link() -> tractor::Result<(u32, u32, boo
         let child = napper.run(own_pid::call()).await?;
         let result = tokio::time::timeout(Duration::from_secs(10), napper.result()).await;
         let timed_out = matches!(result, Ok(Err(ref err)) if err.is_timeout());
-        seen = Some((spare, child, timed_out));
+        seen = Some((spares, child, timed_out));
         Ok(())
     })
     .await;
-    let (spare, child, timed_out) =
+    let (spares, child, timed_out) =
         seen.ok_or_else(|| tractor::Error::other(format!("the body did not finish: {outcome:?}")))?;
     Ok((
-        spare,
+        spares,
         child,
         timed_out,
         outcome.is_err_and(|err| err.is_timeout()),
@@ -364,10 +400,13 @@ async fn a_timed_out_main_call_over_the_link() -> tractor::Result<(u32, u32, boo
 async fn a_main_call_over_the_link_keeps_its_timeout() -> tractor::Result<()> {
     tractor::open_nursery(async |n: &ActorNursery| {
         let middle = middle(n).await?;
-        let (spare, child, result_timed_out, nursery_timed_out) = middle
+        let (spares, child, result_timed_out, nursery_timed_out) = middle
             .run(a_timed_out_main_call_over_the_link::call())
             .await?;
-        assert_eq!(child, spare, "the spare became the napper");
+        assert!(
+            spares.contains(&child),
+            "the napper {child} is none of the spares {spares:?}"
+        );
         assert!(result_timed_out, "the napper's result did not time out");
         assert!(
             nursery_timed_out,

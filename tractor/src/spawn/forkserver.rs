@@ -24,14 +24,22 @@
 //! ties it to the actor that started it, and every child's to the server,
 //! so killing an actor, or its fork server, takes those children with it.
 //!
-//! After the first request the server keeps one fork ready, a *spare*
-//! (see `spawn::spare`): forked when the server is idle, it builds its
-//! runtime and waits for its spec. It is *linked*: its standard input is
-//! one end of a socket pair whose other end the server passes to the actor
-//! (with a pidfd on the spare). The actor's next spawn writes the
-//! spec straight to the spare and the child opens its channel over that
-//! same socket: no hop through the server, no dial, no accept. The server
-//! is only told the spare was taken, so that it counts it as a child.
+//! After the first request the server keeps two forks ready, *spares*
+//! (see `spawn::spare`): each builds its runtime and waits for its spec.
+//! A spare is *linked*: its standard input is one end of a socket pair
+//! whose other end the server passes to the actor (with a pidfd on the
+//! spare). The actor's next spawn writes the spec straight to the oldest
+//! spare and the child opens its channel over that same socket: no hop
+//! through the server, no dial, no accept. The server is only told the
+//! spare was taken, so that it counts it as a child.
+//!
+//! Why two: a fork is kernel work that is not preempted, and a fresh
+//! spare's start takes a core for a while. Replacing a taken spare at once
+//! put both beside the child it became, on a machine with few cores, just
+//! when that child answered and wound down: the child waited its turn. With
+//! a second spare ready, the one taken is replaced once that child has
+//! ended (or the server has had nothing to do for a moment), and a spawn
+//! right after another still finds a spare.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -59,6 +67,10 @@ use crate::platform::{self, Forked, Pidfd};
 /// Set (to `"<fd> <parent pid>"`) in the environment of a fork server.
 pub(crate) const SERVER_ENV: &str = "TRACTOR_FORKSERVER";
 
+/// How many spares the server keeps ready: two, so that the one a spawn
+/// takes need not be replaced at once (see `Request::Took`).
+const SPARES: usize = 2;
+
 /// How long the server waits with nothing to do before it makes a spare.
 const SPARE_AFTER: rustix::event::Timespec = rustix::event::Timespec {
     tv_sec: 0,
@@ -76,6 +88,8 @@ const MAX_UNCLAIMED_FDS: usize = 16;
 enum Request {
     Spawn(Box<SpawnSpec>),
     /// The actor gave its spec to the spare `pid`: it is a child now.
+    /// The server replaces it at once only if it has no other spare left
+    /// (see the module docs).
     Took(u32),
     Kill(u32),
 }
@@ -129,8 +143,9 @@ struct State {
     waiting: HashMap<u32, oneshot::Sender<ExitStatus>>,
     /// Exits that came before anyone waited for them.
     exited: HashMap<u32, ExitStatus>,
-    /// The linked spare the server gave us last, until a spawn takes it.
-    spare: Option<HeldSpare>,
+    /// The linked spares the server gave us, oldest first, until spawns
+    /// take them.
+    spares: VecDeque<HeldSpare>,
     /// Spares we were given and did not take: their exits are no child's.
     untaken: HashSet<u32>,
     /// The server is gone.
@@ -223,7 +238,7 @@ impl ForkServer {
                 // Without both, it is of no use: dropping the link (if
                 // any) tells it so.
                 if let (Some(link), Some(pidfd)) = (fds.next(), fds.next()) {
-                    state.spare = Some(HeldSpare {
+                    state.spares.push_back(HeldSpare {
                         pid,
                         workers,
                         link: StdUnixStream::from(link),
@@ -263,7 +278,7 @@ impl ForkServer {
     fn lost(&self) {
         let mut state = self.state();
         state.gone = true;
-        state.spare = None;
+        state.spares.clear();
         for waiter in state.spawning.drain(..) {
             let _ = waiter.send(Err(io::Error::other("the fork server is gone")));
         }
@@ -282,11 +297,16 @@ impl ForkServer {
     /// forks it.
     async fn fork(self: &Arc<Self>, spec: &SpawnSpec, after_spec: &[u8]) -> io::Result<Started> {
         // One that does not fit is dropped: it reads that as "not needed".
-        let spare = self
-            .state()
-            .spare
-            .take()
-            .filter(|spare| spare.workers == spec.workers);
+        let spare = {
+            let mut state = self.state();
+            loop {
+                match state.spares.pop_front() {
+                    Some(spare) if spare.workers == spec.workers => break Some(spare),
+                    Some(_misfit) => continue,
+                    None => break None,
+                }
+            }
+        };
         if let Some(spare) = spare {
             match self.take(spare, spec, after_spec).await {
                 Ok(started) => return Ok(started),
@@ -324,12 +344,11 @@ impl ForkServer {
     ) -> io::Result<Started> {
         self.state().untaken.remove(&spare.pid);
         // Sent before anything else about this pid (a kill) can be, and
-        // before the spec: the server, woken first, forks the next spare
-        // on a core of its own, and the new child, woken second, goes to
-        // the core we leave (measured on two cores: whole cycles 0.869 ->
-        // 0.791 ms, medians of eight interleaved runs of 2000; the other
-        // way round, the fork, which cannot be preempted, held up the
-        // child's teardown on the core both had been woken on).
+        // before the spec: a server left without a spare, woken first,
+        // forks the next on a core of its own, and the new child, woken
+        // second, goes to the core we leave (measured on two cores with
+        // one spare: whole cycles 0.869 -> 0.791 ms; the other way round,
+        // the fork held up the child on the core both had been woken on).
         let told = self.send(&Request::Took(spare.pid)).await;
         let link = match super::spare::send_spec(spare.link, spec, after_spec).await {
             Ok(link) => link,
@@ -605,8 +624,8 @@ struct Server {
     control: StdUnixStream,
     inbox: Vec<u8>,
     children: Vec<(u32, Pidfd)>,
-    /// A fork made ready ahead of the next request (see `spawn::spare`).
-    spare: Option<ForkedSpare>,
+    /// Forks made ready ahead of the next requests (see `spawn::spare`).
+    spares: Vec<ForkedSpare>,
     /// The worker threads the last spawn asked for: what a spare is made
     /// with (none before the first request, or after a spare could not be
     /// made, until the next).
@@ -627,7 +646,7 @@ impl Server {
             control: StdUnixStream::from(control),
             inbox: Vec::new(),
             children: Vec::new(),
-            spare: None,
+            spares: Vec::new(),
             spare_workers: None,
             child_main,
         }
@@ -642,16 +661,14 @@ impl Server {
                 for (_, pidfd) in &self.children {
                     fds.push(PollFd::new(pidfd, PollFlags::IN));
                 }
-                if let Some(spare) = &self.spare {
+                for spare in &self.spares {
                     fds.push(PollFd::new(&spare.pidfd, PollFlags::IN));
                 }
-                // After a spawn the spare did not take, a spare is made once
-                // nothing else is going on: right after a child ends, or
-                // after a moment with nothing to do, rather than while the
-                // fresh fork starts (they would compete for the cores). One
-                // taken is replaced at once (see `Request::Took`): a spare
-                // starts faster than a fresh fork, and one spawn after
-                // another finds the next ready.
+                // Spares are made once nothing else is going on: right
+                // after a child ends, or after a moment with nothing to
+                // do, rather than while a fresh fork or a spare's child
+                // starts (they would compete for the cores). Only the last
+                // one taken is replaced at once (see `Request::Took`).
                 let idle = match self.wants_spare() {
                     true => Some(&SPARE_AFTER),
                     false => None,
@@ -673,10 +690,16 @@ impl Server {
                     .filter(|(_, fd)| !fd.revents().is_empty())
                     .map(|(i, _)| i)
                     .collect();
-                let spare_died = fds[children..].iter().any(|fd| !fd.revents().is_empty());
+                let spare_died: Vec<usize> = fds[children..]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, fd)| !fd.revents().is_empty())
+                    .map(|(i, _)| i)
+                    .collect();
                 (!fds[0].revents().is_empty(), exited, spare_died)
             };
-            if spare_died && let Some(spare) = self.spare.take() {
+            for index in spare_died.into_iter().rev() {
+                let spare = self.spares.remove(index);
                 let status = platform::reap(spare.pid);
                 crate::ipc::local::remove_prebound(spare.pid);
                 // The actor hears of it, in case it took the spare just now.
@@ -724,11 +747,14 @@ impl Server {
             match request {
                 Request::Spawn(spec) => self.spawn(*spec)?,
                 Request::Took(pid) => {
-                    if let Some(spare) = self.spare.take_if(|spare| spare.pid == pid) {
+                    if let Some(index) = self.spares.iter().position(|spare| spare.pid == pid) {
+                        let spare = self.spares.remove(index);
                         self.children.push((spare.pid, spare.pidfd));
-                        // The next is made at once, to be ready for a
-                        // spawn that follows soon.
-                        self.make_spare()?;
+                        if self.spares.is_empty() {
+                            // The next is made at once, to be ready for a
+                            // spawn that follows soon.
+                            self.make_spare()?;
+                        }
                     }
                 }
                 Request::Kill(pid) => {
@@ -770,7 +796,7 @@ impl Server {
     }
 
     fn wants_spare(&self) -> bool {
-        self.spare.is_none() && self.spare_workers.is_some()
+        self.spares.len() < SPARES && self.spare_workers.is_some()
     }
 
     /// Forks the child `spec` describes and tells the actor how that went;
@@ -787,13 +813,14 @@ impl Server {
         Ok(true)
     }
 
-    /// Forks a linked spare for the next request, unless there is one (or
-    /// no request came yet), and gives it to the actor. It waits for its
+    /// Forks a linked spare for a coming request, unless there are
+    /// [`SPARES`] already (or no request came yet), and gives it to the
+    /// actor. It waits for its
     /// spec on its stdin, with nothing else open but stdio. If it cannot be
     /// made, the next request forks as before, and no spare is tried again
     /// until then.
     fn make_spare(&mut self) -> io::Result<()> {
-        if self.spare.is_some() {
+        if self.spares.len() >= SPARES {
             return Ok(());
         }
         let Some(workers) = self.spare_workers.take() else {
@@ -816,7 +843,7 @@ impl Server {
             &Reply::Spare { pid, workers },
             &[actors.as_fd(), pidfd.as_fd()],
         )?;
-        self.spare = Some(ForkedSpare { pid, pidfd });
+        self.spares.push(ForkedSpare { pid, pidfd });
         self.spare_workers = Some(workers);
         Ok(())
     }
@@ -862,7 +889,7 @@ impl Server {
 
     /// Kills and reaps the spare, if any.
     fn drop_spare(&mut self) {
-        if let Some(spare) = self.spare.take() {
+        for spare in self.spares.drain(..) {
             kill_spare(spare);
         }
     }

@@ -30,8 +30,8 @@
 //! environment of that moment: a variable set later reaches the spawn
 //! after the next one.
 //!
-//! This module keeps the spares of the `exec` backend; the fork server
-//! forks its own, linked the same way (see `forkserver`).
+//! This module keeps the spare of the `exec` backend; the fork server
+//! forks its own, two at a time, linked the same way (see `forkserver`).
 
 use crate::lock::lock;
 use std::future::Future;
