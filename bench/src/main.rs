@@ -10,6 +10,8 @@
 //! cargo run --release -p tractor-bench -- cycles-forkserver
 //!                                                 # 2000 whole spawn cycles
 //!                                                 # alone, for a profiler
+//! cargo run --release -p tractor-bench -- restarts-forkserver
+//!                                                 # 1000 restarts alone
 //! ```
 //!
 //! The floors run their far ends in this executable started again (see
@@ -146,6 +148,17 @@ async fn bench() -> tractor::Result<()> {
         println!(
             "| {method}: 2000 whole cycles | {} | - | - | - |",
             ms(median(&mut reaped))
+        );
+    }
+    if let Some(method) = std::env::args().nth(1).and_then(|arg| {
+        arg.strip_prefix("restarts-")
+            .and_then(|method| method.parse::<StartMethod>().ok())
+    }) {
+        // For a profiler: restarts of a supervised daemon and nothing else.
+        let mut restarts = measures::restart_latency(1000, method).await?;
+        println!(
+            "| {method}: 1000 restarts | {} | - | - | - |",
+            ms(median(&mut restarts))
         );
     }
 
