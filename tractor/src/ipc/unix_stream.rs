@@ -126,6 +126,20 @@ fn shut_down(socket: &AsyncFd<UnixStream>) -> io::Result<()> {
     }
 }
 
+impl LocalReadHalf {
+    /// Runs `read`, a non-blocking read of the caller's own (one that
+    /// also takes ancillary data, say), once the socket is readable, and
+    /// again each time it would block.
+    pub(crate) async fn read_with<R>(
+        &self,
+        mut read: impl FnMut(&UnixStream) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.0
+            .async_io(Interest::READABLE, |socket| read(socket))
+            .await
+    }
+}
+
 impl AsyncRead for LocalReadHalf {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -54,14 +54,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncWriteExt, Interest};
-use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 
 use super::exec::{self, Execd};
 use super::spec::{Begin, Spare, frame};
 use super::{Gone, KillNow, Process, SpawnBackend, SpawnSpec, Spawning, Started};
-use crate::ipc::unix_stream::LocalStream;
+use crate::ipc::unix_stream::{LocalReadHalf, LocalStream, LocalWriteHalf};
 use crate::platform::{self, Forked, Pidfd};
 
 /// Set (to `"<fd> <parent pid>"`) in the environment of a fork server.
@@ -127,7 +125,7 @@ struct HeldSpare {
 
 /// An actor's connection to its fork server.
 pub(crate) struct ForkServer {
-    requests: tokio::sync::Mutex<OwnedWriteHalf>,
+    requests: tokio::sync::Mutex<LocalWriteHalf>,
     state: Mutex<State>,
     /// Resolves once the server process has exited and been reaped.
     exited: tokio_util::sync::CancellationToken,
@@ -181,8 +179,11 @@ impl ForkServer {
             server.wait().await;
             reaped.cancel();
         });
-        ours.set_nonblocking(true)?;
-        let (replies, requests) = UnixStream::from_std(ours)?.into_split();
+        // Watched for reading only: registered for writing as well, the
+        // socket would wake this runtime each time the server reads a
+        // request (see `ipc::unix_stream`), on the core of the child that
+        // request just started.
+        let (replies, requests) = LocalStream::from_std(ours)?.into_split();
         let client = Arc::new(ForkServer {
             requests: tokio::sync::Mutex::new(requests),
             state: Mutex::default(),
@@ -480,13 +481,13 @@ impl Process for ForkedChild {
 /// The actor's end of the control socket: replies, each `Spawned` with the
 /// pidfd sent along with it.
 struct Replies {
-    stream: OwnedReadHalf,
+    stream: LocalReadHalf,
     inbox: Vec<u8>,
     fds: VecDeque<OwnedFd>,
 }
 
 impl Replies {
-    fn new(stream: OwnedReadHalf) -> Self {
+    fn new(stream: LocalReadHalf) -> Self {
         Replies {
             stream,
             inbox: Vec::new(),
@@ -517,13 +518,12 @@ impl Replies {
 
     /// Reads what the socket has, keeping any descriptors that came with it.
     async fn receive(&mut self) -> io::Result<usize> {
-        let stream: &UnixStream = self.stream.as_ref();
         let mut chunk = [0u8; 4096];
-        loop {
-            stream.readable().await?;
-            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
-            let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
-            let received = stream.try_io(Interest::READABLE, || {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+        let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+        let received = self
+            .stream
+            .read_with(|stream| {
                 let flags = rustix::net::RecvFlags::CMSG_CLOEXEC | rustix::net::RecvFlags::DONTWAIT;
                 rustix::net::recvmsg(
                     stream,
@@ -532,31 +532,26 @@ impl Replies {
                     flags,
                 )
                 .map_err(io::Error::from)
-            });
-            let received = match received {
-                Ok(received) => received,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(err) => return Err(err),
-            };
-            for message in control.drain() {
-                if let rustix::net::RecvAncillaryMessage::ScmRights(fds) = message {
-                    self.fds.extend(fds);
-                }
+            })
+            .await?;
+        for message in control.drain() {
+            if let rustix::net::RecvAncillaryMessage::ScmRights(fds) = message {
+                self.fds.extend(fds);
             }
-            // Descriptors the kernel dropped would pair the rest with the
-            // wrong replies. (A read never takes those of two replies, and
-            // one reply sends two at most: this does not happen.)
-            if received.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
-                return Err(io::Error::other(
-                    "descriptors from the fork server were cut off",
-                ));
-            }
-            if self.fds.len() > MAX_UNCLAIMED_FDS {
-                return Err(io::Error::other("descriptors without a reply to go with"));
-            }
-            self.inbox.extend_from_slice(&chunk[..received.bytes]);
-            return Ok(received.bytes);
         }
+        // Descriptors the kernel dropped would pair the rest with the
+        // wrong replies. (A read never takes those of two replies, and
+        // one reply sends two at most: this does not happen.)
+        if received.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
+            return Err(io::Error::other(
+                "descriptors from the fork server were cut off",
+            ));
+        }
+        if self.fds.len() > MAX_UNCLAIMED_FDS {
+            return Err(io::Error::other("descriptors without a reply to go with"));
+        }
+        self.inbox.extend_from_slice(&chunk[..received.bytes]);
+        Ok(received.bytes)
     }
 }
 
@@ -969,7 +964,7 @@ mod tests {
         let mut server = Server::new(server.into(), |_| std::process::exit(0));
         server.reply(&Reply::Exited { pid: 7, status: 0 }).unwrap();
         server.spawned(child.id(), pidfd).unwrap();
-        let (replies, _requests) = UnixStream::from_std(actor).unwrap().into_split();
+        let (replies, _requests) = LocalStream::from_std(actor).unwrap().into_split();
         let mut replies = Replies::new(replies);
         let (first, fds) = replies.next().await.unwrap().unwrap();
         assert!(matches!(first, Reply::Exited { pid: 7, status: 0 }));
