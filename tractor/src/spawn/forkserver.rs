@@ -679,19 +679,11 @@ impl Server {
                     Err(err) => return Err(err.into()),
                 }
                 let children = 1 + self.children.len();
-                let exited: Vec<usize> = fds[1..children]
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, fd)| !fd.revents().is_empty())
-                    .map(|(i, _)| i)
-                    .collect();
-                let spare_died: Vec<usize> = fds[children..]
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, fd)| !fd.revents().is_empty())
-                    .map(|(i, _)| i)
-                    .collect();
-                (!fds[0].revents().is_empty(), exited, spare_died)
+                (
+                    !fds[0].revents().is_empty(),
+                    ready(&fds[1..children]),
+                    ready(&fds[children..]),
+                )
             };
             for index in spare_died.into_iter().rev() {
                 let spare = self.spares.remove(index);
@@ -724,7 +716,7 @@ impl Server {
                 for (_, pidfd) in &self.children {
                     pidfd.kill();
                 }
-                self.drop_spare();
+                self.drop_spares();
                 return Ok(());
             }
         }
@@ -810,10 +802,9 @@ impl Server {
 
     /// Forks a linked spare for a coming request, unless there are
     /// [`SPARES`] already (or no request came yet), and gives it to the
-    /// actor. It waits for its
-    /// spec on its stdin, with nothing else open but stdio. If it cannot be
-    /// made, the next request forks as before, and no spare is tried again
-    /// until then.
+    /// actor. It waits for its spec on its stdin, with nothing else open
+    /// but stdio. If it cannot be made, the next request forks as before,
+    /// and no spare is tried again until then.
     fn make_spare(&mut self) -> io::Result<()> {
         if self.spares.len() >= SPARES {
             return Ok(());
@@ -882,8 +873,8 @@ impl Server {
         }
     }
 
-    /// Kills and reaps the spare, if any.
-    fn drop_spare(&mut self) {
+    /// Kills and reaps the spares.
+    fn drop_spares(&mut self) {
         for spare in self.spares.drain(..) {
             kill_spare(spare);
         }
@@ -935,6 +926,15 @@ impl Drop for LentStdin {
     fn drop(&mut self) {
         let _ = rustix::stdio::dup2_stdin(&self.0);
     }
+}
+
+/// The indices of the descriptors `poll` found ready.
+fn ready(fds: &[rustix::event::PollFd<'_>]) -> Vec<usize> {
+    fds.iter()
+        .enumerate()
+        .filter(|(_, fd)| !fd.revents().is_empty())
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn kill_spare(spare: ForkedSpare) {
