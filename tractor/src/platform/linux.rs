@@ -70,9 +70,35 @@ impl AsRawFd for Pidfd {
     }
 }
 
-/// How many threads this process runs.
-pub(crate) fn thread_count() -> io::Result<usize> {
-    Ok(std::fs::read_dir("/proc/self/task")?.count())
+/// Counts this process's threads, from its `/proc` stat file kept open:
+/// one read per count, for a process that checks before every fork.
+pub(crate) struct ThreadCount(std::fs::File);
+
+impl ThreadCount {
+    /// Opens this process's stat file. The descriptor stays this
+    /// process's: a fork's copy would count its parent's threads (forks
+    /// close it: see [`close_inherited_fds`]).
+    pub(crate) fn open() -> io::Result<Self> {
+        std::fs::File::open("/proc/self/stat").map(ThreadCount)
+    }
+
+    /// How many threads this process runs now.
+    pub(crate) fn now(&self) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut stat = [0u8; 1024];
+        let read = self.0.read_at(&mut stat, 0)?;
+        parse_thread_count(&stat[..read])
+            .ok_or_else(|| io::Error::other("no thread count in /proc/<pid>/stat"))
+    }
+}
+
+/// The thread count in a `/proc/<pid>/stat` line: the 20th field, the
+/// 18th after the command name (which may hold spaces and parentheses,
+/// but ends at the line's last `)`).
+fn parse_thread_count(stat: &[u8]) -> Option<usize> {
+    let after_name = stat.iter().rposition(|&byte| byte == b')')? + 1;
+    let fields = std::str::from_utf8(&stat[after_name..]).ok()?;
+    fields.split_ascii_whitespace().nth(17)?.parse().ok()
 }
 
 /// In a fresh fork: closes every descriptor from 3 up, so the new actor
@@ -269,5 +295,30 @@ fn set_slice(runtime_ns: u64) -> io::Result<()> {
     match set {
         0 => Ok(()),
         _ => Err(io::Error::last_os_error()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_thread_count_is_read_after_the_last_parenthesis() {
+        let stat = b"42 (odd) (name 1) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 7 0 \
+                     12345 1000 200";
+        assert_eq!(parse_thread_count(stat), Some(7));
+        assert_eq!(parse_thread_count(b"42 (cut) S 1"), None);
+        assert_eq!(parse_thread_count(b"no name at all"), None);
+    }
+
+    #[test]
+    fn this_process_threads_are_counted() {
+        let count = ThreadCount::open().unwrap();
+        let before = count.now().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || rx.recv());
+        assert_eq!(count.now().unwrap(), before + 1);
+        drop(tx);
+        thread.join().unwrap().unwrap_err();
     }
 }

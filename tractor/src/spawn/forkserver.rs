@@ -69,6 +69,10 @@ pub(crate) const SERVER_ENV: &str = "TRACTOR_FORKSERVER";
 /// takes need not be replaced at once (see `Request::Took`).
 const SPARES: usize = 2;
 
+/// How much of its control socket the server reads at once (a request is
+/// a few hundred bytes; a longer one is read over several rounds).
+const READ_CHUNK: usize = 4096;
+
 /// How long the server waits with nothing to do before it makes a spare.
 const SPARE_AFTER: rustix::event::Timespec = rustix::event::Timespec {
     tv_sec: 0,
@@ -626,6 +630,10 @@ struct Server {
     /// made, until the next).
     spare_workers: Option<usize>,
     child_main: fn(Begin) -> !,
+    /// What counts this process's threads before each fork.
+    threads: Result<platform::ThreadCount, String>,
+    /// Where requests are read into, before they join `inbox`.
+    chunk: Vec<u8>,
 }
 
 /// A linked spare forked by the server, waiting for its spec from the
@@ -644,6 +652,8 @@ impl Server {
             spares: Vec::new(),
             spare_workers: None,
             child_main,
+            threads: platform::ThreadCount::open().map_err(|err| err.to_string()),
+            chunk: vec![0; READ_CHUNK],
         }
     }
 
@@ -724,12 +734,11 @@ impl Server {
 
     /// Reads and serves what arrived; `false` on end of stream.
     fn read_requests(&mut self) -> io::Result<bool> {
-        let mut chunk = [0u8; 16 * 1024];
-        let read = self.control.read(&mut chunk)?;
+        let read = self.control.read(&mut self.chunk)?;
         if read == 0 {
             return Ok(false);
         }
-        self.inbox.extend_from_slice(&chunk[..read]);
+        self.inbox.extend_from_slice(&self.chunk[..read]);
         while let Some(request) = take_frame::<Request>(&mut self.inbox)? {
             match request {
                 Request::Spawn(spec) => self.spawn(*spec)?,
@@ -771,8 +780,12 @@ impl Server {
     /// Why this process must not fork, if it must not: forking is only
     /// sound with no other thread, so it is checked before every fork
     /// rather than trusted from how this process was started.
-    fn unfit_to_fork() -> Option<String> {
-        match platform::thread_count() {
+    fn unfit_to_fork(&self) -> Option<String> {
+        let threads = match &self.threads {
+            Ok(threads) => threads.now().map_err(|err| err.to_string()),
+            Err(err) => Err(err.clone()),
+        };
+        match threads {
             Ok(1) => None,
             Ok(threads) => Some(format!(
                 "the fork server runs {threads} threads and will not fork; it must start before \
@@ -789,7 +802,7 @@ impl Server {
     /// Forks the child `spec` describes and tells the actor how that went;
     /// `false` if this process refused to fork.
     fn fork_child(&mut self, spec: SpawnSpec) -> io::Result<bool> {
-        if let Some(why) = Self::unfit_to_fork() {
+        if let Some(why) = self.unfit_to_fork() {
             self.reply(&Reply::Refused(why))?;
             return Ok(false);
         }
@@ -812,7 +825,7 @@ impl Server {
         let Some(workers) = self.spare_workers.take() else {
             return Ok(());
         };
-        if Self::unfit_to_fork().is_some() {
+        if self.unfit_to_fork().is_some() {
             return Ok(());
         }
         let Ok((actors, its)) = StdUnixStream::pair() else {
