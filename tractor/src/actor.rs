@@ -34,7 +34,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{NONCE, Secret};
 use crate::budget::{Budget, DEFAULT_GRACE};
 use crate::children::{ChildHandle, Children};
-use crate::connections::{Connections, OPENING_TIMEOUT};
+use crate::connections::Connections;
 use crate::error::{Error, Result};
 use crate::ipc::channel::ReservedCall;
 use crate::ipc::handshake::Opened;
@@ -393,13 +393,17 @@ impl Actor {
 
     /// The opening a new child makes over `link`, the socket it was
     /// started with (see `Started::link`), accepted as if it had dialed
-    /// us: the same checks, and the same deadline, but no welcome (the
-    /// link is private both ways: see `handshake`). `main`: the child's
-    /// main call already went over the link, and its answer is awaited
-    /// under [`MAIN_CALL`](crate::ipc::channel::MAIN_CALL) from the moment
-    /// the channel opens. The spawn that waits for the child drives this,
-    /// so that what follows the opening runs on the thread that read the
-    /// child's hello, with no hand-over to another worker in between.
+    /// us: the same checks, but no welcome (the link is private both ways:
+    /// see `handshake`). `main`: the child's main call already went over
+    /// the link, and its answer is awaited under
+    /// [`MAIN_CALL`](crate::ipc::channel::MAIN_CALL) from the moment the
+    /// channel opens. The spawn that waits for the child drives this, so
+    /// that what follows the opening runs on the thread that read the
+    /// child's hello, with no hand-over to another worker in between; and
+    /// that spawn's deadline bounds it. It has no timer of its own: a
+    /// timer armed while no other is pending wakes the runtime's driver
+    /// once more for nothing, and the spawn's own deadline already ends a
+    /// stalled opening (with the child killed).
     pub(crate) fn open_link(
         &self,
         link: crate::ipc::unix_stream::LocalStream,
@@ -407,14 +411,8 @@ impl Actor {
     ) -> impl Future<Output = ()> + Send + 'static {
         let actor = self.clone();
         async move {
-            let accepted = actor.accept(Stream::Unix(link), Came::Linked(main));
-            let opened = tokio::time::timeout(OPENING_TIMEOUT, accepted);
-            let opened = opened.await.unwrap_or_else(|_| {
-                Err(Error::Protocol(format!(
-                    "no complete opening within {OPENING_TIMEOUT:?}"
-                )))
-            });
-            if let Err(err) = opened {
+            let opened = actor.accept(Stream::Unix(link), Came::Linked(main));
+            if let Err(err) = opened.await {
                 tracing::debug!("refused a new child's opening over its link: {err}");
             }
         }

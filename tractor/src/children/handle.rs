@@ -37,8 +37,9 @@ pub(crate) struct ChildHandle {
     /// Set when this actor asked the child to go (cancel, kill, failed
     /// spawn): its exit is then expected, not an error.
     cancel_requested: AtomicBool,
-    /// Whether the child acknowledged a cancel request.
-    acked: AtomicBool,
+    /// Whether the child acknowledged a cancel request (shared with the
+    /// reaper: an acknowledging child removed its own socket file).
+    acked: Arc<AtomicBool>,
     channel: OnceLock<Channel>,
     /// Told when this actor asks the child to go (the registrar drops it
     /// before the child stops listening).
@@ -61,7 +62,7 @@ impl ChildHandle {
             kill: CancellationToken::new(),
             killer,
             cancel_requested: AtomicBool::new(false),
-            acked: AtomicBool::new(false),
+            acked: Arc::default(),
             channel: OnceLock::new(),
             owner: children.clone(),
         });
@@ -69,6 +70,7 @@ impl ChildHandle {
         let kill = child.kill.clone();
         let uid = child.uid.clone();
         let owner = children.clone();
+        let acked = child.acked.clone();
         children.tasks().spawn(async move {
             let mut killed = false;
             let mut gone = process.take_gone();
@@ -77,7 +79,7 @@ impl ChildHandle {
                     status = process.wait() => break status,
                     () = async { gone.as_mut().expect("guarded").await }, if gone.is_some() => {
                         gone = None;
-                        left(&uid, &owner, &tx);
+                        left(&uid, &owner, &tx, &acked);
                     }
                     () = kill.cancelled(), if !killed => {
                         killed = true;
@@ -86,7 +88,7 @@ impl ChildHandle {
                 }
             };
             if tx.borrow().is_running() {
-                left(&uid, &owner, &tx);
+                left(&uid, &owner, &tx, &acked);
             }
             tracing::info!(actor = %uid, %status, "reaped");
             owner.reaped(&uid);
@@ -208,6 +210,8 @@ impl ChildHandle {
             Some(ack) => {
                 let answered = tokio::time::timeout_at(deadline, async {
                     let acked = ack.await.is_ok();
+                    // Before the exit, for the reaper to see (see `left`).
+                    self.acked.store(acked, Ordering::Release);
                     // An acknowledging child exits right after answering.
                     self.gone().await;
                     acked
@@ -264,9 +268,13 @@ impl Life {
 /// What follows a child's exit before anyone can see it: its socket file
 /// goes (a killed child cannot remove its own; the path follows from its
 /// uuid, inside our own directory), and the hook hears of it (a registrar
-/// parent drops the child's entry).
-fn left(uid: &ActorUid, owner: &Children, life: &watch::Sender<Life>) {
-    if let Ok(path) = crate::ipc::local::actor_socket(uid.uuid()) {
+/// parent drops the child's entry). A child that acknowledged a cancel
+/// removed its socket before it answered, so the parent's unlink, on the
+/// way to everyone waiting for the child's end, is skipped.
+fn left(uid: &ActorUid, owner: &Children, life: &watch::Sender<Life>, acked: &AtomicBool) {
+    if !acked.load(Ordering::Acquire)
+        && let Ok(path) = crate::ipc::local::actor_socket(uid.uuid())
+    {
         let _ = std::fs::remove_file(path);
     }
     owner.gone(uid);
