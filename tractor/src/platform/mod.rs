@@ -13,14 +13,20 @@
 //! | a child dies with its parent | `PR_SET_PDEATHSIG` + `getppid` re-check |
 //! | wait for / kill a process without pid reuse races | pidfds |
 //! | start this executable again | `/proc/self/exe` |
-//! | count an actor's threads | `/proc/self/task` |
+//! | count an actor's threads | `/proc/self/stat` |
+//! | map in the code a fork runs as it exits, ahead | `dl_iterate_phdr` |
 //! | run code before `main` (the fork server) | an `.init_array` entry |
 //! | close every inherited descriptor in a fork | `close_range`, else `/proc/self/fd` |
 //! | enough descriptors for many peers | `setrlimit(RLIMIT_NOFILE)` to the hard limit |
 //! | start a process in the background, preempted by the busy ones | `sched_setattr` time slice (EEVDF, Linux 6.12+; ignored before) |
 
 #[cfg(target_os = "linux")]
+mod exit_path;
+#[cfg(target_os = "linux")]
 mod linux;
+
+#[cfg(target_os = "linux")]
+pub(crate) use exit_path::prefault_exit_path;
 
 #[cfg(target_os = "linux")]
 pub(crate) use linux::*;

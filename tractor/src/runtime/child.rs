@@ -143,6 +143,7 @@ fn ready_spare(spare: Spare) -> Ready {
         true => local::prebind().ok(),
         false => None,
     };
+    platform::prefault_exit_path();
     if workers == 1 {
         // Ready: from now on the spare waits, and its spec must find it
         // quick to wake.
