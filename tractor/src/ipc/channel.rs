@@ -72,9 +72,15 @@ pub(crate) fn main_call_frame(
 /// A deadline as the time left, in milliseconds, that a call carries.
 fn timeout_ms(deadline: Option<tokio::time::Instant>) -> Option<u32> {
     deadline.map(|deadline| {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        u32::try_from(left.as_millis()).unwrap_or(u32::MAX)
+        millis_left(deadline.saturating_duration_since(tokio::time::Instant::now()))
     })
+}
+
+/// Time left in whole milliseconds, rounded up: the callee's deadline must
+/// not fall before the caller's, or the callee's timeout answer would end
+/// a call before the time its caller gave it.
+fn millis_left(left: Duration) -> u32 {
+    u32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX)
 }
 
 /// The answer to a [`ReservedCall`], and the call's deadline.
@@ -1020,5 +1026,20 @@ impl Drop for PendingCall {
         if !self.done {
             self.channel.abandon(self.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millis_left;
+    use std::time::Duration;
+
+    #[test]
+    fn the_time_left_a_call_carries_is_rounded_up() {
+        assert_eq!(millis_left(Duration::ZERO), 0);
+        assert_eq!(millis_left(Duration::from_nanos(1)), 1);
+        assert_eq!(millis_left(Duration::from_micros(299_400)), 300);
+        assert_eq!(millis_left(Duration::from_millis(300)), 300);
+        assert_eq!(millis_left(Duration::from_secs(u64::MAX)), u32::MAX);
     }
 }
