@@ -446,3 +446,4 @@ pub fn sever_actor_connections() {
         }
     }
 }
+pub mod netns;

@@ -117,6 +117,7 @@ pub use nursery::{
 };
 pub use portal::{Portal, RunPortal};
 pub use runtime::{DEFAULT_CHILD_WORKERS, DEFAULT_REGISTRAR, REGISTRAR_ENV, Root, RootBuilder};
+pub use spawn::ssh::SSH_COMMAND_ENV;
 pub use spawn::{START_METHOD_ENV, StartMethod};
 pub use stream::{RemoteStream, StreamContext};
 pub use uid::ActorUid;

@@ -144,6 +144,18 @@ impl Children {
         Ok((child, link))
     }
 
+    /// Starts the child `spec` describes on another host, through
+    /// `launcher`, running `program` there.
+    pub(crate) async fn start_elsewhere(
+        &self,
+        spec: &SpawnSpec,
+        launcher: &dyn crate::spawn::ssh::Launcher,
+        program: &std::path::Path,
+    ) -> std::io::Result<Arc<ChildHandle>> {
+        let started = launcher.launch(program, &spec.exec_args, spec).await?;
+        Ok(ChildHandle::start(spec.uid.clone(), started, self))
+    }
+
     async fn forkserver(&self) -> std::io::Result<Arc<ForkServer>> {
         self.0
             .forkserver

@@ -27,7 +27,7 @@
 //! | `TRACTOR_TLS_CA` | PEM certificate(s) of the CA that signs every peer's certificate |
 //! | `TRACTOR_TRANSPORT` | `auto`, `tls` or `tcp`, as above |
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -48,7 +48,7 @@ pub const TLS_CA_ENV: &str = "TRACTOR_TLS_CA";
 /// opening, an explicit opt-in).
 pub const TRANSPORT_ENV: &str = "TRACTOR_TRANSPORT";
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 enum Policy {
     Auto,
     TlsOnly,
@@ -59,15 +59,72 @@ enum Policy {
 pub(crate) struct Transport {
     policy: Policy,
     tls: Option<(TlsAcceptor, TlsConnector)>,
+    /// What they were made from, for a child on another host.
+    portable: Portable,
+    /// Installed from a spawn spec rather than read from the environment:
+    /// this actor's children get them the same way.
+    handed_down: bool,
 }
 
-/// The settings, read from the environment on first use.
+/// Transport settings as they travel to a child on another host, in its
+/// spawn spec (over the ssh connection that starts it, like the secret):
+/// that host's environment knows nothing of ours. The certificate must
+/// name every host the tree places actors on.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Portable {
+    policy: Policy,
+    /// PEM: certificate chain, private key, CA; `None` without TLS.
+    pems: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Portable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portable")
+            .field("policy", &self.policy)
+            .field("tls", &self.pems.is_some())
+            .finish()
+    }
+}
+
+/// This process's settings once known. Replaceable, for a forked child
+/// whose spec brings settings other than those its fork server read from
+/// its environment (see [`install`]); each is made once and kept for the
+/// life of the process.
+static TRANSPORT: RwLock<Option<std::result::Result<&'static Transport, String>>> =
+    RwLock::new(None);
+
+/// The settings, read from the environment on first use (or installed from
+/// a spawn spec, see [`install`]).
 pub(crate) fn transport() -> Result<&'static Transport> {
-    static TRANSPORT: OnceLock<std::result::Result<Transport, String>> = OnceLock::new();
-    TRANSPORT
-        .get_or_init(|| Transport::from_env().map_err(|err| err.to_string()))
-        .as_ref()
-        .map_err(|err| Error::other(err.clone()))
+    let known = TRANSPORT
+        .read()
+        .unwrap_or_else(|err| err.into_inner())
+        .clone();
+    let known = match known {
+        Some(known) => known,
+        None => {
+            let mut slot = TRANSPORT.write().unwrap_or_else(|err| err.into_inner());
+            slot.get_or_insert_with(|| {
+                Transport::from_env()
+                    .map(|made| &*Box::leak(Box::new(made)))
+                    .map_err(|err| err.to_string())
+            })
+            .clone()
+        }
+    };
+    known.map_err(Error::other)
+}
+
+/// Makes `portable` this process's settings, in place of any read before:
+/// a child whose parent handed its settings down (one on another host,
+/// whose environment knows nothing of them, and its own children), first
+/// thing, before it opens a connection.
+pub(crate) fn install(portable: Portable) -> Result<()> {
+    let mut made = Transport::from_portable(portable)?;
+    made.handed_down = true;
+    let made: &'static Transport = Box::leak(Box::new(made));
+    *TRANSPORT.write().unwrap_or_else(|err| err.into_inner()) = Some(Ok(made));
+    Ok(())
 }
 
 impl Transport {
@@ -87,9 +144,21 @@ impl Transport {
             std::env::var_os(TLS_KEY_ENV),
             std::env::var_os(TLS_CA_ENV),
         );
-        let tls = match paths {
+        let pems = match paths {
             (Some(cert), Some(key), Some(ca)) => {
-                Some(tls_config(cert.as_ref(), key.as_ref(), ca.as_ref())?)
+                let read = |what: &str, path: &std::ffi::OsStr| {
+                    std::fs::read(path).map_err(|err| {
+                        Error::other(format!(
+                            "cannot read the TLS {what} from {}: {err}",
+                            std::path::Path::new(path).display()
+                        ))
+                    })
+                };
+                Some((
+                    read("certificate", &cert)?,
+                    read("key", &key)?,
+                    read("CA", &ca)?,
+                ))
             }
             (None, None, None) if policy != Policy::TlsOnly => None,
             _ => {
@@ -98,7 +167,37 @@ impl Transport {
                 )));
             }
         };
-        Ok(Transport { policy, tls })
+        Transport::from_portable(Portable { policy, pems })
+    }
+
+    fn from_portable(portable: Portable) -> Result<Transport> {
+        let tls = match &portable.pems {
+            Some((cert, key, ca)) => Some(tls_config(cert, key, ca)?),
+            None if portable.policy == Policy::TlsOnly => {
+                return Err(Error::other(format!(
+                    "{TRANSPORT_ENV}=tls needs a certificate: {TLS_CERT_ENV}, {TLS_KEY_ENV} and \
+                     {TLS_CA_ENV}"
+                )));
+            }
+            None => None,
+        };
+        Ok(Transport {
+            policy: portable.policy,
+            tls,
+            portable,
+            handed_down: false,
+        })
+    }
+
+    /// These settings, for a child on another host.
+    pub(crate) fn portable(&self) -> &Portable {
+        &self.portable
+    }
+
+    /// Whether these settings came in this process's spawn spec (see
+    /// [`install`]).
+    pub(crate) fn handed_down(&self) -> bool {
+        self.handed_down
     }
 
     /// Whether actors on one host talk over Unix sockets.
@@ -158,29 +257,23 @@ impl Transport {
     }
 }
 
-fn tls_config(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-    ca: &std::path::Path,
-) -> Result<(TlsAcceptor, TlsConnector)> {
-    let pem_error = |what: &str, path: &std::path::Path, err: &dyn std::fmt::Display| {
+fn tls_config(cert: &[u8], key: &[u8], ca: &[u8]) -> Result<(TlsAcceptor, TlsConnector)> {
+    let pem_error = |what: &str, err: &dyn std::fmt::Display| {
         Error::other(format!(
-            "cannot read the TLS {what} from {}: {err}",
-            path.display()
+            "cannot read the TLS {what} (from {}): {err}",
+            env_of(what)
         ))
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect())
-        .map_err(|err| pem_error("certificate", cert, &err))?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|err| pem_error("key", key, &err))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|err| pem_error("certificate", &err))?;
+    let key_der = PrivateKeyDer::from_pem_slice(key).map_err(|err| pem_error("key", &err))?;
     let mut roots = rustls::RootCertStore::empty();
-    let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-        .and_then(|certs| certs.collect())
-        .map_err(|err| pem_error("CA", ca, &err))?;
+    let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(ca)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|err| pem_error("CA", &err))?;
     for ca_cert in cas {
-        roots
-            .add(ca_cert)
-            .map_err(|err| pem_error("CA", ca, &err))?;
+        roots.add(ca_cert).map_err(|err| pem_error("CA", &err))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = Arc::new(roots);
@@ -189,7 +282,7 @@ fn tls_config(
         provider.clone(),
     )
     .build()
-    .map_err(|err| Error::other(format!("bad TLS CA in {}: {err}", ca.display())))?;
+    .map_err(|err| Error::other(format!("bad TLS CA (from {TLS_CA_ENV}): {err}")))?;
     let server = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .and_then(|builder| {
@@ -208,4 +301,13 @@ fn tls_config(
         TlsAcceptor::from(Arc::new(server)),
         TlsConnector::from(Arc::new(client)),
     ))
+}
+
+/// The variable that names the file a TLS part comes from.
+fn env_of(what: &str) -> &'static str {
+    match what {
+        "certificate" => TLS_CERT_ENV,
+        "key" => TLS_KEY_ENV,
+        _ => TLS_CA_ENV,
+    }
 }

@@ -135,6 +135,67 @@ impl<'n, K> SpawnBuilder<'n, K> {
         self
     }
 
+    /// Starts the new actor on another host, through the system's OpenSSH
+    /// client: `url` is `ssh://[user@]host[:port]`, and `ssh` uses the
+    /// user's own config, keys and agent (set
+    /// [`SSH_COMMAND_ENV`](crate::SSH_COMMAND_ENV) to run it another
+    /// way). The host runs the same executable path as this program
+    /// unless [`program`](Self::program) says otherwise: it must be there,
+    /// a build of the same program. The spawn spec, with the tree's
+    /// secret, goes over the ssh session's standard input, never argv or
+    /// the remote environment; the child connects back over TCP, so this
+    /// actor must listen where that host can reach it
+    /// ([`HOST_ENV`](crate::HOST_ENV)) with TLS (or plain TCP, chosen
+    /// explicitly: see [`TRANSPORT_ENV`](crate::TRANSPORT_ENV)). The
+    /// child gets this program's transport settings and certificate,
+    /// which must therefore name that host too; it listens on `host`.
+    ///
+    /// From then on it is an ordinary child: the nursery waits for it,
+    /// its errors come back, cancelling and restarts work, and it dies
+    /// with its ssh session.
+    ///
+    /// ```no_run
+    /// #[tractor::rpc]
+    /// async fn hostname() -> String {
+    ///     std::fs::read_to_string("/etc/hostname").unwrap_or_default()
+    /// }
+    ///
+    /// # async fn example() -> tractor::Result<()> {
+    /// tractor::open_nursery(async |n: &tractor::ActorNursery| {
+    ///     let there = n
+    ///         .run_in_actor("probe", hostname::call())
+    ///         .host("ssh://deploy@10.20.0.2")
+    ///         .await?;
+    ///     println!("ran on {}", there.result().await?);
+    ///     Ok(())
+    /// })
+    /// .await
+    /// # }
+    /// ```
+    pub fn host(mut self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        match crate::spawn::ssh::SshTarget::parse(&url) {
+            Ok(target) => self.options.host = Some(target),
+            Err(reason) => {
+                let error = Error::Spawn {
+                    name: self.name.clone(),
+                    reason,
+                };
+                self.error.get_or_insert(error);
+            }
+        }
+        self
+    }
+
+    /// The executable a child placed on another host (see
+    /// [`host`](Self::host)) runs there; by default this program's own
+    /// path. It must be a build of this program with the same remote
+    /// functions. Unused without `host`.
+    pub fn program(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.options.program = Some(path.into());
+        self
+    }
+
     /// Whether a supervisor restarts this child after it ends (see
     /// [`Restart`]); by default `Permanent` for `start_actor` and
     /// `Temporary` for `run_in_actor`. Only a nursery opened with

@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::ipc::Channel;
 use crate::ipc::channel::{ReservedCall, main_call_frame};
 use crate::ipc::credit::Window;
+use crate::spawn::ssh::SshTarget;
 use crate::spawn::{SpawnSpec, StartMethod};
 use crate::uid::ActorUid;
 
@@ -41,6 +42,9 @@ pub(super) struct Options {
     pub(super) start_method: Option<StartMethod>,
     pub(super) worker_threads: Option<usize>,
     pub(super) max_concurrent_calls: Option<usize>,
+    /// Another host to start the child on, and the program to run there.
+    pub(super) host: Option<SshTarget>,
+    pub(super) program: Option<std::path::PathBuf>,
 }
 
 /// What a `run_in_actor` child runs, kept to run again after a restart.
@@ -130,7 +134,17 @@ pub(crate) async fn start(inner: &Inner, recipe: &Recipe) -> Result<Starting> {
             .max_concurrent_calls
             .unwrap_or(settings.max_concurrent_calls),
         exec_args: settings.exec_args.clone(),
+        remote: handed_down(),
     };
+    if let Some(target) = &options.host {
+        let program = options.program.as_ref();
+        let child = start_elsewhere(children, recipe, spec, target, program).await?;
+        return Ok(Starting {
+            child,
+            expected,
+            opening: None,
+        });
+    }
     let main = main_frame(recipe);
     let after_spec = main.as_ref().map_or(&[][..], |(frame, _)| frame);
     let started = children.start(&spec, after_spec, start_method).await;
@@ -148,6 +162,79 @@ pub(crate) async fn start(inner: &Inner, recipe: &Recipe) -> Result<Starting> {
         expected,
         opening,
     })
+}
+
+/// Starts the child on the host `target` names (see `spawn::ssh`); its
+/// spec says so, and carries our transport settings there.
+async fn start_elsewhere(
+    children: &crate::children::Children,
+    recipe: &Recipe,
+    mut spec: SpawnSpec,
+    target: &SshTarget,
+    program: Option<&std::path::PathBuf>,
+) -> Result<Arc<ChildHandle>> {
+    let parent_addr = spec.parent_addr.as_deref().ok_or_else(|| {
+        recipe.fail(format!(
+            "placing an actor on another host needs this actor to listen on TCP: give the \
+             program a certificate ({}, {}, {}), or {}=tcp on a network you trust, and set {} \
+             to this host's address",
+            crate::TLS_CERT_ENV,
+            crate::TLS_KEY_ENV,
+            crate::TLS_CA_ENV,
+            crate::TRANSPORT_ENV,
+            crate::HOST_ENV
+        ))
+    })?;
+    for (what, addr) in [
+        ("this actor listens", parent_addr),
+        ("the registrar is", spec.registrar_addr.as_str()),
+    ] {
+        if !reachable_from_elsewhere(addr) {
+            return Err(recipe.fail(format!(
+                "{what} at {addr}, which another host cannot reach: set {} to this host's \
+                 address (and the registrar to one other hosts can reach)",
+                crate::HOST_ENV
+            )));
+        }
+    }
+    let transport = crate::ipc::tls::transport()?;
+    spec.remote = Some(crate::spawn::spec::Remote {
+        transport: transport.portable().clone(),
+        listen_host: target.host.clone(),
+    });
+    spec.parent_pid = 0;
+    let program = crate::spawn::ssh::program_for(program)
+        .map_err(|err| recipe.fail(format!("which program to run there: {err}")))?;
+    let ssh = crate::spawn::ssh::Ssh {
+        target: target.clone(),
+    };
+    children
+        .start_elsewhere(&spec, &ssh, &program)
+        .await
+        .map_err(|err| recipe.fail(format!("could not start ssh for {}: {err}", target.host)))
+}
+
+/// The settings a child on this host gets in its spec: ours, if they came
+/// in our own (we run where the environment knows nothing of them).
+fn handed_down() -> Option<crate::spawn::spec::Remote> {
+    let transport = crate::ipc::tls::transport().ok()?;
+    transport.handed_down().then(|| crate::spawn::spec::Remote {
+        transport: transport.portable().clone(),
+        listen_host: crate::ipc::transport::listen_host(),
+    })
+}
+
+/// Whether `addr` (`host:port`) can be dialed from another host: not a
+/// loopback address, nor a tree's name on this host.
+fn reachable_from_elsewhere(addr: &str) -> bool {
+    if crate::ipc::local::rendezvous(addr).is_some() {
+        return false;
+    }
+    let host = crate::ipc::local::host_of(addr);
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => !ip.is_loopback() && !ip.is_unspecified(),
+        Err(_) => host != "localhost",
+    }
 }
 
 /// The frame of a `run_in_actor` child's main call, with its deadline, for

@@ -12,7 +12,7 @@ use crate::ipc::msg::Handshake;
 use crate::ipc::transport::{self, Target};
 use crate::ipc::{local, tls};
 use crate::spawn::SpawnSpec;
-use crate::spawn::spec::{Begin, Spare};
+use crate::spawn::spec::{Begin, Remote, Spare};
 use crate::{log, platform, registry, signals};
 
 /// How long a new child waits for the registrar before it connects back
@@ -38,7 +38,12 @@ pub(crate) fn child_main(begin: Begin) -> ! {
             // A fork server's fork inherits its background slice; it
             // leaves it on its only thread, which every later one copies.
             platform::set_background(false);
-            platform::die_with_parent(spec.parent_pid);
+            match spec.parent_pid {
+                // Placed here from another host: it dies with the process
+                // that started it on this one (see `spawn::ssh`).
+                0 => platform::die_with_parent(std::os::unix::process::parent_id()),
+                parent => platform::die_with_parent(parent),
+            }
             platform::raise_fd_limit();
             Ready {
                 spec: *spec,
@@ -49,6 +54,9 @@ pub(crate) fn child_main(begin: Begin) -> ! {
         }
         Begin::Spare(spare) => ready_spare(spare),
     };
+    if let Some(remote) = &spec.remote {
+        settle(&spec, remote);
+    }
     if let Some(level) = &spec.loglevel {
         log::console(level);
     }
@@ -103,6 +111,23 @@ pub(crate) fn child_main(begin: Begin) -> ! {
     // Blocking threads may still run user code that cannot be interrupted;
     // exiting ends them.
     std::process::exit(code)
+}
+
+/// Takes the transport settings its parent handed down, as a child on
+/// another host (or a child of one) must: its environment knows nothing
+/// of them.
+fn settle(spec: &SpawnSpec, remote: &Remote) {
+    if let Err(err) = tls::install(remote.transport.clone()) {
+        eprintln!(
+            "tractor: actor {} cannot use its parent's transport: {err}",
+            spec.uid
+        );
+        std::process::exit(1);
+    }
+    // SAFETY: before this process starts a thread of its own (under
+    // libtest, the harness' other threads are idle waiting for this one
+    // test); its own children inherit it.
+    unsafe { std::env::set_var(crate::HOST_ENV, &remote.listen_host) };
 }
 
 /// What a child starts from: its spec, and what a spare made ready before

@@ -15,6 +15,7 @@ pub(crate) mod exec;
 pub(crate) mod forkserver;
 pub(crate) mod spare;
 pub(crate) mod spec;
+pub(crate) mod ssh;
 
 use std::future::Future;
 use std::io;

@@ -63,6 +63,20 @@ pub(crate) struct SpawnSpec {
     /// Single-use: the child proves the secret over it when it first
     /// connects to its parent.
     pub challenge: [u8; crate::auth::NONCE],
+    /// Set for a child placed on another host: what that host's
+    /// environment cannot tell it. Its `parent_pid` is then 0: it dies
+    /// with the process that started it there (see `spawn::ssh`).
+    pub remote: Option<Remote>,
+}
+
+/// What a child on another host needs from its parent's host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Remote {
+    /// The parent's transport settings, certificate included.
+    pub transport: crate::ipc::tls::Portable,
+    /// Where it listens for TCP: the host it was placed on, as its parent
+    /// named it.
+    pub listen_host: String,
 }
 
 /// How a child process begins: with its spec, or as a spare that gets it

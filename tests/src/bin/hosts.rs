@@ -1,0 +1,161 @@
+//! A root for tests across hosts (see `tractor_tests::netns`): run in
+//! host `a` as `hosts <scenario> <b's url> <c's url>`, it places actors on
+//! `b` and `c` through ssh and prints what it saw, a line per fact; the
+//! test reads the lines. The actors it places are this same program,
+//! started there by ssh.
+
+use futures::StreamExt;
+use tractor::ActorNursery;
+
+const HERE: [&str; 1] = [module_path!()];
+
+/// The address this actor's host sends from towards `towards` (a UDP
+/// socket connected there sends nothing, but picks its source), and its
+/// pid.
+#[tractor::rpc]
+async fn where_am_i(towards: String) -> tractor::Result<String> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(tractor::Error::other)?;
+    socket
+        .connect((towards.as_str(), 9))
+        .map_err(tractor::Error::other)?;
+    let here = socket.local_addr().map_err(tractor::Error::other)?.ip();
+    Ok(format!("{here} pid {}", std::process::id()))
+}
+
+/// Fails, as a call: its error goes back to the caller.
+#[tractor::rpc]
+async fn fail_here(what: String) -> Result<u32, String> {
+    Err(format!("{what} failed on purpose"))
+}
+
+/// Counts from 0 to `n - 1`.
+#[tractor::stream]
+fn count(n: u64) -> impl futures::Stream<Item = u64> {
+    futures::stream::iter(0..n)
+}
+
+/// Finds `peer` by name and sums the stream it counts.
+#[tractor::rpc]
+async fn sum_from(peer: String, n: u64) -> tractor::Result<u64> {
+    let peer = tractor::wait_for_actor(&peer).await?;
+    let mut items = peer.open_stream(count::call(n)).await?;
+    let mut sum = 0;
+    while let Some(item) = items.next().await {
+        sum += item?;
+    }
+    Ok(sum)
+}
+
+/// `place`: a daemon on each of `b` and `c`; where each runs; each
+/// streams from the other, found by name; a call's error raised on `b`;
+/// a `run_in_actor` on `c`.
+async fn place(b: &str, c: &str) -> tractor::Result<()> {
+    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let on_b = n.start_actor("on-b").host(b).enable_modules(HERE).await?;
+        let on_c = n.start_actor("on-c").host(c).enable_modules(HERE).await?;
+        println!(
+            "on-b at {}",
+            on_b.run(where_am_i::call(home.clone())).await?
+        );
+        println!(
+            "on-c at {}",
+            on_c.run(where_am_i::call(home.clone())).await?
+        );
+        println!(
+            "on-b summed {}",
+            on_b.run(sum_from::call("on-c".into(), 100)).await?
+        );
+        println!(
+            "on-c summed {}",
+            on_c.run(sum_from::call("on-b".into(), 10)).await?
+        );
+        match on_b.run(fail_here::call("the call on b".into())).await {
+            Err(tractor::Error::Remote(err)) => println!(
+                "on-b raised {}: {} (from {})",
+                err.type_name(),
+                err.message(),
+                err.actor().name()
+            ),
+            other => println!("on-b gave {other:?}"),
+        }
+        let job = n
+            .run_in_actor("job-on-c", where_am_i::call(home.clone()))
+            .host(c)
+            .await?;
+        println!("job-on-c at {}", job.result().await?);
+        on_b.cancel_actor().await?;
+        on_c.cancel_actor().await?;
+        Ok(())
+    })
+    .await
+}
+
+/// `hold`: a daemon on each of `b` and `c`, their pids printed, then
+/// waits to be killed.
+async fn hold(b: &str, c: &str) -> tractor::Result<()> {
+    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let on_b = n.start_actor("on-b").host(b).enable_modules(HERE).await?;
+        let on_c = n.start_actor("on-c").host(c).enable_modules(HERE).await?;
+        for (name, portal) in [("on-b", &on_b), ("on-c", &on_c)] {
+            let at = portal.run(where_am_i::call(home.clone())).await?;
+            println!("{name} at {at}");
+        }
+        println!("holding");
+        std::future::pending().await
+    })
+    .await
+}
+
+/// `restart`: a supervised daemon on `b`, killed (SIGKILL: the hosts share
+/// a pid namespace), answers again through the same portal from a new
+/// process on `b`.
+async fn restart(b: &str) -> tractor::Result<()> {
+    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    let supervisor = tractor::Supervisor::one_for_one();
+    tractor::open_nursery_with(supervisor, async |n: &ActorNursery| {
+        let on_b = n.start_actor("on-b").host(b).enable_modules(HERE).await?;
+        let first = on_b.run(where_am_i::call(home.clone())).await?;
+        println!("on-b at {first}");
+        let pid: i32 = first
+            .rsplit(' ')
+            .next()
+            .and_then(|pid| pid.parse().ok())
+            .unwrap_or(0);
+        // SAFETY: a plain system call.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        loop {
+            match on_b.run(where_am_i::call(home.clone())).await {
+                Ok(again) if again != first => {
+                    println!("on-b again at {again}");
+                    break;
+                }
+                // The call in flight at the kill fails; the next waits
+                // for the new process.
+                Ok(_) | Err(_) => continue,
+            }
+        }
+        on_b.cancel_actor().await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tractor::main(enable_modules = [module_path!()])]
+async fn main() -> tractor::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, scenario, b, c] = args.as_slice() else {
+        return Err(tractor::Error::other(
+            "usage: hosts <scenario> <b's url> <c's url>",
+        ));
+    };
+    match scenario.as_str() {
+        "place" => place(b, c).await?,
+        "hold" => hold(b, c).await?,
+        "restart" => restart(b).await?,
+        other => return Err(tractor::Error::other(format!("no scenario {other:?}"))),
+    }
+    println!("done");
+    Ok(())
+}

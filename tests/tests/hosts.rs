@@ -1,0 +1,183 @@
+//! Actors placed on other hosts through ssh: three hosts made of network
+//! namespaces (see `tractor_tests::netns`), a root on `a` (the `hosts`
+//! program) placing actors on `b` and `c`. Needs root; skipped with the
+//! reason where it is missing, except where `TRACTOR_REQUIRE_HOSTS=1`
+//! (CI), which fails instead.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tractor_tests::TestCa;
+use tractor_tests::netns::{Hosts, hosts_or_skip};
+
+const PROGRAM: &str = env!("CARGO_BIN_EXE_hosts");
+
+/// The `hosts` program running `scenario` as a root on host `a`, its
+/// stdout read line by line.
+struct Root {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    _ca: TestCa,
+}
+
+impl Root {
+    fn start(hosts: &Hosts, scenario: &str) -> Root {
+        let ca = TestCa::new("hosts");
+        let ips = [
+            hosts.a.ip.as_str(),
+            hosts.b.ip.as_str(),
+            hosts.c.ip.as_str(),
+        ];
+        let cert = ca.issue("tree", &ips);
+        let mut command = hosts.command_in(&hosts.a, PROGRAM);
+        command
+            .args([scenario, &hosts.b.url(), &hosts.c.url()])
+            .envs(ca.env(&cert))
+            .env(tractor::HOST_ENV, &hosts.a.ip)
+            .env(tractor::REGISTRAR_ENV, format!("{}:1616", hosts.a.ip))
+            .env(tractor::SSH_COMMAND_ENV, hosts.ssh_command())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut child = command.spawn().expect("start the hosts program");
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Root {
+            child,
+            lines,
+            seen: Vec::new(),
+            _ca: ca,
+        }
+    }
+
+    /// The next line that starts with `prefix`, within 20 s.
+    fn expect(&mut self, prefix: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(err) => panic!(
+                    "no line starting with {prefix:?} ({err}); the program printed {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Waits (up to 20 s) for the program to exit.
+    fn finish(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id();
+        assert!(
+            tractor_tests::exits_within_blocking(pid, Duration::from_secs(20)),
+            "the root did not exit; it printed {:#?}",
+            self.seen
+        );
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `"on-b at 10.20.0.2 pid 42"` (its last four words): the address and
+/// the pid.
+fn placed(line: &str) -> (String, u32) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        [.., "at", ip, "pid", pid] => (ip.to_string(), pid.parse().unwrap()),
+        _ => panic!("not a placement: {line:?}"),
+    }
+}
+
+#[test]
+fn a_root_places_actors_on_two_hosts_that_find_and_stream_to_each_other() {
+    let Some(hosts) = hosts_or_skip("a_root_places_actors_on_two_hosts") else {
+        return;
+    };
+    let mut root = Root::start(&hosts, "place");
+    let mut pids = HashMap::new();
+    for (name, host) in [("on-b", &hosts.b), ("on-c", &hosts.c)] {
+        let (ip, pid) = placed(&root.expect(&format!("{name} at")));
+        assert_eq!(ip, host.ip, "{name} runs on its host");
+        assert!(
+            hosts.actors_in(host).contains(&pid),
+            "{name}'s pid {pid} is in {}'s namespace",
+            host.netns
+        );
+        pids.insert(name, pid);
+    }
+    // Each found the other through the registrar on a, and streamed.
+    assert_eq!(root.expect("on-b summed"), "on-b summed 4950");
+    assert_eq!(root.expect("on-c summed"), "on-c summed 45");
+    // A call's error comes back typed, naming where it was raised.
+    assert_eq!(
+        root.expect("on-b raised"),
+        "on-b raised alloc::string::String: the call on b failed on purpose (from on-b)"
+    );
+    let (ip, _) = placed(&root.expect("job-on-c at"));
+    assert_eq!(ip, hosts.c.ip, "the run_in_actor child ran on c");
+    root.expect("done");
+    assert!(root.finish().success());
+    for host in [&hosts.b, &hosts.c] {
+        assert_eq!(
+            hosts.actors_in(host),
+            Vec::<u32>::new(),
+            "left on {}",
+            host.netns
+        );
+    }
+}
+
+#[test]
+fn killing_the_root_ends_its_actors_on_every_host() {
+    let Some(hosts) = hosts_or_skip("killing_the_root_ends_its_actors_on_every_host") else {
+        return;
+    };
+    let mut root = Root::start(&hosts, "hold");
+    let (_, on_b) = placed(&root.expect("on-b at"));
+    let (_, on_c) = placed(&root.expect("on-c at"));
+    root.expect("holding");
+    // `ip netns exec` became the program: its pid is the root's.
+    tractor_tests::kill(root.child.id());
+    tractor_tests::assert_all_exit([on_b, on_c], Duration::from_secs(5));
+    for host in [&hosts.b, &hosts.c] {
+        let left = hosts.actors_in(host);
+        tractor_tests::assert_all_exit(left, Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn a_supervised_daemon_on_another_host_is_restarted_there() {
+    let Some(hosts) = hosts_or_skip("a_supervised_daemon_on_another_host_is_restarted_there")
+    else {
+        return;
+    };
+    let mut root = Root::start(&hosts, "restart");
+    let (ip, first) = placed(&root.expect("on-b at"));
+    assert_eq!(ip, hosts.b.ip);
+    let (ip, second) = placed(&root.expect("on-b again at"));
+    assert_eq!(ip, hosts.b.ip, "restarted on its own host");
+    assert_ne!(first, second, "a new process");
+    assert!(!tractor_tests::is_alive(first));
+    root.expect("done");
+    assert!(root.finish().success());
+    assert_eq!(hosts.actors_in(&hosts.b), Vec::<u32>::new());
+}
