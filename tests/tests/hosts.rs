@@ -181,3 +181,36 @@ fn a_supervised_daemon_on_another_host_is_restarted_there() {
     assert!(root.finish().success());
     assert_eq!(hosts.actors_in(&hosts.b), Vec::<u32>::new());
 }
+
+#[test]
+fn cutting_a_hosts_link_fails_its_calls_and_ends_its_actors_within_the_heartbeat_bound() {
+    let Some(hosts) = hosts_or_skip("cutting_a_hosts_link") else {
+        return;
+    };
+    let mut root = Root::start(&hosts, "cut");
+    let (_, on_b) = placed(&root.expect("on-b at"));
+    root.expect("cut now");
+    let cut = std::time::Instant::now();
+    hosts.set_link(&hosts.b, false);
+    // The program's heartbeat: 200 ms, silent after 1 s.
+    let line = root.expect("call ended");
+    let noticed = cut.elapsed();
+    assert!(line.contains("Err"), "{line}");
+    assert!(
+        noticed < Duration::from_millis(2500),
+        "the call ended {noticed:?} after the cut"
+    );
+    let call_line = line;
+    let line = root.expect("nursery");
+    assert!(line.starts_with("nursery failed"), "{line}");
+    let root_lines = [call_line, line.clone()];
+    assert!(line.contains("on-b"), "the failure names the child: {line}");
+    root.expect("done");
+    assert!(root.finish().success());
+    // The actor on b lost its parent and exited, with no link to tell it.
+    assert!(
+        tractor_tests::exits_within_blocking(on_b, Duration::from_secs(3)),
+        "on-b outlived its cut-off parent"
+    );
+    eprintln!("cut noticed after {noticed:?}: {:#?}", root_lines);
+}

@@ -154,6 +154,8 @@ pub(crate) struct Settings {
     pub max_concurrent_calls: usize,
     /// The tree's secret.
     pub secret: Secret,
+    /// How channels to other hosts tell a silent peer (the tree's).
+    pub heartbeat: crate::ipc::heartbeat::Heartbeat,
 }
 
 impl Actor {
@@ -513,6 +515,7 @@ impl Actor {
             main,
             Arc::new(self.clone()),
             self.0.settings.max_concurrent_calls,
+            self.0.settings.heartbeat,
         );
         self.0.connections.add_peer(&channel);
         channel
@@ -781,6 +784,16 @@ impl Inbound for Actor {
     fn closed(&self, channel: &Channel) {
         self.0.connections.forget_peer(channel);
         self.end_registration(channel);
+        if channel.went_silent()
+            && let Some(child) = self.0.children.get(channel.peer().uuid())
+        {
+            // A child on another host that went silent may be cut off
+            // rather than dead, and what stands for it here (its ssh) may
+            // not hear of it for minutes: end it, so that it is reaped,
+            // and counts as failed, now.
+            tracing::warn!(actor = %channel.peer(), "a child went silent; ending it");
+            child.kill_as_failed();
+        }
         if self.is_parent(channel) {
             tracing::debug!("parent channel closed: cancelling");
             if !self

@@ -142,8 +142,59 @@ async fn restart(b: &str) -> tractor::Result<()> {
     .await
 }
 
-#[tractor::main(enable_modules = [module_path!()])]
-async fn main() -> tractor::Result<()> {
+/// Sleeps until cancelled.
+#[tractor::rpc]
+async fn sleep_forever() {
+    std::future::pending::<()>().await
+}
+
+/// `cut`: a daemon on `b` serving a call that never ends; once the test has
+/// cut `b`'s link, the call fails and the nursery with it, within the
+/// heartbeat timeout.
+async fn cut(b: &str) -> tractor::Result<()> {
+    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    let outcome = tractor::open_nursery(async |n: &ActorNursery| {
+        let on_b = n.start_actor("on-b").host(b).enable_modules(HERE).await?;
+        println!(
+            "on-b at {}",
+            on_b.run(where_am_i::call(home.clone())).await?
+        );
+        println!("cut now");
+        let started = std::time::Instant::now();
+        let ended = on_b.run(sleep_forever::call()).await;
+        println!(
+            "call ended after {} ms: {}",
+            started.elapsed().as_millis(),
+            match &ended {
+                Ok(()) => "Ok".to_string(),
+                Err(err) => format!("Err {err}"),
+            }
+        );
+        ended
+    })
+    .await;
+    match outcome {
+        Err(err) => println!("nursery failed: {err}"),
+        Ok(()) => println!("nursery returned Ok"),
+    }
+    Ok(())
+}
+
+/// Heartbeats for the tests: fast enough that a cut shows within a second
+/// or two.
+const HEARTBEAT: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_millis(1000),
+);
+
+fn main() -> tractor::Result<()> {
+    tractor::Root::builder()
+        .enable_modules([module_path!()])
+        .heartbeat(HEARTBEAT.0, HEARTBEAT.1)
+        .run(scenario())
+}
+
+async fn scenario() -> tractor::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let [_, scenario, b, c] = args.as_slice() else {
         return Err(tractor::Error::other(
@@ -154,6 +205,7 @@ async fn main() -> tractor::Result<()> {
         "place" => place(b, c).await?,
         "hold" => hold(b, c).await?,
         "restart" => restart(b).await?,
+        "cut" => cut(b).await?,
         other => return Err(tractor::Error::other(format!("no scenario {other:?}"))),
     }
     println!("done");

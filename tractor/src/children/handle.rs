@@ -178,6 +178,12 @@ impl ChildHandle {
         self.kill.cancel();
     }
 
+    /// Kills the child now (SIGKILL) as failed: its end was not asked
+    /// for, and counts as a failure (for a supervisor, a restart).
+    pub(crate) fn kill_as_failed(&self) {
+        self.kill.cancel();
+    }
+
     /// Kills without going through the reaper, for when the process is
     /// about to exit and the reaper will not run again.
     pub(crate) fn kill_now(&self) {

@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use super::heartbeat::Heartbeat;
+
 use bytes::{Bytes, BytesMut};
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -176,6 +178,8 @@ struct Shared {
     watch: std::os::fd::RawFd,
     /// The answer to [`MAIN_CALL`], until taken.
     main: Mutex<Option<MainAnswer>>,
+    /// Closed because the peer said nothing for its heartbeat timeout.
+    silent: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -290,14 +294,17 @@ impl Channel {
     /// first bytes out are `first` (the opening's last frame, when the
     /// caller leaves it to the channel), awaiting the answer to `main` (see
     /// [`take_main_call`](Self::take_main_call)); the peer may have
-    /// `max_calls` calls running here at once.
+    /// `max_calls` calls running here at once. A connection over TCP
+    /// keeps `heartbeat` (see [`heartbeat`](super::heartbeat)).
     pub(crate) fn start(
         opened: Opened,
         first: &[u8],
         main: Option<ReservedCall>,
         inbound: Arc<dyn Inbound>,
         max_calls: usize,
+        heartbeat: Heartbeat,
     ) -> Channel {
+        let heartbeat = opened.stream.is_tcp().then_some(heartbeat);
         let Opened {
             stream,
             peer,
@@ -319,6 +326,7 @@ impl Channel {
             calls: Mutex::new(calls),
             closed: CancellationToken::new(),
             main: Mutex::new(main),
+            silent: Default::default(),
         }));
         let (mut read_half, mut write_half) = stream.into_split();
         // Each half is dropped only once the channel is marked closed: the
@@ -331,9 +339,13 @@ impl Channel {
             writer.close();
             drop(write_half);
         });
+        if let Some(heartbeat) = heartbeat {
+            tokio::spawn(super::heartbeat::send(channel.clone(), heartbeat.interval));
+        }
+        let silence = heartbeat.map(|heartbeat| heartbeat.timeout);
         let reader = channel.clone();
         tokio::spawn(async move {
-            reader::run(&mut read_half, leftover, &reader, &*inbound).await;
+            reader::run(&mut read_half, leftover, &reader, &*inbound, silence).await;
             reader.close();
             drop(read_half);
             inbound.closed(&reader);
@@ -820,6 +832,29 @@ impl Channel {
             Ok(())
         })
         .await
+    }
+
+    /// Whether anything was written to the peer since this was last asked
+    /// (see `heartbeat`).
+    pub(crate) fn wrote_since_asked(&self) -> bool {
+        self.0.outbox.take_wrote()
+    }
+
+    /// Marks the channel closed for its peer's silence (see `heartbeat`).
+    pub(crate) fn set_silent(&self) {
+        self.0.silent.store(true, Ordering::Release);
+    }
+
+    /// Whether it closed because its peer went silent: a cut link or a
+    /// frozen host, not a peer that hung up.
+    pub(crate) fn went_silent(&self) -> bool {
+        self.0.silent.load(Ordering::Acquire)
+    }
+
+    /// Queues a heartbeat; false once the channel is closed.
+    pub(crate) fn send_heartbeat(&self) -> bool {
+        self.push_now(&super::heartbeat::frame(), |_| Ok(()))
+            .is_ok()
     }
 
     /// Acknowledges the peer's request `id` at once (an empty answer).

@@ -11,6 +11,7 @@ pub(crate) mod channel;
 pub(crate) mod credit;
 pub(crate) mod frame;
 pub(crate) mod handshake;
+pub(crate) mod heartbeat;
 pub(crate) mod limits;
 pub(crate) mod local;
 pub(crate) mod msg;

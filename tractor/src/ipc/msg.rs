@@ -11,7 +11,7 @@ use crate::error::{Error, RemoteActorError};
 use crate::uid::ActorUid;
 
 /// Spoken by both ends of a channel; checked in the handshake.
-pub(crate) const PROTOCOL_VERSION: u32 = 5;
+pub(crate) const PROTOCOL_VERSION: u32 = 6;
 
 /// Opens every connection, so that a stray connection is told apart from
 /// an outdated tractor peer.
@@ -90,6 +90,9 @@ pub(crate) enum Msg<'a> {
     /// Sent to a registrar over the registration channel: the sender is
     /// going, unregister it now; answered `Return { id }`.
     Leave { id: u64 },
+    /// Nothing but "still here": a channel between hosts that has sent
+    /// nothing for a while (see `heartbeat`).
+    Heartbeat,
 }
 
 /// Who is on the other end of a channel (exchanged once the opening has

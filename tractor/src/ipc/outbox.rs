@@ -61,6 +61,8 @@ struct State {
     closed: bool,
     /// The writer has finished (drained after close, or the socket failed).
     stopped: bool,
+    /// The writer wrote since [`Outbox::take_wrote`] last asked.
+    wrote: bool,
 }
 
 impl Outbox {
@@ -75,6 +77,7 @@ impl Outbox {
                 writing: false,
                 closed: false,
                 stopped: false,
+                wrote: false,
             }),
             wake_writer: Notify::new(),
             drained: Notify::new(),
@@ -206,6 +209,12 @@ impl Outbox {
         }
     }
 
+    /// Whether the writer wrote anything since the last time this was
+    /// asked (see `heartbeat`).
+    pub(crate) fn take_wrote(&self) -> bool {
+        std::mem::take(&mut self.lock().wrote)
+    }
+
     /// The writer task: runs until the outbox is closed and drained, or the
     /// socket fails.
     pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(
@@ -221,6 +230,7 @@ impl Outbox {
                     state.closed
                 } else {
                     state.writing = true;
+                    state.wrote = true;
                     std::mem::swap(&mut state.buf, &mut spare);
                     false
                 }

@@ -41,14 +41,23 @@ const MAX_READ_CAPACITY: usize = 1024 * 1024;
 /// Runs of items smaller than this are copied out of the read buffer.
 const COPY_BELOW: usize = MAX_READ_CAPACITY / 16;
 
-/// Reads until EOF, an I/O error or a protocol violation.
+/// Reads until EOF, an I/O error, a protocol violation, or (with
+/// `silence` set) that long without a byte from the peer.
 pub(crate) async fn run<R: AsyncRead + Unpin>(
     mut socket: R,
     mut buf: BytesMut,
     channel: &Channel,
     inbound: &dyn Inbound,
+    silence: Option<Duration>,
 ) {
     buf.reserve(READ_CAPACITY);
+    // Armed once and moved on only when it fires early: a read costs a
+    // clock reading, not a timer reset.
+    let mut heard = tokio::time::Instant::now();
+    let far = Duration::from_secs(86_400 * 365);
+    let deadline = tokio::time::sleep(silence.unwrap_or(far));
+    tokio::pin!(deadline);
+    let mut went_silent = false;
     let mut streams = Streams::default();
     let mut admitted = None;
     let mut largest = 0;
@@ -83,13 +92,32 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
         tokio::select! {
             read = socket.read_buf(&mut buf) => match read {
                 Ok(0) => break Ok(()),
-                Ok(_) => {}
+                Ok(_) => {
+                    if silence.is_some() {
+                        heard = tokio::time::Instant::now();
+                    }
+                }
                 Err(err) => break Err(err.into()),
             },
             () = channel.closed() => break Ok(()),
+            () = &mut deadline, if silence.is_some() => {
+                let silence = silence.unwrap_or(far);
+                if heard.elapsed() >= silence {
+                    went_silent = true;
+                    channel.set_silent();
+                    break Ok(());
+                }
+                deadline.as_mut().reset(heard + silence);
+            }
         }
     };
     match outcome {
+        Ok(()) if went_silent => tracing::warn!(
+            peer = %channel.peer(),
+            "nothing from the peer for {:?} (no heartbeat): its link is down or its host is \
+             stuck; closing the channel",
+            silence.unwrap_or(far)
+        ),
         Ok(()) => tracing::debug!(peer = %channel.peer(), "channel closed"),
         Err(Error::Protocol(reason)) => {
             tracing::error!(peer = %channel.peer(), "dropping the channel: {reason}")
@@ -382,6 +410,8 @@ fn dispatch(
             channel.cancel_served(id);
         }
         Msg::Leave { id } => inbound.leave(channel, id, admitted(id)?),
+        // Heard: the read that brought it was the point.
+        Msg::Heartbeat => {}
         Msg::CancelActor { id, grace_ms } => {
             let grace = Duration::from_millis(grace_ms.into());
             if grace > MAX_GRACE {

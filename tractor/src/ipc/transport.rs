@@ -137,6 +137,11 @@ impl Stream {
         }
     }
 
+    /// Whether this is a connection over TCP (to another host, as a rule).
+    pub(crate) fn is_tcp(&self) -> bool {
+        !matches!(self, Stream::Unix(_))
+    }
+
     /// The connection's socket descriptor, to ask the kernel whether the
     /// peer hung up (see `Channel::is_gone`).
     pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {

@@ -88,7 +88,14 @@ pub(crate) fn drive(data: &[u8]) -> bool {
         // stream (id 2) and a context (id 3) of ours, for the bytes to
         // answer.
         let main = ReservedCall { deadline: None };
-        let channel = Channel::start(opened, &[], Some(main), Arc::new(Refuses), 4);
+        let channel = Channel::start(
+            opened,
+            &[],
+            Some(main),
+            Arc::new(Refuses),
+            4,
+            crate::ipc::heartbeat::DEFAULT,
+        );
         let call = channel.call("fuzz::call", &[], None).await;
         let window = Window {
             items: 4,

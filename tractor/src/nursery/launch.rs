@@ -135,6 +135,7 @@ pub(crate) async fn start(inner: &Inner, recipe: &Recipe) -> Result<Starting> {
             .unwrap_or(settings.max_concurrent_calls),
         exec_args: settings.exec_args.clone(),
         remote: handed_down(),
+        heartbeat: settings.heartbeat,
     };
     if let Some(target) = &options.host {
         let program = options.program.as_ref();

@@ -78,6 +78,7 @@ pub(crate) fn child_main(begin: Begin) -> ! {
         enabled: spec.enable_modules.iter().cloned().collect(),
         statespace: spec.statespace.iter().cloned().collect(),
         exec_args: spec.exec_args.clone(),
+        heartbeat: spec.heartbeat,
     });
     Actor::set_process_actor(actor.clone());
     let runtime = match runtime {

@@ -20,6 +20,7 @@ use super::{DEFAULT_CHILD_WORKERS, build_runtime, child_main, fork_server_fallba
 use crate::actor::{Actor, Settings};
 use crate::auth::Secret;
 use crate::error::{Error, Result};
+use crate::ipc::heartbeat::{self, Heartbeat};
 use crate::ipc::limits::DEFAULT_MAX_CONCURRENT_CALLS;
 use crate::ipc::transport::{self, Target};
 use crate::ipc::{local, tls};
@@ -90,6 +91,7 @@ pub struct RootBuilder {
     loglevel: Option<String>,
     enable_modules: Vec<String>,
     max_concurrent_calls: Option<usize>,
+    heartbeat: Option<(Duration, Duration)>,
 }
 
 impl std::fmt::Debug for RootBuilder {
@@ -103,6 +105,7 @@ impl std::fmt::Debug for RootBuilder {
             .field("loglevel", &self.loglevel)
             .field("enable_modules", &self.enable_modules)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
+            .field("heartbeat", &self.heartbeat)
             .finish()
     }
 }
@@ -183,6 +186,30 @@ impl RootBuilder {
     /// [`DEFAULT_MAX_CONCURRENT_CALLS`](crate::DEFAULT_MAX_CONCURRENT_CALLS).
     pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
         self.max_concurrent_calls = Some(calls.max(1));
+        self
+    }
+
+    /// How channels between hosts (over TCP) tell a peer that went
+    /// silent, for every actor of the tree: each sends a heartbeat after
+    /// `interval` with nothing else to send, and one that heard nothing at
+    /// all from its peer for `timeout` closes the channel. Its calls and
+    /// streams then fail; a child whose parent channel it was exits, and
+    /// the parent reports that child failed, each within `timeout` of the
+    /// cut. Default: 1 s and 5 s. `timeout` must be at least twice
+    /// `interval`. Channels on one host need none (the kernel tells of a
+    /// dead peer at once).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// tractor::Root::builder()
+    ///     .heartbeat(Duration::from_millis(250), Duration::from_secs(2))
+    ///     .run(async {
+    ///         // ...
+    ///     });
+    /// ```
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.heartbeat = Some((interval, timeout));
         self
     }
 
@@ -346,6 +373,11 @@ impl RootBuilder {
             enabled: self.enable_modules.iter().cloned().collect(),
             statespace: Default::default(),
             exec_args: Vec::new(),
+            heartbeat: match self.heartbeat {
+                Some((interval, timeout)) => Heartbeat::new(interval, timeout)
+                    .map_err(|err| Error::other(format!("Root::builder().heartbeat(..): {err}")))?,
+                None => heartbeat::DEFAULT,
+            },
         };
         let transport = tls::transport()?;
         // Where this actor takes TCP connections from other hosts, if its

@@ -67,6 +67,8 @@ pub(crate) struct SpawnSpec {
     /// environment cannot tell it. Its `parent_pid` is then 0: it dies
     /// with the process that started it there (see `spawn::ssh`).
     pub remote: Option<Remote>,
+    /// The tree's heartbeat on channels between hosts.
+    pub heartbeat: crate::ipc::heartbeat::Heartbeat,
 }
 
 /// What a child on another host needs from its parent's host.
