@@ -20,7 +20,7 @@ pub const SECRET: &str = "the secret of the hostile-input test tree";
 /// The largest frame tractor accepts.
 pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
 /// The protocol version spoken in the opening.
-pub const PROTOCOL: u32 = 5;
+pub const PROTOCOL: u32 = 6;
 
 /// An actor's identity.
 #[derive(Debug, Serialize, Deserialize)]
@@ -141,11 +141,12 @@ pub enum Msg<'a> {
     Leave {
         id: u64,
     },
+    Heartbeat,
 }
 
 /// First bytes no [`Msg`] starts with: postcard writes the variant as a
-/// varint, so a byte below 0x80 is the whole tag, and `Msg` has 15 variants.
-pub const UNKNOWN_MSG_TAGS: std::ops::Range<u8> = 15..0x80;
+/// varint, so a byte below 0x80 is the whole tag, and `Msg` has 16 variants.
+pub const UNKNOWN_MSG_TAGS: std::ops::Range<u8> = 16..0x80;
 
 /// `body` with its length prefix.
 pub fn frame(body: &[u8]) -> Vec<u8> {
@@ -407,7 +408,7 @@ mod tests {
 
     #[test]
     fn unknown_msg_tags_start_past_the_last_variant() {
-        let last = postcard::to_allocvec(&Msg::Leave { id: 0 }).unwrap();
+        let last = postcard::to_allocvec(&Msg::Heartbeat).unwrap();
         assert_eq!(last[0] + 1, UNKNOWN_MSG_TAGS.start);
         for tag in [UNKNOWN_MSG_TAGS.start, UNKNOWN_MSG_TAGS.end - 1] {
             assert!(postcard::from_bytes::<Msg<'_>>(&[tag, 0, 0, 0]).is_err());

@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use tractor_tests::TestCa;
-use tractor_tests::netns::{Hosts, hosts_or_skip};
+use tractor_tests::netns::{Host, Hosts, hosts_or_skip};
 
 const PROGRAM: &str = env!("CARGO_BIN_EXE_hosts");
 
@@ -21,11 +21,19 @@ struct Root {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
-    _ca: TestCa,
+    _tls: Arc<Tls>,
 }
 
-impl Root {
-    fn start(hosts: &Hosts, scenario: &str) -> Root {
+/// What the programs of one tree share: its secret, its CA and the one
+/// certificate its actors present, naming every host.
+struct Tls {
+    ca: TestCa,
+    cert: (std::path::PathBuf, std::path::PathBuf),
+    secret: String,
+}
+
+impl Tls {
+    fn new(hosts: &Hosts) -> Tls {
         let ca = TestCa::new("hosts");
         let ips = [
             hosts.a.ip.as_str(),
@@ -33,14 +41,37 @@ impl Root {
             hosts.c.ip.as_str(),
         ];
         let cert = ca.issue("tree", &ips);
-        let mut command = hosts.command_in(&hosts.a, PROGRAM);
+        let secret = format!("{:032x}", fastrand::u128(..));
+        Tls { ca, cert, secret }
+    }
+}
+
+impl Root {
+    fn start(hosts: &Hosts, scenario: &str) -> Root {
+        let registrar = format!("{}:1616", hosts.a.ip);
+        let tls = Arc::new(Tls::new(hosts));
+        Root::start_on(hosts, &hosts.a, scenario, &registrar, &tls)
+    }
+
+    /// The program running `scenario` on `host`, with `registrars` (a
+    /// comma-separated list) and the tree's certificate.
+    fn start_on(
+        hosts: &Hosts,
+        host: &Host,
+        scenario: &str,
+        registrars: &str,
+        tls: &Arc<Tls>,
+    ) -> Root {
+        let Tls { ca, cert, secret } = &**tls;
+        let mut command = hosts.command_in(host, PROGRAM);
         command
             .args([scenario, &hosts.b.url(), &hosts.c.url()])
-            .envs(ca.env(&cert))
-            .env(tractor::HOST_ENV, &hosts.a.ip)
-            .env(tractor::REGISTRAR_ENV, format!("{}:1616", hosts.a.ip))
+            .envs(ca.env(cert))
+            .env(tractor::SECRET_ENV, secret)
+            .env(tractor::HOST_ENV, &host.ip)
+            .env(tractor::REGISTRAR_ENV, registrars)
             .env(tractor::SSH_COMMAND_ENV, hosts.ssh_command())
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         let mut child = command.spawn().expect("start the hosts program");
         let stdout = child.stdout.take().unwrap();
@@ -56,7 +87,7 @@ impl Root {
             child,
             lines,
             seen: Vec::new(),
-            _ca: ca,
+            _tls: tls.clone(),
         }
     }
 
@@ -76,6 +107,13 @@ impl Root {
                 ),
             }
         }
+    }
+
+    /// Writes `line` to its stdin.
+    fn say(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin is piped");
+        writeln!(stdin, "{line}").unwrap();
     }
 
     /// Waits (up to 20 s) for the program to exit.
@@ -213,4 +251,35 @@ fn cutting_a_hosts_link_fails_its_calls_and_ends_its_actors_within_the_heartbeat
         "on-b outlived its cut-off parent"
     );
     eprintln!("cut noticed after {noticed:?}: {:#?}", root_lines);
+}
+
+#[test]
+fn with_two_registrars_losing_one_leaves_actors_finding_each_other_through_the_other() {
+    let Some(hosts) = hosts_or_skip("with_two_registrars") else {
+        return;
+    };
+    let list = format!("{}:1616,{}:1616", hosts.a.ip, hosts.b.ip);
+    let tls = Arc::new(Tls::new(&hosts));
+    // Each is the first root on its host, where no registrar answers: it
+    // becomes the registrar at its host's address.
+    let mut on_a = Root::start_on(&hosts, &hosts.a, "registrar", &list, &tls);
+    assert_eq!(on_a.expect("registrar"), "registrar true");
+    let mut on_b = Root::start_on(&hosts, &hosts.b, "registrar", &list, &tls);
+    assert_eq!(on_b.expect("registrar"), "registrar true");
+    let mut root = Root::start_on(&hosts, &hosts.a, "survive", &list, &tls);
+    root.expect("on-b summed 4950");
+    root.expect("placed");
+    tractor_tests::kill(on_a.child.id());
+    assert!(tractor_tests::exits_within_blocking(
+        on_a.child.id(),
+        Duration::from_secs(5)
+    ));
+    root.say("the registrar on a is gone");
+    assert_eq!(root.expect("told"), "told the registrar on a is gone");
+    assert_eq!(root.expect("on-b summed"), "on-b summed 4950");
+    assert_eq!(root.expect("on-c summed"), "on-c summed 45");
+    assert_eq!(root.expect("root found"), "root found on-c: true");
+    root.expect("done");
+    assert!(root.finish().success());
+    drop(on_b);
 }

@@ -10,7 +10,7 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::ItemFn;
 
-use crate::options::{self, Options};
+use crate::options::{self, Options, Registrar};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Entry {
@@ -153,8 +153,12 @@ fn expand_valid(item: &ItemFn, options: &Options, entry: Entry) -> TokenStream {
             )
         },
     };
-    if let Some(registrar) = &options.registrar {
-        config.extend(quote!(.registrar(#registrar)));
+    match &options.registrar {
+        Some(Registrar::One(registrar)) => config.extend(quote!(.registrar(#registrar))),
+        Some(Registrar::Several(registrars)) => {
+            config.extend(quote!(.registrars([#(#registrars),*])));
+        }
+        None => {}
     }
     if let Some(secret) = &options.secret {
         config.extend(quote!(.secret(#secret)));

@@ -9,10 +9,17 @@ use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
 
+/// `registrar = "a:1616"` or `registrar = ["a:1616", "b:1616"]`.
+pub enum Registrar {
+    One(LitStr),
+    Several(Vec<LitStr>),
+}
+
 /// Options accepted by the entry attributes; `None` means "default".
 #[derive(Default)]
 pub struct Options {
-    pub registrar: Option<LitStr>,
+    /// One address, or (written as an array) several.
+    pub registrar: Option<Registrar>,
     pub loglevel: Option<LitStr>,
     pub enable_modules: Option<Vec<Expr>>,
     pub start_method: Option<LitStr>,
@@ -70,14 +77,8 @@ pub fn parse(args: TokenStream, allowed: &[&str]) -> (Options, Option<syn::Error
             continue;
         };
         let repeated = match name.as_str() {
-            "registrar" => match string(&pair.value, "registrar = \"127.0.0.1:1616\"") {
-                Ok(lit) => match check_address(&lit) {
-                    Ok(()) => options.registrar.replace(lit).is_some(),
-                    Err(err) => {
-                        fail(err);
-                        false
-                    }
-                },
+            "registrar" => match registrar(&pair.value) {
+                Ok(registrar) => options.registrar.replace(registrar).is_some(),
                 Err(err) => {
                     fail(err);
                     false
@@ -182,6 +183,38 @@ fn string(value: &Expr, example: &str) -> syn::Result<LitStr> {
             other,
             format!("expected a string literal, as in `{example}`"),
         )),
+    }
+}
+
+/// One address or an array of them, every one checked (all the bad ones
+/// reported).
+fn registrar(value: &Expr) -> syn::Result<Registrar> {
+    const EXAMPLE: &str = "registrar = \"127.0.0.1:1616\"";
+    let Expr::Array(array) = value else {
+        let lit = string(value, EXAMPLE)?;
+        check_address(&lit)?;
+        return Ok(Registrar::One(lit));
+    };
+    if array.elems.is_empty() {
+        return Err(syn::Error::new_spanned(
+            array,
+            "no registrar address; write e.g. [\"10.0.0.1:1616\", \"10.0.0.2:1616\"]",
+        ));
+    }
+    let mut errors: Option<syn::Error> = None;
+    let mut addrs = Vec::new();
+    for elem in &array.elems {
+        match string(elem, EXAMPLE).and_then(|lit| check_address(&lit).map(|()| lit)) {
+            Ok(lit) => addrs.push(lit),
+            Err(err) => match &mut errors {
+                Some(all) => all.combine(err),
+                None => errors = Some(err),
+            },
+        }
+    }
+    match errors {
+        Some(errors) => Err(errors),
+        None => Ok(Registrar::Several(addrs)),
     }
 }
 

@@ -100,6 +100,10 @@ enum Came {
     Linked(Option<ReservedCall>),
 }
 
+/// How often an actor tries again to register with a registrar it lost
+/// or could not reach.
+const REREGISTER: Duration = Duration::from_secs(1);
+
 struct ActorInner {
     settings: Settings,
     /// Cancelled once, when the actor starts winding down.
@@ -112,6 +116,9 @@ struct ActorInner {
     children: Children,
     registrar: Option<Arc<Registrar>>,
     link: RegistrarLink,
+    /// The tree's other registrars, if it has several: registered with
+    /// too, and asked in turn.
+    others: Vec<RegistrarLink>,
     parent: OnceLock<Channel>,
     /// Who the parent is, known before its channel is: a cancel request
     /// may be read on that channel before `parent` is set.
@@ -156,6 +163,8 @@ pub(crate) struct Settings {
     pub secret: Secret,
     /// How channels to other hosts tell a silent peer (the tree's).
     pub heartbeat: crate::ipc::heartbeat::Heartbeat,
+    /// The tree's registrars beside `registrar_addr`, if it has several.
+    pub other_registrars: Vec<String>,
 }
 
 impl Actor {
@@ -188,6 +197,11 @@ impl Actor {
                 settings.registrar_addr.clone(),
                 settings.registrar_is_parent,
             ),
+            others: settings
+                .other_registrars
+                .iter()
+                .map(|addr| RegistrarLink::new(addr.clone(), false))
+                .collect(),
             children,
             registrar,
             cancel,
@@ -626,9 +640,84 @@ impl Actor {
         self.0.link.addr()
     }
 
+    /// The addresses of the tree's other registrars.
+    pub(crate) fn other_registrars(&self) -> &[String] {
+        &self.0.settings.other_registrars
+    }
+
+    /// How many registrars the tree has.
+    pub(crate) fn registrar_count(&self) -> usize {
+        1 + self.0.others.len()
+    }
+
+    /// Keeps this actor registered with every registrar it is not
+    /// registered with through its parent, dialing again (every
+    /// [`REREGISTER`]) whenever a registration is lost or could not be
+    /// made, until the actor winds down. Call once its first registration
+    /// (if any) is made.
+    pub(crate) fn keep_registered(&self) {
+        let primary_kept = !self.0.settings.registrar_is_parent && !self.is_registrar();
+        let links = (0..self.registrar_count()).filter(|&i| i > 0 || primary_kept);
+        for index in links {
+            let actor = self.clone();
+            self.0.tasks.spawn(async move {
+                tokio::select! {
+                    () = actor.keep_registered_with(index) => {}
+                    () = actor.cancelled() => {}
+                }
+            });
+        }
+    }
+
+    fn registrar_link(&self, index: usize) -> &RegistrarLink {
+        match index {
+            0 => &self.0.link,
+            other => &self.0.others[other - 1],
+        }
+    }
+
+    async fn keep_registered_with(&self, index: usize) {
+        let link = self.registrar_link(index);
+        let mut registration = link.current().await;
+        let mut first = registration.is_none();
+        loop {
+            if let Some(channel) = &registration {
+                channel.closed().await;
+                tracing::warn!("lost the registrar at {}; registering again", link.addr());
+            }
+            if !first {
+                tokio::time::sleep(REREGISTER).await;
+            }
+            first = false;
+            registration = match self.connect(Target::Registrar(link.addr()), true).await {
+                Ok(channel) => {
+                    link.set(channel.clone()).await;
+                    Some(channel)
+                }
+                Err(err) => {
+                    tracing::debug!("the registrar at {} is unreachable: {err}", link.addr());
+                    None
+                }
+            };
+        }
+    }
+
     /// Remembers `channel` as the way to the registrar.
     pub(crate) async fn set_registrar_channel(&self, channel: Channel) {
         self.0.link.set(channel).await;
+    }
+
+    /// The channel to registrar `index` (0: the first; see
+    /// [`registrar_count`](Self::registrar_count)), dialing if needed.
+    pub(crate) async fn registrar_channel_at(&self, index: usize) -> Result<Channel> {
+        match index {
+            0 => self.registrar_channel().await,
+            _ => {
+                self.registrar_link(index)
+                    .channel(async |addr| self.connect(Target::Registrar(&addr), false).await)
+                    .await
+            }
+        }
     }
 
     /// The channel to the registrar, (re)connecting if needed. The registrar
@@ -647,7 +736,24 @@ impl Actor {
             .await
     }
 
-    /// Unregisters this actor (within the budget's first step).
+    /// Unregisters this actor from every registrar (within the budget's
+    /// first step).
+    async fn leave_registrars(&self, budget: &Budget) {
+        let others = self.0.others.iter().map(async |link| {
+            if let Some(channel) = link.current().await
+                && let Ok(answer) = channel.leave()
+            {
+                let _ = tokio::time::timeout_at(budget.children_by(), answer).await;
+            }
+        });
+        futures::future::join(
+            self.leave_registrar(budget),
+            futures::future::join_all(others),
+        )
+        .await;
+    }
+
+    /// Unregisters this actor from the first registrar.
     async fn leave_registrar(&self, budget: &Budget) {
         if let Some(registrar) = self.registrar() {
             registrar.unregister(self.uid());
@@ -692,7 +798,7 @@ impl Actor {
         // connections: a lookup never hands out an actor that is about to
         // refuse on purpose.
         let (_, wound_down) = futures::future::join(
-            self.leave_registrar(&budget),
+            self.leave_registrars(&budget),
             tokio::time::timeout_at(budget.children_by(), self.0.tasks.wait()),
         )
         .await;

@@ -6,6 +6,11 @@
 //! registrar's side of each lookup is a remote function here too, served
 //! by the registrar actor like any other call.
 //!
+//! A tree across hosts may have several registrars (every actor registers
+//! with each): `find_actor` asks them in turn, `wait_for_actor` waits at
+//! all of them at once, so a registrar lost (its host down) leaves
+//! lookups answering through the others.
+//!
 //! A lookup answers a live actor or none: an entry whose actor cannot be
 //! reached (it exited, and the registrar has not heard yet) is passed over
 //! and the next most recent actor of that name is tried. Actors leave the
@@ -75,7 +80,33 @@ pub async fn get_registrar() -> Result<Portal> {
 /// # }
 /// ```
 pub async fn find_actor(name: &str) -> Result<Option<Portal>> {
-    let registrar = get_registrar().await?;
+    let actor = Actor::current()?;
+    // Asked in turn: the first that knows a live one answers; one that
+    // cannot be reached is passed over, and only if none can be is that
+    // an error.
+    let mut first_error = None;
+    let mut answered = false;
+    for index in 0..actor.registrar_count() {
+        let found = match actor.registrar_channel_at(index).await {
+            Ok(channel) => find_through(&Portal::new(actor.clone(), channel), name).await,
+            Err(err) => Err(err),
+        };
+        match found {
+            Ok(Some(found)) => return Ok(Some(found)),
+            Ok(None) => answered = true,
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    match first_error {
+        Some(err) if !answered => Err(err),
+        _ => Ok(None),
+    }
+}
+
+/// [`find_actor`] through one registrar.
+async fn find_through(registrar: &Portal, name: &str) -> Result<Option<Portal>> {
     let mut skip = Vec::new();
     while skip.len() < MAX_SKIPPED {
         let Some(found) = registrar
@@ -104,7 +135,26 @@ pub async fn find_actor(name: &str) -> Result<Option<Portal>> {
 /// # }
 /// ```
 pub async fn wait_for_actor(name: &str) -> Result<Portal> {
-    let registrar = get_registrar().await?;
+    let actor = Actor::current()?;
+    if actor.registrar_count() == 1 {
+        return wait_through(&get_registrar().await?, name).await;
+    }
+    // Waited for at every registrar at once: the first to see one answers,
+    // and one that is lost meanwhile leaves the others waiting.
+    let waits = (0..actor.registrar_count()).map(|index| {
+        let actor = actor.clone();
+        Box::pin(async move {
+            let channel = actor.registrar_channel_at(index).await?;
+            wait_through(&Portal::new(actor, channel), name).await
+        })
+    });
+    futures::future::select_ok(waits)
+        .await
+        .map(|(portal, _)| portal)
+}
+
+/// [`wait_for_actor`] through one registrar.
+async fn wait_through(registrar: &Portal, name: &str) -> Result<Portal> {
     let mut skip = Vec::new();
     loop {
         let found = registrar

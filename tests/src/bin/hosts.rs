@@ -46,30 +46,41 @@ async fn sum_from(peer: String, n: u64) -> tractor::Result<u64> {
     Ok(sum)
 }
 
+/// Daemons `on-b` and `on-c` on hosts `b` and `c`; prints a line
+/// `on-b at ADDRESS pid PID` for each.
+async fn place_both(
+    n: &ActorNursery,
+    b: &str,
+    c: &str,
+    home: &str,
+) -> tractor::Result<(tractor::Portal, tractor::Portal)> {
+    let on_b = n.start_actor("on-b").host(b).enable_modules(HERE).await?;
+    let on_c = n.start_actor("on-c").host(c).enable_modules(HERE).await?;
+    for (name, portal) in [("on-b", &on_b), ("on-c", &on_c)] {
+        let at = portal.run(where_am_i::call(home.to_owned())).await?;
+        println!("{name} at {at}");
+    }
+    Ok((on_b, on_c))
+}
+
+/// Each of `on-b` and `on-c` finds the other by name and sums what it
+/// streams; the sums printed.
+async fn stream_both_ways(on_b: &tractor::Portal, on_c: &tractor::Portal) -> tractor::Result<()> {
+    let summed = on_b.run(sum_from::call("on-c".into(), 100)).await?;
+    println!("on-b summed {summed}");
+    let summed = on_c.run(sum_from::call("on-b".into(), 10)).await?;
+    println!("on-c summed {summed}");
+    Ok(())
+}
+
 /// `place`: a daemon on each of `b` and `c`; where each runs; each
 /// streams from the other, found by name; a call's error raised on `b`;
 /// a `run_in_actor` on `c`.
 async fn place(b: &str, c: &str) -> tractor::Result<()> {
     let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
     tractor::open_nursery(async |n: &ActorNursery| {
-        let on_b = n.start_actor("on-b").host(b).enable_modules(HERE).await?;
-        let on_c = n.start_actor("on-c").host(c).enable_modules(HERE).await?;
-        println!(
-            "on-b at {}",
-            on_b.run(where_am_i::call(home.clone())).await?
-        );
-        println!(
-            "on-c at {}",
-            on_c.run(where_am_i::call(home.clone())).await?
-        );
-        println!(
-            "on-b summed {}",
-            on_b.run(sum_from::call("on-c".into(), 100)).await?
-        );
-        println!(
-            "on-c summed {}",
-            on_c.run(sum_from::call("on-b".into(), 10)).await?
-        );
+        let (on_b, on_c) = place_both(n, b, c, &home).await?;
+        stream_both_ways(&on_b, &on_c).await?;
         match on_b.run(fail_here::call("the call on b".into())).await {
             Err(tractor::Error::Remote(err)) => println!(
                 "on-b raised {}: {} (from {})",
@@ -96,12 +107,7 @@ async fn place(b: &str, c: &str) -> tractor::Result<()> {
 async fn hold(b: &str, c: &str) -> tractor::Result<()> {
     let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
     tractor::open_nursery(async |n: &ActorNursery| {
-        let on_b = n.start_actor("on-b").host(b).enable_modules(HERE).await?;
-        let on_c = n.start_actor("on-c").host(c).enable_modules(HERE).await?;
-        for (name, portal) in [("on-b", &on_b), ("on-c", &on_c)] {
-            let at = portal.run(where_am_i::call(home.clone())).await?;
-            println!("{name} at {at}");
-        }
+        let _daemons = place_both(n, b, c, &home).await?;
         println!("holding");
         std::future::pending().await
     })
@@ -180,6 +186,38 @@ async fn cut(b: &str) -> tractor::Result<()> {
     Ok(())
 }
 
+/// `registrar`: a root that is one of the tree's registrars (the one at
+/// its host's address), and nothing else, until killed.
+async fn registrar() -> tractor::Result<()> {
+    let actor = tractor::current_actor();
+    println!("registrar {}", actor.is_registrar());
+    std::future::pending().await
+}
+
+/// `survive`: with registrars on `a` and `b` (each its own program),
+/// daemons on `b` and `c`; once the test has killed the registrar on `a`
+/// and says so on stdin, they still find each other and stream, and so
+/// does this root, through the registrar on `b`.
+async fn survive(b: &str, c: &str) -> tractor::Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let (on_b, on_c) = place_both(n, b, c, &home).await?;
+        stream_both_ways(&on_b, &on_c).await?;
+        println!("placed");
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        let said = stdin.next_line().await.map_err(tractor::Error::other)?;
+        println!("told {}", said.unwrap_or_default());
+        stream_both_ways(&on_b, &on_c).await?;
+        let found = tractor::find_actor("on-c").await?;
+        println!("root found on-c: {}", found.is_some());
+        on_b.cancel_actor().await?;
+        on_c.cancel_actor().await?;
+        Ok(())
+    })
+    .await
+}
+
 /// Heartbeats for the tests: fast enough that a cut shows within a second
 /// or two.
 const HEARTBEAT: (std::time::Duration, std::time::Duration) = (
@@ -206,6 +244,8 @@ async fn scenario() -> tractor::Result<()> {
         "hold" => hold(b, c).await?,
         "restart" => restart(b).await?,
         "cut" => cut(b).await?,
+        "registrar" => registrar().await?,
+        "survive" => survive(b, c).await?,
         other => return Err(tractor::Error::other(format!("no scenario {other:?}"))),
     }
     println!("done");

@@ -136,6 +136,7 @@ pub(crate) async fn start(inner: &Inner, recipe: &Recipe) -> Result<Starting> {
         exec_args: settings.exec_args.clone(),
         remote: handed_down(),
         heartbeat: settings.heartbeat,
+        other_registrars: actor.other_registrars().to_vec(),
     };
     if let Some(target) = &options.host {
         let program = options.program.as_ref();

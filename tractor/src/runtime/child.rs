@@ -79,6 +79,7 @@ pub(crate) fn child_main(begin: Begin) -> ! {
         statespace: spec.statespace.iter().cloned().collect(),
         exec_args: spec.exec_args.clone(),
         heartbeat: spec.heartbeat,
+        other_registrars: spec.other_registrars.clone(),
     });
     Actor::set_process_actor(actor.clone());
     let runtime = match runtime {
@@ -249,6 +250,7 @@ async fn serve_child(
         actor.set_registrar_channel(parent.clone()).await;
     }
     actor.set_parent(parent);
+    actor.keep_registered();
     actor.cancelled().await;
     actor.finish().await;
     Ok(())

@@ -92,6 +92,7 @@ pub struct RootBuilder {
     enable_modules: Vec<String>,
     max_concurrent_calls: Option<usize>,
     heartbeat: Option<(Duration, Duration)>,
+    registrars: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for RootBuilder {
@@ -106,6 +107,7 @@ impl std::fmt::Debug for RootBuilder {
             .field("enable_modules", &self.enable_modules)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
             .field("heartbeat", &self.heartbeat)
+            .field("registrars", &self.registrars)
             .finish()
     }
 }
@@ -125,6 +127,31 @@ impl RootBuilder {
     /// [`DEFAULT_REGISTRAR`]. Ignored by test roots, which run their own.
     pub fn registrar(mut self, addr: impl Into<String>) -> Self {
         self.registrar = Some(addr.into());
+        self
+    }
+
+    /// Several registrars for a tree across hosts (each `host:port`, over
+    /// TCP), in place of [`registrar`](Self::registrar); also a
+    /// comma-separated `TRACTOR_REGISTRAR`. Every actor registers with
+    /// each it reaches, and again with one that comes back; lookups ask
+    /// them in turn, so losing one stops no call and lookups go on through
+    /// the others. The first root on a host becomes the registrar at an
+    /// address of that host where none answers; other roots join the
+    /// first that answers. Ignored by test roots.
+    ///
+    /// ```no_run
+    /// tractor::Root::builder()
+    ///     .registrars(["10.0.0.1:1616", "10.0.0.2:1616"])
+    ///     .run(async {
+    ///         // ...
+    ///     });
+    /// ```
+    pub fn registrars<I>(mut self, addrs: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.registrars = Some(addrs.into_iter().map(Into::into).collect());
         self
     }
 
@@ -300,6 +327,7 @@ impl RootBuilder {
                 })?;
                 actor.set_registrar_channel(channel).await;
             }
+            actor.keep_registered();
             Ok::<_, Error>(())
         });
         if let Err(err) = started {
@@ -373,6 +401,7 @@ impl RootBuilder {
             enabled: self.enable_modules.iter().cloned().collect(),
             statespace: Default::default(),
             exec_args: Vec::new(),
+            other_registrars: Vec::new(),
             heartbeat: match self.heartbeat {
                 Some((interval, timeout)) => Heartbeat::new(interval, timeout)
                     .map_err(|err| Error::other(format!("Root::builder().heartbeat(..): {err}")))?,
@@ -416,11 +445,29 @@ impl RootBuilder {
             };
             return Ok((settings, listeners));
         }
-        let addr = self
-            .registrar
-            .clone()
-            .or_else(|| std::env::var(REGISTRAR_ENV).ok())
-            .unwrap_or_else(|| DEFAULT_REGISTRAR.to_owned());
+        let mut addrs = match (&self.registrars, &self.registrar) {
+            (Some(addrs), _) => addrs.clone(),
+            (None, Some(addr)) => vec![addr.clone()],
+            (None, None) => match std::env::var(REGISTRAR_ENV) {
+                Ok(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|addr| !addr.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                Err(_) => vec![DEFAULT_REGISTRAR.to_owned()],
+            },
+        };
+        if addrs.is_empty() {
+            return Err(Error::other(format!(
+                "no registrar address: give one or more (`host:port`, comma-separated in \
+                 {REGISTRAR_ENV})"
+            )));
+        }
+        if addrs.len() > 1 {
+            return several_registrars(settings, &addrs, transport);
+        }
+        let addr = addrs.remove(0);
         settings.registrar_addr = addr.clone();
         match local::rendezvous(&addr) {
             // An address this host keeps to itself: meet in the private
@@ -487,6 +534,99 @@ fn worker_threads_from(value: &str) -> Result<usize> {
 
 /// Finds the registrar at TCP address `addr`, or becomes it: `(true, the
 /// listener on addr)` for the registrar, `(false, None)` to join.
+/// A root whose tree has several registrars (`addrs`, each `host:port`
+/// over TCP): the first root on a host becomes the registrar at an address
+/// of its own host where none answers; any other joins the first that
+/// answers. Either way it registers with the others too (see
+/// `Actor::keep_registered`).
+fn several_registrars(
+    mut settings: Settings,
+    addrs: &[String],
+    transport: &tls::Transport,
+) -> Result<(Settings, Listeners)> {
+    if !transport.tcp() {
+        return Err(Error::other(format!(
+            "several registrars ({}) are reached over TCP, and this program has no TCP \
+             transport: give it a certificate ({}, {}, {}) or choose plain TCP with {}=tcp",
+            addrs.join(", "),
+            tls::TLS_CERT_ENV,
+            tls::TLS_KEY_ENV,
+            tls::TLS_CA_ENV,
+            tls::TRANSPORT_ENV
+        )));
+    }
+    if let Some(local) = addrs.iter().find(|addr| local::rendezvous(addr).is_some()) {
+        return Err(Error::other(format!(
+            "registrar {local} is this host's alone; several registrars are for trees across \
+             hosts, at addresses the hosts reach"
+        )));
+    }
+    let targets = addrs
+        .iter()
+        .map(|addr| resolve(addr))
+        .collect::<Result<Vec<_>>>()?;
+    let answers: Vec<bool> = targets
+        .iter()
+        .map(|target| StdStream::connect_timeout(target, Duration::from_millis(250)).is_ok())
+        .collect();
+    let mut chosen = None;
+    for (index, target) in targets.iter().enumerate() {
+        if answers[index] {
+            continue;
+        }
+        match StdListener::bind(target) {
+            Ok(listener) => {
+                listener.set_nonblocking(true)?;
+                chosen = Some((index, Some(listener)));
+                break;
+            }
+            // Another host's address, or another root's since the probe.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::AddrInUse
+                ) => {}
+            Err(err) => {
+                return Err(Error::other(format!(
+                    "could not listen on the registrar address {}: {err}",
+                    addrs[index]
+                )));
+            }
+        }
+    }
+    let (index, registrar) = match chosen {
+        Some(found) => found,
+        None => match answers.iter().position(|answers| *answers) {
+            Some(index) => (index, None),
+            None => {
+                return Err(Error::other(format!(
+                    "no registrar answers at any of {}, and none of those addresses is on this \
+                     host: start a root where one of them is",
+                    addrs.join(", ")
+                )));
+            }
+        },
+    };
+    settings.is_registrar = registrar.is_some();
+    settings.registrar_addr = addrs[index].clone();
+    settings.other_registrars = addrs
+        .iter()
+        .enumerate()
+        .filter(|(other, _)| *other != index)
+        .map(|(_, addr)| addr.clone())
+        .collect();
+    let tcp = match registrar {
+        Some(listener) => listener,
+        None => listen(&format!("{}:0", transport::listen_host()))?,
+    };
+    let listeners = Listeners {
+        tcp: Some(tcp),
+        rendezvous: None,
+        join: !settings.is_registrar,
+    };
+    Ok((settings, listeners))
+}
+
 fn tcp_registrar(addr: &str) -> Result<(bool, Option<StdListener>)> {
     let target = resolve(addr)?;
     // Someone there: join. Nobody: become the registrar (and if another

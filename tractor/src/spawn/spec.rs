@@ -69,6 +69,8 @@ pub(crate) struct SpawnSpec {
     pub remote: Option<Remote>,
     /// The tree's heartbeat on channels between hosts.
     pub heartbeat: crate::ipc::heartbeat::Heartbeat,
+    /// The tree's registrars beside `registrar_addr`.
+    pub other_registrars: Vec<String>,
 }
 
 /// What a child on another host needs from its parent's host.

@@ -1,0 +1,2 @@
+#[tractor::main(registrar = [])]
+async fn main() {}
