@@ -16,6 +16,7 @@
 //! wires the function in.
 
 use proc_macro2::TokenStream;
+use quote::ToTokens;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
@@ -37,6 +38,7 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
         .collect();
     let idents: Vec<_> = sig.args.iter().map(|(ident, _)| ident).collect();
     let types: Vec<_> = sig.args.iter().map(|(_, ty)| ty).collect();
+    let signature = signature_text(&item.sig);
     let (output, call_type, attribute, runner) = match &sig.shape {
         Shape::Value(ty) | Shape::Result(ty) => (
             ty,
@@ -268,7 +270,7 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
         #[::tractor::__private::linkme::distributed_slice(::tractor::__private::RPC_TABLE)]
         #[linkme(crate = ::tractor::__private::linkme)]
         static #entry: ::tractor::__private::RpcEntry = ::tractor::__private::RpcEntry::new(
-            ::core::concat!(::core::module_path!(), "::", #plain_name),
+            ::core::concat!(::core::module_path!(), "::", #plain_name, "\u{1f}", #signature),
             #invoke,
         );
 
@@ -290,7 +292,10 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
                 }
                 let mut __tractor_args = ::tractor::__private::ArgsWriter::new();
                 #(#encoded)*
-                #make_call(Self::NAME, __tractor_args)
+                #make_call(
+                    ::core::concat!(::core::module_path!(), "::", #plain_name, "\u{1f}", #signature),
+                    __tractor_args,
+                )
             }
         }
     };
@@ -301,6 +306,26 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
         #item
         ::tractor::remote_functions_are_free_functions! { #generated }
     }
+}
+
+/// The function's argument and result types as written, e.g.
+/// `(u64, String) -> Vec<u8>`: it travels with every call, after the wire
+/// name, so that a build whose function of that name differs is told so
+/// rather than decoding garbage.
+fn signature_text(sig: &syn::Signature) -> String {
+    let inputs: Vec<String> = sig
+        .inputs
+        .iter()
+        .map(|input| match input {
+            syn::FnArg::Typed(typed) => typed.ty.to_token_stream().to_string(),
+            syn::FnArg::Receiver(receiver) => receiver.to_token_stream().to_string(),
+        })
+        .collect();
+    let output = match &sig.output {
+        syn::ReturnType::Default => "()".to_owned(),
+        syn::ReturnType::Type(_, ty) => ty.to_token_stream().to_string(),
+    };
+    format!("({}) -> {output}", inputs.join(", "))
 }
 
 /// The rules the dispatch function checks, as local functions so that a

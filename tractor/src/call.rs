@@ -41,19 +41,27 @@ pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8], call: &str) -> Result<
 
 /// A function's wire name and its encoded arguments.
 pub(crate) struct Request {
+    /// As it goes on the wire: from a stub, with the function's signature
+    /// (see `registry::split_wire`).
     pub(crate) name: Cow<'static, str>,
     pub(crate) args: Result<Vec<u8>>,
     pub(crate) timeout: Option<Duration>,
 }
 
 impl Request {
+    /// The function's wire name alone, without its signature.
+    pub(crate) fn plain_name(&self) -> &str {
+        crate::registry::split_wire(&self.name).0
+    }
+
     fn new<A: Serialize>(name: Cow<'static, str>, args: &A) -> Self {
         let args = postcard::to_allocvec(args).map_err(|err| err.to_string());
         Request::encoded(name, args)
     }
 
     fn encoded(name: Cow<'static, str>, args: std::result::Result<Vec<u8>, String>) -> Self {
-        let args = args.map_err(|err| Error::codec(format!("the arguments of {name}"), err));
+        let plain = crate::registry::split_wire(&name).0;
+        let args = args.map_err(|err| Error::codec(format!("the arguments of {plain}"), err));
         Request {
             name,
             args,
@@ -114,7 +122,7 @@ impl<T> Call<T> {
     /// The function's wire name: its full module path, e.g.
     /// `"my_crate::workers::add"`.
     pub fn name(&self) -> &str {
-        &self.request.name
+        self.request.plain_name()
     }
 
     /// Gives the call `timeout` to answer.
@@ -159,7 +167,7 @@ impl<T> Call<T> {
 impl<T> fmt::Debug for Call<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
-            .field("name", &self.request.name)
+            .field("name", &self.request.plain_name())
             .field("output", &std::any::type_name::<T>())
             .finish_non_exhaustive()
     }
@@ -243,7 +251,7 @@ impl<T> StreamCall<T> {
 
     /// The function's wire name.
     pub fn name(&self) -> &str {
-        &self.request.name
+        self.request.plain_name()
     }
 
     pub(crate) fn into_request(self) -> (Request, Window) {
@@ -254,7 +262,7 @@ impl<T> StreamCall<T> {
 impl<T> fmt::Debug for StreamCall<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamCall")
-            .field("name", &self.request.name)
+            .field("name", &self.request.plain_name())
             .field("item", &std::any::type_name::<T>())
             .field("window", &self.window.items)
             .field("window_bytes", &self.window.bytes)
@@ -342,7 +350,7 @@ impl<S, I, O, T> ContextCall<S, I, O, T> {
 
     /// The function's wire name.
     pub fn name(&self) -> &str {
-        &self.request.name
+        self.request.plain_name()
     }
 
     pub(crate) fn into_request(self) -> (Request, Window) {
@@ -353,7 +361,7 @@ impl<S, I, O, T> ContextCall<S, I, O, T> {
 impl<S, I, O, T> fmt::Debug for ContextCall<S, I, O, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ContextCall")
-            .field("name", &self.request.name)
+            .field("name", &self.request.plain_name())
             .field("started", &std::any::type_name::<S>())
             .field("sends", &std::any::type_name::<I>())
             .field("receives", &std::any::type_name::<O>())

@@ -22,23 +22,45 @@ pub static RPC_TABLE: [RpcEntry];
 
 /// One remote function: its wire name and how to invoke it.
 pub struct RpcEntry {
-    name: &'static str,
+    /// Its name and signature (see [`split_wire`]).
+    wire: &'static str,
     invoke: fn(&[u8]) -> Invocation,
 }
 
+/// Between a function's name and its signature in what a call names (see
+/// [`split_wire`]).
+pub(crate) const SIGNATURE_MARK: char = '\u{1f}';
+
+/// What a call names, `module::f` then (after [`SIGNATURE_MARK`]) the
+/// function's argument and result types as the stub's build wrote them:
+/// the name, and the signature if the caller sent one (a call made by name
+/// alone, [`Call::by_name`](crate::Call::by_name), sends none).
+pub(crate) fn split_wire(wire: &str) -> (&str, Option<&str>) {
+    match wire.split_once(SIGNATURE_MARK) {
+        Some((name, signature)) => (name, Some(signature)),
+        None => (wire, None),
+    }
+}
+
 impl RpcEntry {
-    /// An entry for function `name` (its full module path).
-    pub const fn new(name: &'static str, invoke: fn(&[u8]) -> Invocation) -> Self {
-        RpcEntry { name, invoke }
+    /// An entry for the function `wire` names: its full module path, and
+    /// its signature after [`SIGNATURE_MARK`].
+    pub const fn new(wire: &'static str, invoke: fn(&[u8]) -> Invocation) -> Self {
+        RpcEntry { wire, invoke }
     }
 
     pub(crate) fn name(&self) -> &'static str {
-        self.name
+        split_wire(self.wire).0
+    }
+
+    /// Its argument and result types, as its build wrote them.
+    pub(crate) fn signature(&self) -> Option<&'static str> {
+        split_wire(self.wire).1
     }
 
     /// The module the function is defined in: what `enable_modules` names.
     pub(crate) fn module(&self) -> &'static str {
-        module_of(self.name)
+        module_of(self.name())
     }
 
     /// Decodes `args` and starts the function (panics included in the
@@ -50,7 +72,8 @@ impl RpcEntry {
 }
 
 pub(crate) fn module_of(wire_name: &str) -> &str {
-    wire_name.rsplit_once("::").map_or("", |(module, _)| module)
+    let (name, _) = split_wire(wire_name);
+    name.rsplit_once("::").map_or("", |(module, _)| module)
 }
 
 /// The table as a map, built on first use.
@@ -60,11 +83,11 @@ fn table() -> &'static Result<HashMap<&'static str, &'static RpcEntry>, String> 
     TABLE.get_or_init(|| {
         let mut map = HashMap::with_capacity(RPC_TABLE.len());
         for entry in RPC_TABLE.iter() {
-            if map.insert(entry.name, entry).is_some() {
+            if map.insert(entry.name(), entry).is_some() {
                 return Err(format!(
                     "two remote functions are registered as `{}`; is the same crate linked \
                      twice in two versions?",
-                    entry.name
+                    entry.name()
                 ));
             }
         }

@@ -117,6 +117,7 @@ impl Server {
         let resolved = self.resolve(func);
         let me = self.me.clone();
         let channel = channel.clone();
+        let func = registry::split_wire(func).0;
         let span = tracing::info_span!("rpc", actor = %me, func, id);
         self.tasks.spawn(
             async move {
@@ -175,8 +176,9 @@ impl Server {
     }
 
     /// The entry for `func`, or the error that answers the call instead.
-    fn resolve(&self, func: &str) -> Result<&'static RpcEntry, WireError> {
+    fn resolve(&self, wire: &str) -> Result<&'static RpcEntry, WireError> {
         let me = &self.me;
+        let (func, signature) = registry::split_wire(wire);
         let Some(entry) = registry::lookup(func) else {
             let message = format!(
                 "actor {me} has no remote function `{func}`: is the crate that defines it \
@@ -184,6 +186,15 @@ impl Server {
             );
             return Err(foreign("NoSuchFunction", message, me));
         };
+        if let (Some(theirs), Some(ours)) = (signature, entry.signature())
+            && theirs != ours
+        {
+            let message = format!(
+                "`{func}` differs between the caller's build and actor {me}'s: the caller's is \
+                 `{theirs}`, this one's `{ours}`; run builds of the same source on every host"
+            );
+            return Err(foreign("SignatureMismatch", message, me));
+        }
         if !self.exposes(entry.module()) {
             let message = format!(
                 "`{func}` is not exposed by actor {me}: its module `{module}` is not enabled; \
