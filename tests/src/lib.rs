@@ -261,6 +261,20 @@ impl Program {
     }
 }
 
+/// A chaos test's seed and round count: `TRACTOR_CHAOS_SEED` (to replay a
+/// run) else a fresh one, and `TRACTOR_CHAOS_ROUNDS` else `default_rounds`.
+pub fn chaos_settings(default_rounds: usize) -> (u64, usize) {
+    let seed = std::env::var("TRACTOR_CHAOS_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    let rounds = std::env::var("TRACTOR_CHAOS_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(default_rounds);
+    (seed, rounds)
+}
+
 pub mod tally;
 pub mod wire;
 

@@ -241,15 +241,8 @@ impl Round {
 /// Runs random rounds from the base seed (plus `offset`, one per test);
 /// prints what it did.
 async fn chaos(label: &str, offset: u64) {
-    let base = std::env::var("TRACTOR_CHAOS_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
+    let (base, rounds) = tractor_tests::chaos_settings(25);
     let seed = base.wrapping_add(offset);
-    let rounds: usize = std::env::var("TRACTOR_CHAOS_ROUNDS")
-        .ok()
-        .and_then(|rounds| rounds.parse().ok())
-        .unwrap_or(25);
     println!("chaos {label}: seed {base} (replay with TRACTOR_CHAOS_SEED={base}), {rounds} rounds");
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut counts: HashMap<String, usize> = HashMap::new();

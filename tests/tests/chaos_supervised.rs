@@ -270,14 +270,7 @@ async fn assert_clean(id: &str, seen: &[u32]) {
 
 #[tractor::test(enable_modules = [module_path!()])]
 async fn chaos_under_supervisors() {
-    let seed = std::env::var("TRACTOR_CHAOS_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    let rounds: usize = std::env::var("TRACTOR_CHAOS_ROUNDS")
-        .ok()
-        .and_then(|rounds| rounds.parse().ok())
-        .unwrap_or(6);
+    let (seed, rounds) = tractor_tests::chaos_settings(6);
     println!("chaos under supervisors: seed {seed} (replay with TRACTOR_CHAOS_SEED={seed})");
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut counts = Counts::default();

@@ -283,3 +283,95 @@ fn with_two_registrars_losing_one_leaves_actors_finding_each_other_through_the_o
     assert!(root.finish().success());
     drop(on_b);
 }
+
+/// The pids in `host`'s namespace that run the `hosts` program.
+fn programs_in(hosts: &Hosts, host: &Host) -> Vec<u32> {
+    hosts
+        .pids_in(host)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|exe| exe == std::path::Path::new(PROGRAM))
+        })
+        .collect()
+}
+
+/// `"answered on-b at IP pid P on-c at IP pid P"`: the two pids.
+fn answered(line: &str) -> (u32, u32) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        [
+            "answered",
+            "on-b",
+            "at",
+            _,
+            "pid",
+            b,
+            "on-c",
+            "at",
+            _,
+            "pid",
+            c,
+        ] => (b.parse().unwrap(), c.parse().unwrap()),
+        _ => panic!("not an answer: {line:?}"),
+    }
+}
+
+#[test]
+fn chaos_of_kills_and_cut_links_across_three_hosts_leaves_nothing_behind() {
+    let Some(hosts) = hosts_or_skip("chaos_across_hosts") else {
+        return;
+    };
+    let (seed, rounds) = tractor_tests::chaos_settings(10);
+    eprintln!("chaos across hosts: seed {seed} (replay with TRACTOR_CHAOS_SEED={seed})");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut root = Root::start(&hosts, "chaos");
+    let (_, mut on_b) = placed(&root.expect("on-b at"));
+    let (_, mut on_c) = placed(&root.expect("on-c at"));
+    let mut kinds = HashMap::new();
+    for round in 0..rounds {
+        let (kind, host) = match rng.u8(0..4) {
+            0 => ("kill on-b", None),
+            1 => ("kill on-c", None),
+            2 => ("cut b", Some(&hosts.b)),
+            _ => ("cut c", Some(&hosts.c)),
+        };
+        *kinds.entry(kind).or_insert(0) += 1;
+        match (kind, host) {
+            ("kill on-b", _) => tractor_tests::kill(on_b),
+            ("kill on-c", _) => tractor_tests::kill(on_c),
+            (_, Some(host)) => {
+                hosts.set_link(host, false);
+                // Longer than the program's heartbeat timeout (1 s): both
+                // ends give the other up while cut off.
+                std::thread::sleep(Duration::from_millis(rng.u64(1200..2000)));
+                hosts.set_link(host, true);
+            }
+            _ => unreachable!(),
+        }
+        root.say("check");
+        let (b, c) = answered(&root.expect("answered"));
+        match kind {
+            "kill on-b" => assert_ne!(b, on_b, "round {round}: on-b restarted"),
+            "kill on-c" => assert_ne!(c, on_c, "round {round}: on-c restarted"),
+            _ => {}
+        }
+        (on_b, on_c) = (b, c);
+        for host in [&hosts.b, &hosts.c] {
+            let running = programs_in(&hosts, host);
+            assert!(
+                running.len() <= 2,
+                "round {round} ({kind}, seed {seed}): {running:?} on {}",
+                host.netns
+            );
+        }
+    }
+    root.say("end");
+    root.expect("done");
+    assert!(root.finish().success());
+    for host in [&hosts.a, &hosts.b, &hosts.c] {
+        let left = programs_in(&hosts, host);
+        tractor_tests::assert_all_exit(left, Duration::from_secs(5));
+    }
+    eprintln!("chaos across hosts: {rounds} rounds {kinds:?}, leftover processes 0");
+}

@@ -218,6 +218,51 @@ async fn survive(b: &str, c: &str) -> tractor::Result<()> {
     .await
 }
 
+/// `chaos`: supervised daemons on `b` and `c`, and commands on stdin from
+/// a test that kills them and cuts their links: `check` answers once both
+/// answer again through the same portals (`answered on-b at .. on-c at
+/// ..`), `end` stops them.
+async fn chaos(b: &str, c: &str) -> tractor::Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    let supervisor =
+        tractor::Supervisor::one_for_one().max_restarts(1000, std::time::Duration::from_secs(60));
+    tractor::open_nursery_with(supervisor, async |n: &ActorNursery| {
+        let (on_b, on_c) = place_both(n, b, c, &home).await?;
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Some(command) = stdin.next_line().await.map_err(tractor::Error::other)? {
+            match command.as_str() {
+                "check" => {
+                    let b_at = answer_again(&on_b, &home).await?;
+                    let c_at = answer_again(&on_c, &home).await?;
+                    println!("answered on-b at {b_at} on-c at {c_at}");
+                }
+                "end" => break,
+                other => println!("unknown command {other:?}"),
+            }
+        }
+        on_b.cancel_actor().await?;
+        on_c.cancel_actor().await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Where `portal`'s actor is, once it answers (within 30 s): calls in
+/// flight at a kill or a cut fail, and the next go to the restarted
+/// process.
+async fn answer_again(portal: &tractor::Portal, home: &str) -> tractor::Result<String> {
+    let started = std::time::Instant::now();
+    loop {
+        let call = where_am_i::call(home.to_owned()).timeout(std::time::Duration::from_secs(5));
+        match portal.run(call).await {
+            Ok(at) => return Ok(at),
+            Err(err) if started.elapsed() > std::time::Duration::from_secs(30) => return Err(err),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// Heartbeats for the tests: fast enough that a cut shows within a second
 /// or two.
 const HEARTBEAT: (std::time::Duration, std::time::Duration) = (
@@ -246,6 +291,7 @@ async fn scenario() -> tractor::Result<()> {
         "cut" => cut(b).await?,
         "registrar" => registrar().await?,
         "survive" => survive(b, c).await?,
+        "chaos" => chaos(b, c).await?,
         other => return Err(tractor::Error::other(format!("no scenario {other:?}"))),
     }
     println!("done");
