@@ -39,6 +39,7 @@ pub fn run_helper() -> bool {
         let result = match role {
             "pingpong" => echo(&args[0]).await,
             "pingpong-unix" => echo_unix(&args[0]).await,
+            "tls-pong" => crate::hosts::tls_pong(&args[0]).await,
             "rawstream" => {
                 produce(&args[0], args[1].parse().unwrap(), args[2].parse().unwrap()).await
             }
@@ -115,7 +116,7 @@ pub async fn ping_pong_unix(rounds: usize) -> std::io::Result<Vec<Duration>> {
 }
 
 /// `rounds` timed round trips (after 1000 to warm up), then hangs up.
-async fn ping<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn ping<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     rounds: usize,
 ) -> std::io::Result<Vec<Duration>> {
@@ -133,7 +134,7 @@ async fn ping<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The far end of a ping-pong: echoes until the other end hangs up.
-async fn pong<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+pub async fn pong<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     mut stream: S,
 ) -> std::io::Result<()> {
     tokio::spawn(async move {

@@ -12,12 +12,15 @@
 //!                                                 # alone, for a profiler
 //! cargo run --release -p tractor-bench -- restarts-forkserver
 //!                                                 # 1000 restarts alone
+//! cargo run --release -p tractor-bench -- hosts   # across three network
+//!                                                 # namespaces (root only)
 //! ```
 //!
 //! The floors run their far ends in this executable started again (see
 //! [`floors`]), so every figure crosses a real process boundary.
 
 mod floors;
+mod hosts;
 mod measures;
 mod stats;
 
@@ -32,6 +35,11 @@ fn main() -> tractor::Result<()> {
     // A floor's far end runs before tractor starts, so that the re-exec
     // floor is a bare re-exec.
     if floors::run_helper() {
+        return Ok(());
+    }
+    if std::env::args().nth(1).as_deref() == Some("hosts") {
+        // Builds the hosts, then runs `hosts-inner` on one of them.
+        hosts::outer();
         return Ok(());
     }
     bench()
@@ -137,6 +145,11 @@ fn cycle_rows(
 async fn bench() -> tractor::Result<()> {
     println!("| measure | tractor (median) | floor (median, same run) | ratio | target |");
     println!("| --- | --- | --- | --- | --- |");
+
+    if std::env::args().nth(1).as_deref() == Some("hosts-inner") {
+        let b = std::env::args().nth(2).unwrap_or_default();
+        return hosts::inner(&b).await;
+    }
 
     if let Some(method) = std::env::args().nth(1).and_then(|arg| {
         arg.strip_prefix("cycles-")

@@ -100,16 +100,16 @@ struct Counts {
 /// root and of the middle actor.
 const MOST_PROCESSES: usize = 6;
 
-/// The processes under `me` but spares, once no more than
-/// [`MOST_PROCESSES`] or after a deadline: one of a killed actor's (its
-/// fork server) may still be on its way out, or a spare just forked not
-/// yet recognisable as one; a process that stays is counted.
-async fn settled_processes(me: u32) -> usize {
+/// The processes under `me` but spares, once no more than `most` or
+/// after a deadline (2 s): one of a killed actor's (its fork server) may
+/// still be on its way out, or a spare just forked not yet recognisable
+/// as one; a process that stays is counted.
+async fn settled_processes(me: u32, most: usize) -> Vec<u32> {
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     loop {
-        let count = descendants_but_spares(me).len();
-        if count <= MOST_PROCESSES || std::time::Instant::now() > deadline {
-            return count;
+        let left = descendants_but_spares(me);
+        if left.len() <= most || std::time::Instant::now() > deadline {
+            return left;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -185,7 +185,7 @@ async fn kills_while_calling(id: &str, rng: &mut fastrand::Rng, counts: &mut Cou
                         answered!(retried, middle.run(leaf_pid::call()).await)?,
                     ),
                 };
-                most = most.max(settled_processes(me).await);
+                most = most.max(settled_processes(me, MOST_PROCESSES).await.len());
                 kill(pid);
                 assert!(
                     exits_within(pid, Duration::from_secs(5)).await,
@@ -262,9 +262,10 @@ async fn assert_clean(id: &str, seen: &[u32]) {
             "round {id}: {pid} is still alive"
         );
     }
-    let left = descendants_but_spares(std::process::id());
     // Spares waiting for a spawn aside, the fork server (if this backend
-    // uses one) is the only process the root may keep between rounds.
+    // uses one) is the only process the root may keep between rounds (a
+    // spare it is making just then counts only if it stays).
+    let left = settled_processes(std::process::id(), 1).await;
     assert!(left.len() <= 1, "round {id}: processes left: {left:?}");
 }
 
