@@ -39,6 +39,11 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
     let idents: Vec<_> = sig.args.iter().map(|(ident, _)| ident).collect();
     let types: Vec<_> = sig.args.iter().map(|(_, ty)| ty).collect();
     let signature = signature_text(&item.sig);
+    // The module path, unless the attribute names it otherwise.
+    let wire_name = match &sig.wire_name {
+        Some(name) => quote!(#name),
+        None => quote!(::core::concat!(::core::module_path!(), "::", #plain_name)),
+    };
     let (output, call_type, attribute, runner) = match &sig.shape {
         Shape::Value(ty) | Shape::Result(ty) => (
             ty,
@@ -270,16 +275,16 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
         #[::tractor::__private::linkme::distributed_slice(::tractor::__private::RPC_TABLE)]
         #[linkme(crate = ::tractor::__private::linkme)]
         static #entry: ::tractor::__private::RpcEntry = ::tractor::__private::RpcEntry::new(
-            ::core::concat!(::core::module_path!(), "::", #plain_name, "\u{1f}", #signature),
+            ::core::concat!(#wire_name, "\u{1f}", #signature),
             #invoke,
         );
 
         #(#cfgs)*
         #[allow(dead_code, clippy::all)]
         impl #name {
-            /// The function's wire name: its full module path.
-            pub const NAME: &'static str =
-                ::core::concat!(::core::module_path!(), "::", #plain_name);
+            /// The function's wire name: its full module path, or the name its
+            /// attribute gives.
+            pub const NAME: &'static str = #wire_name;
 
             #[doc = #call_doc]
             pub fn call(#(#idents: #types),*) -> #call_type {
@@ -293,7 +298,7 @@ pub fn remote_fn(model: &RemoteFn, sig: &Signature) -> TokenStream {
                 let mut __tractor_args = ::tractor::__private::ArgsWriter::new();
                 #(#encoded)*
                 #make_call(
-                    ::core::concat!(::core::module_path!(), "::", #plain_name, "\u{1f}", #signature),
+                    ::core::concat!(#wire_name, "\u{1f}", #signature),
                     __tractor_args,
                 )
             }

@@ -17,6 +17,9 @@ const CONTEXT_TYPES: &str = "S is the value `ctx.started(..)` hands the caller, 
 
 /// A remote function that passed validation, ready to expand.
 pub struct Signature {
+    /// The wire name given with `name = ".."`, in place of the function's
+    /// module path.
+    pub wire_name: Option<syn::LitStr>,
     /// Argument names and types, in order (without a `StreamContext` or
     /// `Context`).
     pub args: Vec<(Ident, Type)>,
@@ -76,14 +79,60 @@ impl Errors {
     }
 }
 
+/// The attribute's one option, `name = "module::function"`: a wire name
+/// that stays when the function moves (or lives in another crate of
+/// another build), instead of its module path.
+fn wire_name(args: &proc_macro2::TokenStream, attr: &str) -> syn::Result<Option<syn::LitStr>> {
+    if args.is_empty() {
+        return Ok(None);
+    }
+    let usage = format!(
+        "{attr} takes one option, `name = \"module::function\"` (the function's wire name)"
+    );
+    let meta: syn::MetaNameValue =
+        syn::parse2(args.clone()).map_err(|_| syn::Error::new_spanned(args, &usage))?;
+    if !meta.path.is_ident("name") {
+        return Err(syn::Error::new_spanned(&meta.path, usage));
+    }
+    let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Str(name),
+        ..
+    }) = &meta.value
+    else {
+        return Err(syn::Error::new_spanned(&meta.value, usage));
+    };
+    let value = name.value();
+    let (module, function) = value.rsplit_once("::").unwrap_or(("", ""));
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part.split("::").all(|segment| {
+                !segment.is_empty() && segment.chars().all(|c| c.is_alphanumeric() || c == '_')
+            })
+    };
+    if !plain(module) || !plain(function) {
+        return Err(syn::Error::new_spanned(
+            name,
+            format!(
+                "`{value}` is not a wire name: write it as a path, `module::function` (the \
+                 module part is what `enable_modules` names)"
+            ),
+        ));
+    }
+    Ok(Some(name.clone()))
+}
+
 pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
     let attr = kind.attribute();
     let sig = &model.item.sig;
     let mut errors = Errors(None);
 
-    if !model.attr_args.is_empty() {
-        errors.push(&model.attr_args, format!("{attr} takes no arguments"));
-    }
+    let wire_name = match wire_name(&model.attr_args, attr) {
+        Ok(name) => name,
+        Err(err) => {
+            errors.add(err);
+            None
+        }
+    };
     if let Some(receiver) = sig.receiver() {
         errors.push(
             receiver,
@@ -334,7 +383,11 @@ pub fn remote_fn(model: &RemoteFn, kind: Kind) -> syn::Result<Signature> {
 
     match errors.0 {
         Some(err) => Err(err),
-        None => Ok(Signature { args, shape }),
+        None => Ok(Signature {
+            wire_name,
+            args,
+            shape,
+        }),
     }
 }
 

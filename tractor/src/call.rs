@@ -39,10 +39,25 @@ pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8], call: &str) -> Result<
     })
 }
 
+/// Between a function's name and its signature in what a call names (see
+/// [`split_wire`]).
+pub(crate) const SIGNATURE_MARK: char = '\u{1f}';
+
+/// What a call names, `module::f` then (after [`SIGNATURE_MARK`]) the
+/// function's argument and result types as the stub's build wrote them:
+/// the name, and the signature if the caller sent one (a call made by name
+/// alone, [`Call::by_name`], sends none).
+pub(crate) fn split_wire(wire: &str) -> (&str, Option<&str>) {
+    match wire.split_once(SIGNATURE_MARK) {
+        Some((name, signature)) => (name, Some(signature)),
+        None => (wire, None),
+    }
+}
+
 /// A function's wire name and its encoded arguments.
 pub(crate) struct Request {
     /// As it goes on the wire: from a stub, with the function's signature
-    /// (see `registry::split_wire`).
+    /// (see [`split_wire`]).
     pub(crate) name: Cow<'static, str>,
     pub(crate) args: Result<Vec<u8>>,
     pub(crate) timeout: Option<Duration>,
@@ -51,7 +66,7 @@ pub(crate) struct Request {
 impl Request {
     /// The function's wire name alone, without its signature.
     pub(crate) fn plain_name(&self) -> &str {
-        crate::registry::split_wire(&self.name).0
+        split_wire(&self.name).0
     }
 
     fn new<A: Serialize>(name: Cow<'static, str>, args: &A) -> Self {
@@ -60,7 +75,7 @@ impl Request {
     }
 
     fn encoded(name: Cow<'static, str>, args: std::result::Result<Vec<u8>, String>) -> Self {
-        let plain = crate::registry::split_wire(&name).0;
+        let plain = split_wire(&name).0;
         let args = args.map_err(|err| Error::codec(format!("the arguments of {plain}"), err));
         Request {
             name,

@@ -127,7 +127,8 @@ pub use uid::ActorUid;
 /// The function stays as it is, callable locally. Beside it appears its
 /// stub, an item of the same name and visibility (a type, so it lives in
 /// the type namespace next to the function) with:
-/// - `NAME`, the function's wire name (its full module path);
+/// - `NAME`, the function's wire name (its full module path, or the one
+///   given with `name = ".."`, below);
 /// - `call(args..) -> tractor::Call<T>`, a typed stub to pass to
 ///   [`Portal::run`] or [`ActorNursery::run_in_actor`], where `T` is the
 ///   return type, or `Result<T, E>`'s `T` (an `Err` travels as a
@@ -140,6 +141,22 @@ pub use uid::ActorUid;
 /// (a test's body), next to the types it uses. A type that breaks a rule
 /// is reported on that type, by the rule's name (e.g.
 /// `arguments_must_be_serializable`).
+///
+/// Every call also carries the function's argument and result types: an
+/// actor whose build has a function of that name with other types answers
+/// a `SignatureMismatch` error naming both. The one option,
+/// `#[tractor::rpc(name = "module::function")]` (also on `stream` and
+/// `context`), gives a wire name that stays put when the function moves,
+/// or is shared by programs built from different crates; its module part
+/// is what `enable_modules` names.
+///
+/// ```
+/// #[tractor::rpc(name = "billing::charge")]
+/// async fn charge(cents: u64) -> u64 {
+///     cents
+/// }
+/// assert_eq!(charge::NAME, "billing::charge");
+/// ```
 ///
 /// ```
 /// #[tractor::rpc]

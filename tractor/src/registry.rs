@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use crate::call::split_wire;
 use crate::error::Error;
 use crate::invoke::{Invocation, panic_failure};
 
@@ -25,21 +26,6 @@ pub struct RpcEntry {
     /// Its name and signature (see [`split_wire`]).
     wire: &'static str,
     invoke: fn(&[u8]) -> Invocation,
-}
-
-/// Between a function's name and its signature in what a call names (see
-/// [`split_wire`]).
-pub(crate) const SIGNATURE_MARK: char = '\u{1f}';
-
-/// What a call names, `module::f` then (after [`SIGNATURE_MARK`]) the
-/// function's argument and result types as the stub's build wrote them:
-/// the name, and the signature if the caller sent one (a call made by name
-/// alone, [`Call::by_name`](crate::Call::by_name), sends none).
-pub(crate) fn split_wire(wire: &str) -> (&str, Option<&str>) {
-    match wire.split_once(SIGNATURE_MARK) {
-        Some((name, signature)) => (name, Some(signature)),
-        None => (wire, None),
-    }
 }
 
 impl RpcEntry {

@@ -117,7 +117,7 @@ impl Server {
         let resolved = self.resolve(func);
         let me = self.me.clone();
         let channel = channel.clone();
-        let func = registry::split_wire(func).0;
+        let func = crate::call::split_wire(func).0;
         let span = tracing::info_span!("rpc", actor = %me, func, id);
         self.tasks.spawn(
             async move {
@@ -178,7 +178,7 @@ impl Server {
     /// The entry for `func`, or the error that answers the call instead.
     fn resolve(&self, wire: &str) -> Result<&'static RpcEntry, WireError> {
         let me = &self.me;
-        let (func, signature) = registry::split_wire(wire);
+        let (func, signature) = crate::call::split_wire(wire);
         let Some(entry) = registry::lookup(func) else {
             let message = format!(
                 "actor {me} has no remote function `{func}`: is the crate that defines it \

@@ -225,8 +225,13 @@ async fn survive(b: &str, c: &str) -> tractor::Result<()> {
 async fn chaos(b: &str, c: &str) -> tractor::Result<()> {
     use tokio::io::AsyncBufReadExt;
     let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
-    let supervisor =
-        tractor::Supervisor::one_for_one().max_restarts(1000, std::time::Duration::from_secs(60));
+    // A backoff, as for any daemon on another host: while a host is cut
+    // off, each restart fails at once (no route), and without one they
+    // would use the intensity up in a second.
+    let supervisor = tractor::Supervisor::one_for_one()
+        .max_restarts(1000, std::time::Duration::from_secs(60))
+        .backoff(std::time::Duration::from_millis(20))
+        .max_backoff(std::time::Duration::from_millis(500));
     tractor::open_nursery_with(supervisor, async |n: &ActorNursery| {
         let (on_b, on_c) = place_both(n, b, c, &home).await?;
         let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -263,6 +268,43 @@ async fn answer_again(portal: &tractor::Portal, home: &str) -> tractor::Result<S
     }
 }
 
+/// Doubles `x`; `hosts_drift` has a build of it taking and giving `u32`.
+#[tractor::rpc(name = "hosts::drift::scale")]
+async fn scale(x: u64) -> u64 {
+    x * 2
+}
+
+/// `drift`: `scale` on `c` (this build) and on `b` running `hosts_drift`
+/// (`.program(..)`, its path in `HOSTS_DRIFT`), where its signature
+/// differs.
+async fn drift(b: &str, c: &str) -> tractor::Result<()> {
+    let drifted = std::env::var("HOSTS_DRIFT").map_err(tractor::Error::other)?;
+    tractor::open_nursery(async |n: &ActorNursery| {
+        let same = n
+            .start_actor("same")
+            .host(c)
+            .enable_modules(["hosts::drift"])
+            .await?;
+        println!("same build answered {}", same.run(scale::call(21)).await?);
+        let other = n
+            .start_actor("drifted")
+            .host(b)
+            .program(drifted)
+            .enable_modules(["hosts::drift"])
+            .await?;
+        match other.run(scale::call(21)).await {
+            Err(tractor::Error::Remote(err)) => {
+                println!("drifted raised {}: {}", err.type_name(), err.message())
+            }
+            other => println!("drifted gave {other:?}"),
+        }
+        same.cancel_actor().await?;
+        other.cancel_actor().await?;
+        Ok(())
+    })
+    .await
+}
+
 /// Heartbeats for the tests: fast enough that a cut shows within a second
 /// or two.
 const HEARTBEAT: (std::time::Duration, std::time::Duration) = (
@@ -292,6 +334,7 @@ async fn scenario() -> tractor::Result<()> {
         "registrar" => registrar().await?,
         "survive" => survive(b, c).await?,
         "chaos" => chaos(b, c).await?,
+        "drift" => drift(b, c).await?,
         other => return Err(tractor::Error::other(format!("no scenario {other:?}"))),
     }
     println!("done");

@@ -265,12 +265,18 @@ pub(crate) async fn connected(recipe: &Recipe, starting: Starting) -> Result<Cha
             channel = &mut expected.channel => {
                 channel.map_err(|_| recipe.fail("this actor is shutting down".into()))
             }
-            status = child.exited() => {
-                Err(recipe.fail(format!(
+            status = child.exited() => Err(recipe.fail(match &recipe.options.host {
+                Some(target) => format!(
+                    "ssh to {} exited ({status}) before the child connected back: see its \
+                     message above (is the host reachable, the key accepted, the program \
+                     there?)",
+                    target.host
+                ),
+                None => format!(
                     "the process exited ({status}) before connecting back; if this is a test, \
                      is it a #[tractor::test]?"
-                )))
-            }
+                ),
+            })),
             () = tokio::time::sleep(SPAWN_TIMEOUT) => {
                 Err(recipe.fail(format!("no connection back within {SPAWN_TIMEOUT:?}")))
             }

@@ -142,7 +142,7 @@ impl Portal {
             None => sending.await?,
         };
         let answer = pending.within(deadline).await?;
-        decode(&answer, crate::registry::split_wire(&request.name).0)
+        decode(&answer, crate::call::split_wire(&request.name).0)
     }
 
     /// Opens a stream of `call` in the remote actor.
@@ -242,7 +242,7 @@ impl Portal {
                 actor: self.uid().clone(),
             })
         })?;
-        let value = decode(&value, crate::registry::split_wire(&request.name).0)?;
+        let value = decode(&value, crate::call::split_wire(&request.name).0)?;
         Ok((handle, value))
     }
 
