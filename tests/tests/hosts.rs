@@ -117,18 +117,17 @@ impl Root {
         writeln!(stdin, "{line}").unwrap();
     }
 
-    /// Reads its last line, `done`, sees it exit with success, and nothing
-    /// left on `b` or `c` but their sshds.
+    /// Reads its last line, `done`, sees it exit with success, and no
+    /// process of the program left running on `b` or `c`.
     fn ends_cleanly(mut self, hosts: &Hosts) {
         self.expect("done");
         assert!(self.finish().success());
         for host in [&hosts.b, &hosts.c] {
-            assert_eq!(
-                hosts.actors_in(host),
-                Vec::<u32>::new(),
-                "left on {}",
-                host.netns
-            );
+            let left: Vec<u32> = programs_in(hosts, host)
+                .into_iter()
+                .filter(|pid| tractor_tests::is_alive(*pid))
+                .collect();
+            assert_eq!(left, Vec::<u32>::new(), "left on {}", host.netns);
         }
     }
 
@@ -222,13 +221,12 @@ fn a_supervised_daemon_on_another_host_is_restarted_there() {
     assert_eq!(ip, hosts.b.ip, "restarted on its own host");
     assert_ne!(first, second, "a new process");
     assert!(!tractor_tests::is_alive(first));
-    root.expect("done");
-    assert!(root.finish().success());
-    assert_eq!(hosts.actors_in(&hosts.b), Vec::<u32>::new());
+    root.ends_cleanly(&hosts);
 }
 
 #[test]
-fn cutting_a_hosts_link_fails_its_calls_and_ends_its_actors_within_the_heartbeat_bound() {
+fn cutting_a_hosts_link_fails_its_calls_and_streams_and_ends_its_actors_within_the_heartbeat_bound()
+{
     let Some(hosts) = hosts_or_skip("cutting_a_hosts_link") else {
         return;
     };
@@ -246,9 +244,11 @@ fn cutting_a_hosts_link_fails_its_calls_and_ends_its_actors_within_the_heartbeat
         "the call ended {noticed:?} after the cut"
     );
     let call_line = line;
+    let stream_line = root.expect("stream ended");
+    assert!(stream_line.contains(": Err"), "{stream_line}");
     let line = root.expect("nursery");
     assert!(line.starts_with("nursery failed"), "{line}");
-    let root_lines = [call_line, line.clone()];
+    let root_lines = [call_line, stream_line, line.clone()];
     assert!(line.contains("on-b"), "the failure names the child: {line}");
     root.expect("done");
     assert!(root.finish().success());
@@ -404,5 +404,22 @@ fn a_host_running_a_build_with_a_changed_signature_answers_a_clear_mismatch() {
     ] {
         assert!(line.contains(part), "{part:?} in {line:?}");
     }
+    root.ends_cleanly(&hosts);
+}
+
+#[test]
+fn cancelling_a_supervised_nursery_ends_its_actors_on_every_host() {
+    let Some(hosts) = hosts_or_skip("cancelling_a_supervised_nursery") else {
+        return;
+    };
+    let mut root = Root::start(&hosts, "cancel");
+    let (_, on_b) = placed(&root.expect("on-b at"));
+    let (_, on_c) = placed(&root.expect("on-c at"));
+    let line = root.expect("cancelled in");
+    // n.cancel() returned: every child was reaped, none restarted.
+    assert!(
+        !tractor_tests::is_alive(on_b) && !tractor_tests::is_alive(on_c),
+        "{line}"
+    );
     root.ends_cleanly(&hosts);
 }

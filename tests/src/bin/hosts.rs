@@ -114,6 +114,26 @@ async fn hold(b: &str, c: &str) -> tractor::Result<()> {
     .await
 }
 
+/// `cancel`: supervised daemons on `b` and `c`, and a `run_in_actor` on
+/// `b` that never ends; `n.cancel()` ends them all, restarting none, and
+/// returns once all are reaped.
+async fn cancel(b: &str, c: &str) -> tractor::Result<()> {
+    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    let supervisor = tractor::Supervisor::one_for_one();
+    tractor::open_nursery_with(supervisor, async |n: &ActorNursery| {
+        let _daemons = place_both(n, b, c, &home).await?;
+        let _job = n
+            .run_in_actor("job-on-b", sleep_forever::call())
+            .host(b)
+            .await?;
+        let started = std::time::Instant::now();
+        n.cancel().await?;
+        println!("cancelled in {} ms", started.elapsed().as_millis());
+        Ok(())
+    })
+    .await
+}
+
 /// `restart`: a supervised daemon on `b`, killed (SIGKILL: the hosts share
 /// a pid namespace), answers again through the same portal from a new
 /// process on `b`.
@@ -148,6 +168,15 @@ async fn restart(b: &str) -> tractor::Result<()> {
     .await
 }
 
+/// An item every 50 ms, forever.
+#[tractor::stream]
+fn ticks() -> impl futures::Stream<Item = u64> {
+    futures::stream::unfold(0u64, async |n| {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        Some((n, n + 1))
+    })
+}
+
 /// Sleeps until cancelled.
 #[tractor::rpc]
 async fn sleep_forever() {
@@ -165,15 +194,39 @@ async fn cut(b: &str) -> tractor::Result<()> {
             "on-b at {}",
             on_b.run(where_am_i::call(home.clone())).await?
         );
+        let mut ticks = on_b.open_stream(ticks::call()).await?;
+        ticks.next().await.transpose()?;
         println!("cut now");
         let started = std::time::Instant::now();
-        let ended = on_b.run(sleep_forever::call()).await;
+        let call = async {
+            let ended = on_b.run(sleep_forever::call()).await;
+            (ended, started.elapsed())
+        };
+        let stream = async {
+            // Items until the cut; then its end, which must be an error.
+            let last = loop {
+                match ticks.next().await {
+                    Some(Ok(_)) => continue,
+                    other => break other,
+                }
+            };
+            (last, started.elapsed())
+        };
+        let ((ended, call_took), (last, stream_took)) = futures::join!(call, stream);
         println!(
             "call ended after {} ms: {}",
-            started.elapsed().as_millis(),
+            call_took.as_millis(),
             match &ended {
                 Ok(()) => "Ok".to_string(),
                 Err(err) => format!("Err {err}"),
+            }
+        );
+        println!(
+            "stream ended after {} ms: {}",
+            stream_took.as_millis(),
+            match last {
+                Some(Err(err)) => format!("Err {err}"),
+                _ => "without an error".to_string(),
             }
         );
         ended
@@ -335,6 +388,7 @@ async fn scenario() -> tractor::Result<()> {
         "survive" => survive(b, c).await?,
         "chaos" => chaos(b, c).await?,
         "drift" => drift(b, c).await?,
+        "cancel" => cancel(b, c).await?,
         other => return Err(tractor::Error::other(format!("no scenario {other:?}"))),
     }
     println!("done");
