@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use tractor_tests::free_addr;
+use tractor_tests::private_registrar;
 
 /// Where `cargo test` built example `name`.
 fn example(name: &str) -> PathBuf {
@@ -30,7 +30,7 @@ fn run(name: &str) -> Output {
 
 /// Like [`run`], failing (and killing the example) after `limit`.
 fn run_within(name: &str, limit: Duration) -> Output {
-    run_with_registrar(name, limit, &free_addr())
+    run_with_registrar(name, limit, &private_registrar())
 }
 
 fn run_with_registrar(name: &str, limit: Duration, registrar: &str) -> Output {
@@ -161,7 +161,7 @@ fn supervised_workers() {
 
 #[test]
 fn service_discovery() {
-    let registrar = free_addr();
+    let registrar = private_registrar();
     let output = run_with_registrar("service_discovery", Duration::from_secs(60), &registrar);
     assert!(output.status.success(), "{output:?}");
     let stdout = stdout(&output);
@@ -185,7 +185,7 @@ fn ctrl_c_stops_the_whole_tree_within_two_seconds() {
 
     let binary = example("ticker");
     let mut child = Command::new(binary)
-        .env("TRACTOR_REGISTRAR", free_addr())
+        .env("TRACTOR_REGISTRAR", private_registrar())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, as a shell gives a foreground job.
@@ -220,7 +220,7 @@ fn embedded_root_options_in_code_win_over_the_environment() {
     // Both would stop the program if they were used: a 5-byte secret and
     // an unknown start method. The example sets both in code.
     let output = Command::new(binary)
-        .env("TRACTOR_REGISTRAR", free_addr())
+        .env("TRACTOR_REGISTRAR", private_registrar())
         .env(tractor::SECRET_ENV, "short")
         .env(tractor::START_METHOD_ENV, "teleport")
         .output()

@@ -64,8 +64,20 @@ pub fn pid() -> u32 {
     std::process::id()
 }
 
+/// A registrar address of this host no other test uses (`local:` and a
+/// name unique to this process and call), for a program that must not
+/// use the default registrar. Such a tree meets in the user's private
+/// socket directory; no port is involved, so unlike a port that was free a
+/// moment ago, no other test can pick the same one.
+pub fn private_registrar() -> String {
+    static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("local:test-{}-{n}", std::process::id())
+}
+
 /// A loopback address with a port that was free a moment ago, for a
-/// program that must not use the default registrar port.
+/// program listening on TCP itself (a TLS-only tree); elsewhere use
+/// [`private_registrar`], which cannot collide.
 pub fn free_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("a bound address").to_string()

@@ -13,7 +13,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{free_addr, is_alive};
+use crate::{is_alive, private_registrar};
 
 /// The secret of the tree under attack.
 pub const SECRET: &str = "the secret of the hostile-input test tree";
@@ -269,7 +269,7 @@ impl Sink {
     /// Starts the program and reads where its actors are.
     pub fn start(binary: &str) -> Sink {
         let mut child = Command::new(binary)
-            .env("TRACTOR_REGISTRAR", free_addr())
+            .env("TRACTOR_REGISTRAR", private_registrar())
             .env(tractor::SECRET_ENV, SECRET)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tractor::{ActorNursery, Error, Portal};
-use tractor_tests::{Program, exits_within, free_addr, kill};
+use tractor_tests::{Program, exits_within, kill, private_registrar};
 
 #[tractor::rpc]
 async fn hi() -> String {
@@ -176,7 +176,7 @@ fn program(role: &str, registrar: &str, secret: &str) -> Program {
 
 #[tokio::test]
 async fn a_second_program_joins_the_tree_of_the_first() {
-    let registrar = free_addr();
+    let registrar = private_registrar();
     let secret = "shared by the two programs of this test";
     let mut a_pids = HashMap::new();
     let mut a = program("a", &registrar, secret);

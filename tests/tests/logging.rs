@@ -6,7 +6,7 @@ use std::process::Command;
 #[test]
 fn children_log_with_their_name_at_the_inherited_or_given_level() {
     let output = Command::new(env!("CARGO_BIN_EXE_logs"))
-        .env("TRACTOR_REGISTRAR", tractor_tests::free_addr())
+        .env("TRACTOR_REGISTRAR", tractor_tests::private_registrar())
         .env("NO_COLOR", "1")
         .output()
         .expect("run the logs program");

@@ -7,12 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tractor_tests::{exits_within, free_addr, is_alive, kill};
+use tractor_tests::{exits_within, is_alive, kill, private_registrar};
 
 /// Starts `tree` and returns it with the pid of each of its actors.
 async fn start_tree() -> (Child, HashMap<String, u32>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tree"))
-        .env("TRACTOR_REGISTRAR", free_addr())
+        .env("TRACTOR_REGISTRAR", private_registrar())
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the tree program");

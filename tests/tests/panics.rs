@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 fn run_panicker(backtrace: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_panicker"));
-    command.env("TRACTOR_REGISTRAR", tractor_tests::free_addr());
+    command.env("TRACTOR_REGISTRAR", tractor_tests::private_registrar());
     match backtrace {
         Some(value) => command.env("RUST_BACKTRACE", value),
         None => command.env_remove("RUST_BACKTRACE"),

@@ -211,7 +211,7 @@ fn silent_connections_do_not_hold_up_spawns() {
     let mut limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     limit.current = limit.maximum;
     rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).unwrap();
-    let mut spawner = Spawner::start(&tractor_tests::free_addr());
+    let mut spawner = Spawner::start(&tractor_tests::private_registrar());
     let (pid, socket) = (spawner.pid, spawner.socket.clone());
     let before = fd_count(pid);
 
@@ -297,7 +297,7 @@ impl Spawner {
 
 #[test]
 fn a_registrar_that_never_answers_does_not_hold_up_spawns() {
-    let registrar = tractor_tests::free_addr();
+    let registrar = tractor_tests::private_registrar();
     // Program a is the registrar; b joins its tree; then a freezes, so
     // connections to it are taken by the kernel and never answered.
     let a = Spawner::start(&registrar);
@@ -337,7 +337,7 @@ async fn the_secret_is_in_no_environment_or_command_line() {
         env!("CARGO_BIN_EXE_tree"),
         "tree",
         &[
-            ("TRACTOR_REGISTRAR", &tractor_tests::free_addr()),
+            ("TRACTOR_REGISTRAR", &tractor_tests::private_registrar()),
             (tractor::SECRET_ENV, SECRET),
         ],
     );
@@ -395,7 +395,7 @@ async fn a_secret_file_others_may_read_is_refused() {
     let file = dir.join("secret");
     std::fs::write(&file, format!("{SECRET}\n")).unwrap();
     let path = file.display().to_string();
-    let registrar = tractor_tests::free_addr();
+    let registrar = tractor_tests::private_registrar();
     let with_file = |path: &str| {
         standalone(
             "a",

@@ -9,7 +9,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
-use tractor_tests::{descendants, free_addr, is_alive, signal};
+use tractor_tests::{descendants, is_alive, private_registrar, signal};
 
 struct Tree {
     child: Child,
@@ -19,7 +19,7 @@ struct Tree {
 
 fn start_tree() -> Tree {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tree"))
-        .env("TRACTOR_REGISTRAR", free_addr())
+        .env("TRACTOR_REGISTRAR", private_registrar())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
