@@ -232,6 +232,8 @@ fn cutting_a_hosts_link_fails_its_calls_and_streams_and_ends_its_actors_within_t
     };
     let mut root = Root::start(&hosts, "cut");
     let (_, on_b) = placed(&root.expect("on-b at"));
+    // Left idle past the timeout, the channel lived on heartbeats.
+    assert_eq!(root.expect("idle kept"), "idle kept: true");
     root.expect("cut now");
     let cut = std::time::Instant::now();
     hosts.set_link(&hosts.b, false);

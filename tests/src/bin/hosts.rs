@@ -190,10 +190,13 @@ async fn cut(b: &str) -> tractor::Result<()> {
     let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
     let outcome = tractor::open_nursery(async |n: &ActorNursery| {
         let on_b = n.start_actor("on-b").host(b).enable_modules(HERE).await?;
-        println!(
-            "on-b at {}",
-            on_b.run(where_am_i::call(home.clone())).await?
-        );
+        let at = on_b.run(where_am_i::call(home.clone())).await?;
+        println!("on-b at {at}");
+        // Idle for 2.5 heartbeat timeouts: heartbeats alone keep the
+        // channel, and the same process answers.
+        tokio::time::sleep(HEARTBEAT.1 * 5 / 2).await;
+        let again = on_b.run(where_am_i::call(home.clone())).await?;
+        println!("idle kept: {}", again == at);
         let mut ticks = on_b.open_stream(ticks::call()).await?;
         ticks.next().await.transpose()?;
         println!("cut now");

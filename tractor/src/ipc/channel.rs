@@ -834,10 +834,10 @@ impl Channel {
         .await
     }
 
-    /// Whether anything was written to the peer since this was last asked
-    /// (see `heartbeat`).
-    pub(crate) fn wrote_since_asked(&self) -> bool {
-        self.0.outbox.take_wrote()
+    /// Whether anything but a heartbeat was sent to the peer since this
+    /// was last asked (see `heartbeat`).
+    pub(crate) fn sent_since_asked(&self) -> bool {
+        self.0.outbox.take_sent()
     }
 
     /// Marks the channel closed for its peer's silence (see `heartbeat`).
@@ -853,8 +853,10 @@ impl Channel {
 
     /// Queues a heartbeat; false once the channel is closed.
     pub(crate) fn send_heartbeat(&self) -> bool {
-        self.push_now(&super::heartbeat::frame(), |_| Ok(()))
-            .is_ok()
+        matches!(
+            self.0.outbox.push_heartbeat(&super::heartbeat::frame()),
+            Ok(true)
+        )
     }
 
     /// Acknowledges the peer's request `id` at once (an empty answer).

@@ -32,7 +32,7 @@ pub(crate) const DEFAULT: Heartbeat = Heartbeat {
 };
 
 impl Heartbeat {
-    /// Checks a setting: a timeout must leave room for a few heartbeats.
+    /// Checks a setting: a timeout must leave room for a late heartbeat.
     pub(crate) fn new(interval: Duration, timeout: Duration) -> Result<Heartbeat, String> {
         if interval.is_zero() {
             return Err("a heartbeat interval must be more than zero".into());
@@ -59,7 +59,7 @@ pub(crate) async fn send(channel: Channel, interval: Duration) {
             _ = ticks.tick() => {}
             () = &mut closed => return,
         }
-        if !channel.wrote_since_asked() && !channel.send_heartbeat() {
+        if !channel.sent_since_asked() && !channel.send_heartbeat() {
             return;
         }
     }

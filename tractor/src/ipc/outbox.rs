@@ -61,8 +61,9 @@ struct State {
     closed: bool,
     /// The writer has finished (drained after close, or the socket failed).
     stopped: bool,
-    /// The writer wrote since [`Outbox::take_wrote`] last asked.
-    wrote: bool,
+    /// A frame other than a heartbeat was queued since
+    /// [`Outbox::take_sent`] last asked.
+    sent: bool,
 }
 
 impl Outbox {
@@ -77,7 +78,7 @@ impl Outbox {
                 writing: false,
                 closed: false,
                 stopped: false,
-                wrote: false,
+                sent: false,
             }),
             wake_writer: Notify::new(),
             drained: Notify::new(),
@@ -105,7 +106,7 @@ impl Outbox {
         if state.closed {
             return Ok(false);
         }
-        self.append(state, header, payload)
+        self.append(state, header, payload, true)
     }
 
     /// Queues one data frame once the buffer is below [`HIGH_WATER`]; the
@@ -149,18 +150,22 @@ impl Outbox {
         if state.buf.len() >= HIGH_WATER {
             return Pushed::Full(payload);
         }
-        Pushed::Done(self.append(state, header, payload))
+        Pushed::Done(self.append(state, header, payload, true))
     }
 
+    /// Appends one frame; `counts`: it is something sent, not a heartbeat
+    /// (see [`take_sent`](Self::take_sent)).
     #[inline]
     fn append<H: Serialize + ?Sized>(
         &self,
         mut state: MutexGuard<'_, State>,
         header: &H,
         payload: impl FnOnce(&mut BytesMut) -> Result<(), Error>,
+        counts: bool,
     ) -> Result<bool, Error> {
         let was_empty = state.buf.is_empty();
         frame::write(&mut state.buf, header, payload)?;
+        state.sent |= counts;
         drop(state);
         if was_empty {
             self.wake_writer.notify_one();
@@ -209,10 +214,21 @@ impl Outbox {
         }
     }
 
-    /// Whether the writer wrote anything since the last time this was
-    /// asked (see `heartbeat`).
-    pub(crate) fn take_wrote(&self) -> bool {
-        std::mem::take(&mut self.lock().wrote)
+    /// Whether a frame other than a heartbeat was queued since the last
+    /// time this was asked (see `heartbeat`).
+    pub(crate) fn take_sent(&self) -> bool {
+        std::mem::take(&mut self.lock().sent)
+    }
+
+    /// Queues a heartbeat (a control frame, see [`push`](Self::push)),
+    /// which does not count as something sent: an idle channel's next
+    /// heartbeat is due a full interval later, not two.
+    pub(crate) fn push_heartbeat<H: Serialize + ?Sized>(&self, header: &H) -> Result<bool, Error> {
+        let state = self.lock();
+        if state.closed {
+            return Ok(false);
+        }
+        self.append(state, header, |_| Ok(()), false)
     }
 
     /// The writer task: runs until the outbox is closed and drained, or the
@@ -230,7 +246,6 @@ impl Outbox {
                     state.closed
                 } else {
                     state.writing = true;
-                    state.wrote = true;
                     std::mem::swap(&mut state.buf, &mut spare);
                     false
                 }
@@ -262,5 +277,27 @@ impl Outbox {
         self.drained.notify_waiters();
         self.room.notify_waiters();
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::msg::Msg;
+
+    #[test]
+    fn a_heartbeat_is_not_counted_as_something_sent() {
+        let outbox = Outbox::new(&[]);
+        assert!(!outbox.take_sent());
+        assert!(outbox.push_heartbeat(&Msg::Heartbeat).unwrap());
+        assert!(
+            !outbox.take_sent(),
+            "a heartbeat alone leaves the channel idle"
+        );
+        assert!(outbox.push(&Msg::Cancel { id: 1 }, |_| Ok(())).unwrap());
+        assert!(outbox.take_sent());
+        assert!(!outbox.take_sent(), "asked again, nothing new");
+        outbox.close();
+        assert!(!outbox.push_heartbeat(&Msg::Heartbeat).unwrap());
     }
 }
