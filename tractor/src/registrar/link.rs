@@ -39,18 +39,21 @@ impl RegistrarLink {
         }
     }
 
-    /// The registrar channel if it is open, without dialing.
+    /// The registrar channel if it is open and its peer has not hung up
+    /// (even if the reader has not seen that yet), without dialing.
     pub(crate) async fn current(&self) -> Option<Channel> {
         self.channel
             .lock()
             .await
             .as_ref()
-            .filter(|channel| !channel.is_closed())
+            .filter(|channel| !channel.is_gone())
             .cloned()
     }
 
     /// The channel to the registrar, dialed with `dial(addr)` if there is
-    /// none open. Lookups wait for one dial rather than each making their
+    /// none open (one whose registrar hung up counts as none, so a lookup
+    /// right after a registrar died is told so rather than sent into a
+    /// dead channel). Lookups wait for one dial rather than each making their
     /// own; the dial's opening deadline bounds that wait.
     pub(crate) async fn channel<F, Fut>(&self, dial: F) -> Result<Channel>
     where
@@ -62,7 +65,7 @@ impl RegistrarLink {
             let _ = set.subscribe().wait_for(|set| *set).await;
         }
         let mut current = self.channel.lock().await;
-        if let Some(channel) = current.as_ref().filter(|channel| !channel.is_closed()) {
+        if let Some(channel) = current.as_ref().filter(|channel| !channel.is_gone()) {
             return Ok(channel.clone());
         }
         let addr = self.addr.clone();
