@@ -114,10 +114,10 @@ impl Server {
         if !channel.serve(id, served)? {
             return Ok(());
         }
-        let resolved = self.resolve(func);
+        let (func, signature) = crate::call::split_wire(func);
+        let resolved = self.resolve(func, signature);
         let me = self.me.clone();
         let channel = channel.clone();
-        let func = crate::call::split_wire(func).0;
         let span = tracing::info_span!("rpc", actor = %me, func, id);
         self.tasks.spawn(
             async move {
@@ -175,10 +175,10 @@ impl Server {
         Ok(())
     }
 
-    /// The entry for `func`, or the error that answers the call instead.
-    fn resolve(&self, wire: &str) -> Result<&'static RpcEntry, WireError> {
+    /// The entry for `func`, called with `signature` (if the caller sent
+    /// one), or the error that answers the call instead.
+    fn resolve(&self, func: &str, signature: Option<&str>) -> Result<&'static RpcEntry, WireError> {
         let me = &self.me;
-        let (func, signature) = crate::call::split_wire(wire);
         let Some(entry) = registry::lookup(func) else {
             let message = format!(
                 "actor {me} has no remote function `{func}`: is the crate that defines it \

@@ -46,6 +46,11 @@ async fn sum_from(peer: String, n: u64) -> tractor::Result<u64> {
     Ok(sum)
 }
 
+/// This host's address, where the others reach it (`TRACTOR_HOST`).
+fn home() -> tractor::Result<String> {
+    std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)
+}
+
 /// Daemons `on-b` and `on-c` on hosts `b` and `c`; prints a line
 /// `on-b at ADDRESS pid PID` for each.
 async fn place_both(
@@ -77,7 +82,7 @@ async fn stream_both_ways(on_b: &tractor::Portal, on_c: &tractor::Portal) -> tra
 /// streams from the other, found by name; a call's error raised on `b`;
 /// a `run_in_actor` on `c`.
 async fn place(b: &str, c: &str) -> tractor::Result<()> {
-    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    let home = home()?;
     tractor::open_nursery(async |n: &ActorNursery| {
         let (on_b, on_c) = place_both(n, b, c, &home).await?;
         stream_both_ways(&on_b, &on_c).await?;
@@ -105,7 +110,7 @@ async fn place(b: &str, c: &str) -> tractor::Result<()> {
 /// `hold`: a daemon on each of `b` and `c`, their pids printed, then
 /// waits to be killed.
 async fn hold(b: &str, c: &str) -> tractor::Result<()> {
-    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    let home = home()?;
     tractor::open_nursery(async |n: &ActorNursery| {
         let _daemons = place_both(n, b, c, &home).await?;
         println!("holding");
@@ -118,7 +123,7 @@ async fn hold(b: &str, c: &str) -> tractor::Result<()> {
 /// `b` that never ends; `n.cancel()` ends them all, restarting none, and
 /// returns once all are reaped.
 async fn cancel(b: &str, c: &str) -> tractor::Result<()> {
-    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    let home = home()?;
     let supervisor = tractor::Supervisor::one_for_one();
     tractor::open_nursery_with(supervisor, async |n: &ActorNursery| {
         let _daemons = place_both(n, b, c, &home).await?;
@@ -138,7 +143,7 @@ async fn cancel(b: &str, c: &str) -> tractor::Result<()> {
 /// a pid namespace), answers again through the same portal from a new
 /// process on `b`.
 async fn restart(b: &str) -> tractor::Result<()> {
-    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    let home = home()?;
     let supervisor = tractor::Supervisor::one_for_one();
     tractor::open_nursery_with(supervisor, async |n: &ActorNursery| {
         let on_b = n.start_actor("on-b").host(b).enable_modules(HERE).await?;
@@ -187,7 +192,7 @@ async fn sleep_forever() {
 /// cut `b`'s link, the call fails and the nursery with it, within the
 /// heartbeat timeout.
 async fn cut(b: &str) -> tractor::Result<()> {
-    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    let home = home()?;
     let outcome = tractor::open_nursery(async |n: &ActorNursery| {
         let on_b = n.start_actor("on-b").host(b).enable_modules(HERE).await?;
         let at = on_b.run(where_am_i::call(home.clone())).await?;
@@ -256,7 +261,7 @@ async fn registrar() -> tractor::Result<()> {
 /// does this root, through the registrar on `b`.
 async fn survive(b: &str, c: &str) -> tractor::Result<()> {
     use tokio::io::AsyncBufReadExt;
-    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    let home = home()?;
     tractor::open_nursery(async |n: &ActorNursery| {
         let (on_b, on_c) = place_both(n, b, c, &home).await?;
         stream_both_ways(&on_b, &on_c).await?;
@@ -280,7 +285,7 @@ async fn survive(b: &str, c: &str) -> tractor::Result<()> {
 /// ..`), `end` stops them.
 async fn chaos(b: &str, c: &str) -> tractor::Result<()> {
     use tokio::io::AsyncBufReadExt;
-    let home = std::env::var(tractor::HOST_ENV).map_err(tractor::Error::other)?;
+    let home = home()?;
     // A backoff, as for any daemon on another host: while a host is cut
     // off, each restart fails at once (no route), and without one they
     // would use the intensity up in a second.

@@ -853,10 +853,7 @@ impl Channel {
 
     /// Queues a heartbeat; false once the channel is closed.
     pub(crate) fn send_heartbeat(&self) -> bool {
-        matches!(
-            self.0.outbox.push_heartbeat(&super::heartbeat::frame()),
-            Ok(true)
-        )
+        matches!(self.0.outbox.push_heartbeat(&Msg::Heartbeat), Ok(true))
     }
 
     /// Acknowledges the peer's request `id` at once (an empty answer).

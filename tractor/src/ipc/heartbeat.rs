@@ -14,7 +14,6 @@
 use std::time::Duration;
 
 use super::Channel;
-use super::msg::Msg;
 
 /// How often an idle channel between hosts speaks, and how long a silent
 /// one is trusted.
@@ -63,11 +62,6 @@ pub(crate) async fn send(channel: Channel, interval: Duration) {
             return;
         }
     }
-}
-
-/// The frame itself.
-pub(crate) fn frame() -> Msg<'static> {
-    Msg::Heartbeat
 }
 
 #[cfg(test)]

@@ -57,7 +57,6 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
     let far = Duration::from_secs(86_400 * 365);
     let deadline = tokio::time::sleep(silence.unwrap_or(far));
     tokio::pin!(deadline);
-    let mut went_silent = false;
     let mut streams = Streams::default();
     let mut admitted = None;
     let mut largest = 0;
@@ -103,7 +102,6 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
             () = &mut deadline, if silence.is_some() => {
                 let silence = silence.unwrap_or(far);
                 if heard.elapsed() >= silence {
-                    went_silent = true;
                     channel.set_silent();
                     break Ok(());
                 }
@@ -112,7 +110,7 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
         }
     };
     match outcome {
-        Ok(()) if went_silent => tracing::warn!(
+        Ok(()) if channel.went_silent() => tracing::warn!(
             peer = %channel.peer(),
             "nothing from the peer for {:?} (no heartbeat): its link is down or its host is \
              stuck; closing the channel",

@@ -57,9 +57,9 @@ enum Policy {
 
 /// This process's transport settings.
 pub(crate) struct Transport {
-    policy: Policy,
     tls: Option<(TlsAcceptor, TlsConnector)>,
-    /// What they were made from, for a child on another host.
+    /// What they were made from (the policy with them), for a child on
+    /// another host.
     portable: Portable,
     /// Installed from a spawn spec rather than read from the environment:
     /// this actor's children get them the same way.
@@ -182,7 +182,6 @@ impl Transport {
             None => None,
         };
         Ok(Transport {
-            policy: portable.policy,
             tls,
             portable,
             handed_down: false,
@@ -202,12 +201,12 @@ impl Transport {
 
     /// Whether actors on one host talk over Unix sockets.
     pub(crate) fn unix_sockets(&self) -> bool {
-        self.policy == Policy::Auto
+        self.portable.policy == Policy::Auto
     }
 
     /// Whether actors listen on TCP.
     pub(crate) fn tcp(&self) -> bool {
-        match self.policy {
+        match self.portable.policy {
             Policy::Auto => self.tls.is_some(),
             Policy::TlsOnly | Policy::PlainTcp => true,
         }
@@ -216,7 +215,7 @@ impl Transport {
     /// Secures a TCP connection we accepted.
     pub(crate) async fn accepted(&self, stream: TcpStream) -> Result<super::transport::Stream> {
         stream.set_nodelay(true)?;
-        match (&self.tls, self.policy) {
+        match (&self.tls, self.portable.policy) {
             (_, Policy::PlainTcp) => Ok(super::transport::Stream::Tcp(stream)),
             (Some((acceptor, _)), _) => {
                 let tls = acceptor.accept(stream).await.map_err(|err| {
@@ -238,7 +237,7 @@ impl Transport {
     ) -> Result<super::transport::Stream> {
         stream.set_nodelay(true)?;
         let host = super::local::host_of(addr);
-        match (&self.tls, self.policy) {
+        match (&self.tls, self.portable.policy) {
             (_, Policy::PlainTcp) => Ok(super::transport::Stream::Tcp(stream)),
             (Some((_, connector)), _) => {
                 let name = ServerName::try_from(host.to_owned())
@@ -258,22 +257,22 @@ impl Transport {
 }
 
 fn tls_config(cert: &[u8], key: &[u8], ca: &[u8]) -> Result<(TlsAcceptor, TlsConnector)> {
-    let pem_error = |what: &str, err: &dyn std::fmt::Display| {
-        Error::other(format!(
-            "cannot read the TLS {what} (from {}): {err}",
-            env_of(what)
-        ))
+    let pem_error = |what: &str, env: &str, err: &dyn std::fmt::Display| {
+        Error::other(format!("cannot read the TLS {what} (from {env}): {err}"))
     };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
         .collect::<std::result::Result<_, _>>()
-        .map_err(|err| pem_error("certificate", &err))?;
-    let key_der = PrivateKeyDer::from_pem_slice(key).map_err(|err| pem_error("key", &err))?;
+        .map_err(|err| pem_error("certificate", TLS_CERT_ENV, &err))?;
+    let key_der =
+        PrivateKeyDer::from_pem_slice(key).map_err(|err| pem_error("key", TLS_KEY_ENV, &err))?;
     let mut roots = rustls::RootCertStore::empty();
     let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(ca)
         .collect::<std::result::Result<_, _>>()
-        .map_err(|err| pem_error("CA", &err))?;
+        .map_err(|err| pem_error("CA", TLS_CA_ENV, &err))?;
     for ca_cert in cas {
-        roots.add(ca_cert).map_err(|err| pem_error("CA", &err))?;
+        roots
+            .add(ca_cert)
+            .map_err(|err| pem_error("CA", TLS_CA_ENV, &err))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = Arc::new(roots);
@@ -301,13 +300,4 @@ fn tls_config(cert: &[u8], key: &[u8], ca: &[u8]) -> Result<(TlsAcceptor, TlsCon
         TlsAcceptor::from(Arc::new(server)),
         TlsConnector::from(Arc::new(client)),
     ))
-}
-
-/// The variable that names the file a TLS part comes from.
-fn env_of(what: &str) -> &'static str {
-    match what {
-        "certificate" => TLS_CERT_ENV,
-        "key" => TLS_KEY_ENV,
-        _ => TLS_CA_ENV,
-    }
 }
